@@ -1,0 +1,92 @@
+"""Pinhole / orthographic cameras in one convention, shared by the add-on and the backend.
+
+Convention (the COLMAP / OpenCV one, used on the wire and everywhere inside ClickGauss):
+camera space is x right, y down, z forward (looking down +z). `world_to_camera` is a 4x4
+rigid transform. A point p_cam = (x, y, z) lands on pixel
+    perspective:  u = fx * x / z + cx,  v = fy * y / z + cy
+    orthographic: u = fx * x + cx,      v = fy * y + cy      (fx, fy = pixels per world unit)
+Pixel centres are at integer + 0.5 (pixel (0, 0) covers [0, 1) x [0, 1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+Projection = Literal["perspective", "orthographic"]
+
+# OpenGL/Blender camera axes (x right, y up, looking down -z) -> OpenCV axes (x right, y down, +z).
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass
+class Camera:
+    world_to_camera: np.ndarray  # (4, 4) float64, OpenCV axes
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    projection: Projection = "perspective"
+    near: float = 0.01
+    far: float = 1e4
+    name: str = ""
+    extra: dict = field(default_factory=dict)  # e.g. image path, source ids; never needed to render
+
+    def __post_init__(self):
+        self.world_to_camera = np.asarray(self.world_to_camera, dtype=np.float64).reshape(4, 4)
+        self.width, self.height = int(self.width), int(self.height)
+        self.fx, self.fy, self.cx, self.cy = float(self.fx), float(self.fy), float(self.cx), float(self.cy)
+        self.near, self.far = float(self.near), float(self.far)
+
+    @property
+    def camera_to_world(self) -> np.ndarray:
+        return np.linalg.inv(self.world_to_camera)
+
+    @property
+    def center(self) -> np.ndarray:
+        """Camera position in world space."""
+        return self.camera_to_world[:3, 3].copy()
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """3x3 K matrix (for orthographic cameras the same numbers, meaning pixels per unit)."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def scaled(self, factor: float) -> "Camera":
+        """The same camera for an image resized by `factor` (0.5 = half resolution)."""
+        width = max(1, int(round(self.width * factor)))
+        height = max(1, int(round(self.height * factor)))
+        sx, sy = width / self.width, height / self.height
+        return replace(self, width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
+                       cx=self.cx * sx, cy=self.cy * sy, extra=dict(self.extra))
+
+    def cropped(self, x0: int, y0: int, width: int, height: int) -> "Camera":
+        """The sub-window [x0, x0+width) x [y0, y0+height) of this image as a camera of its own.
+
+        A click renders a 1x1 crop around the clicked pixel instead of the whole image.
+        """
+        return replace(self, width=width, height=height, cx=self.cx - x0, cy=self.cy - y0,
+                       extra=dict(self.extra))
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points (N, 3) -> pixel coordinates (N, 2) and camera-space depth (N,)."""
+        points = np.asarray(points, dtype=np.float64)
+        cam = points @ self.world_to_camera[:3, :3].T + self.world_to_camera[:3, 3]
+        depth = cam[:, 2]
+        if self.projection == "perspective":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                xy = cam[:, :2] / depth[:, None]
+        else:
+            xy = cam[:, :2]
+        uv = np.stack([self.fx * xy[:, 0] + self.cx, self.fy * xy[:, 1] + self.cy], axis=1)
+        return uv, depth
+
+    @classmethod
+    def from_opengl(cls, camera_to_world_gl: np.ndarray, **kwargs) -> "Camera":
+        """From an OpenGL/Blender/nerfstudio camera-to-world matrix (x right, y up, looking -z)."""
+        c2w = np.asarray(camera_to_world_gl, dtype=np.float64) @ OPENGL_TO_OPENCV
+        return cls(world_to_camera=np.linalg.inv(c2w), **kwargs)
