@@ -1,0 +1,105 @@
+"""The trained feature field: one 24-dim feature per Gaussian (PLY order), its global clusters, metadata.
+
+Saved as a plain `.npz` (no pickle): `features` (N, D) float32, `clusters_coarse` / `clusters_fine`
+(C, D_level) float32 unit centres, and `metadata_json`, a JSON string with the scene hash, the
+view names, the mask source description, the training settings and the format version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from .config import LEVELS, TrainConfig
+from .gfl import assign_to_clusters
+
+FIELD_FORMAT_VERSION = 1
+# A Gaussian belongs to a global cluster when its level feature is at least this similar to the
+# cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
+SEGMENT_MIN_SIMILARITY = 0.75
+
+
+class FeatureFieldError(ClickGaussInputError):
+    """A feature-field file that cannot be used."""
+
+
+@dataclass
+class FeatureField:
+    features: np.ndarray                                   # (N, D) float32, PLY order
+    clusters: dict[str, np.ndarray] = field(default_factory=dict)  # level -> (C, D_level) unit centres
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.features = np.asarray(self.features, dtype=np.float32)
+        for level in LEVELS:
+            width = self.level_features(level).shape[1]
+            self.clusters[level] = np.asarray(self.clusters.get(level, np.zeros((0, width))),
+                                              dtype=np.float32).reshape(-1, width)
+        self.metadata.setdefault("version", FIELD_FORMAT_VERSION)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.metadata.get("settings", {}))
+
+    @property
+    def scene_hash(self) -> str | None:
+        return self.metadata.get("scene_hash")
+
+    def level_features(self, level: str) -> np.ndarray:
+        """(N, D_level) features of one level (coarse: the first 12 dims; fine: all 24 with the prior)."""
+        return self.features[:, self.config.level_slice(level)]
+
+    def cluster_ids(self, level: str, min_similarity: float = SEGMENT_MIN_SIMILARITY) -> np.ndarray:
+        """(N,) global-cluster id per Gaussian at `level` ("segment everything"); -1 = noise."""
+        return assign_to_clusters(self.level_features(level), self.clusters[level], min_similarity)
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = os.fspath(path)
+        with open(path, "wb") as handle:  # a file object keeps numpy from appending ".npz"
+            np.savez(handle, features=self.features,
+                     clusters_coarse=self.clusters["coarse"], clusters_fine=self.clusters["fine"],
+                     metadata_json=np.array(json.dumps(self.metadata, sort_keys=True)))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FeatureField":
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FeatureFieldError(path, "no such feature-field file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = {"features", "clusters_coarse", "clusters_fine", "metadata_json"} - set(data.files)
+                if missing:
+                    raise FeatureFieldError(path, f"not a ClickGauss feature field (missing {', '.join(sorted(missing))})")
+                features = data["features"]
+                clusters = {"coarse": data["clusters_coarse"], "fine": data["clusters_fine"]}
+                metadata_text = str(data["metadata_json"])
+        except (zipfile.BadZipFile, ValueError, OSError) as exc:
+            if isinstance(exc, FeatureFieldError):
+                raise
+            raise FeatureFieldError(path, f"not a readable .npz feature field ({exc})") from exc
+        try:
+            metadata = json.loads(metadata_text)
+        except json.JSONDecodeError as exc:
+            raise FeatureFieldError(path, f"metadata is not valid JSON ({exc})") from exc
+        version = metadata.get("version")
+        if version != FIELD_FORMAT_VERSION:
+            raise FeatureFieldError(path, f"feature-field format version {version!r} is not supported "
+                                          f"(this build reads version {FIELD_FORMAT_VERSION})")
+        if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+            raise FeatureFieldError(path, f"features must be a 2-D float array, got {features.dtype} {features.shape}")
+        try:
+            config = TrainConfig.from_dict(metadata.get("settings", {}))
+        except (TypeError, ValueError) as exc:
+            raise FeatureFieldError(path, f"bad training settings in metadata ({exc})") from exc
+        if features.shape[1] != config.feature_dim:
+            raise FeatureFieldError(path, f"features have {features.shape[1]} dims but the settings say {config.feature_dim}")
+        return cls(features=features, clusters=clusters, metadata=metadata)

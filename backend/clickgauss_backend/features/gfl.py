@@ -1,0 +1,71 @@
+"""Global Feature-guided Learning: global feature candidates from segment-mean rendered features.
+
+Every training view is rendered without gradients; the rendered feature is averaged inside every
+segment of every view, per level; HDBSCAN groups those means across views, and the (normalised)
+mean of each cluster is a global feature candidate. A segment that one view's SAM mask got wrong
+lands in the noise or in the cluster of what it really is, which is why this corrects
+inconsistent masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import HDBSCAN
+
+from .config import LEVELS, TrainConfig
+
+
+def segment_means(features: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+    """Mean feature (S, D) of every segment id > 0 present in `segment_ids` (P,), ordered by id."""
+    valid = segment_ids > 0
+    ids = segment_ids[valid]
+    if ids.numel() == 0:
+        return features.new_zeros((0, features.shape[1]))
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    sums = features.new_zeros((len(unique), features.shape[1])).index_add_(0, inverse, features[valid])
+    counts = torch.bincount(inverse, minlength=len(unique)).to(features.dtype)
+    return sums / counts[:, None]
+
+
+def min_cluster_size(config: TrainConfig, view_count: int) -> int:
+    return max(2, int(round(config.min_cluster_size_per_view * view_count)))
+
+
+def cluster_centres(means: np.ndarray, epsilon: float, min_size: int) -> np.ndarray:
+    """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0)."""
+    means = np.asarray(means, dtype=np.float64)
+    if len(means) < max(min_size, 2):
+        return np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
+    unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
+                     copy=True).fit_predict(unit)
+    centres = [unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)]
+    if not centres:
+        return np.zeros((0, unit.shape[1]), dtype=np.float32)
+    centres = np.stack(centres)
+    return (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: TrainConfig,
+                    view_count: int) -> dict[str, np.ndarray]:
+    """{level: (C, D_level) centres} from the per-view segment means of each level."""
+    size = min_cluster_size(config, view_count)
+    clusters = {}
+    for level in LEVELS:
+        parts = [m.detach().cpu().numpy() for m in means_per_level[level] if len(m)]
+        width = config.level_slice(level).stop - config.level_slice(level).start
+        stacked = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
+        clusters[level] = cluster_centres(stacked, config.hdbscan_epsilon(level), size)
+    return clusters
+
+
+def assign_to_clusters(level_feats: np.ndarray, centres: np.ndarray, min_similarity: float) -> np.ndarray:
+    """Index of the most similar centre per row (cosine), or -1 where none reaches `min_similarity`."""
+    if len(centres) == 0:
+        return np.full(len(level_feats), -1, dtype=np.int64)
+    unit = level_feats / np.maximum(np.linalg.norm(level_feats, axis=1, keepdims=True), 1e-12)
+    similarity = unit @ (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).T
+    best = similarity.argmax(axis=1)
+    best_similarity = similarity[np.arange(len(best)), best]
+    return np.where(best_similarity >= min_similarity, best, -1).astype(np.int64)

@@ -1,0 +1,92 @@
+"""Click-Gaussian's loss terms as pure tensor functions (equations in /work/shared/method.md).
+
+Rendered features are (P, D) rows of sampled pixels; Gaussian features are (N, D). The level
+features are taken with `TrainConfig.level_slice`, so switching the granularity prior off changes
+every term consistently.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import LEVELS, TrainConfig
+
+
+def level_features(features: torch.Tensor, config: TrainConfig, level: str,
+                   stop_coarse_gradient: bool = False) -> torch.Tensor:
+    """The level-`level` part of (.., D) features; optionally sg(coarse) ⊕ rest for the fine level."""
+    part = features[..., config.level_slice(level)]
+    if stop_coarse_gradient and level == "fine" and config.granularity_prior:
+        # The fine negative term must not push apart the coarse feature two parts of one object share.
+        return torch.cat([features[..., :config.coarse_dim].detach(), features[..., config.coarse_dim:]], dim=-1)
+    return part
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
+
+
+def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor],
+                     config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_pos, L_neg) over all pairs of the P sampled pixels, summed over levels.
+
+    `segment_ids[level]` is (P,) int; 0 = no mask (the pixel takes part in no pair at that level).
+    Both sums are normalised by |P1||P2| = P² as in the paper.
+    """
+    count = rendered.shape[0]
+    positive = rendered.new_zeros(())
+    negative = rendered.new_zeros(())
+    for level in LEVELS:
+        ids = segment_ids[level]
+        valid = ids > 0
+        pair_valid = valid[:, None] & valid[None, :]
+        same = (ids[:, None] == ids[None, :]) & pair_valid
+        different = pair_valid & ~same
+        similarity = cosine_matrix(level_features(rendered, config, level), level_features(rendered, config, level))
+        positive = positive - (similarity * same).sum() / (count * count)
+        if config.stop_gradient:
+            pushed = level_features(rendered, config, level, stop_coarse_gradient=True)
+            similarity = cosine_matrix(pushed, pushed)
+        over_margin = different & (similarity > config.tau(level))
+        negative = negative + (similarity * over_margin).sum() / (count * count)
+    return positive, negative
+
+
+def gfl_loss(level_feats: torch.Tensor, centres: torch.Tensor, tau_global: float,
+             tau_level: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_pos_GFL, L_neg_GFL) of one level: pull each Gaussian to its best global cluster, push from the rest."""
+    if centres.shape[0] == 0:
+        zero = level_feats.sum() * 0.0
+        return zero, zero
+    similarity = cosine_matrix(level_feats, centres)  # (N, C)
+    best, best_index = similarity.max(dim=1)
+    positive = -torch.where(best > tau_global, best, torch.zeros_like(best)).mean()
+    others = torch.ones_like(similarity, dtype=torch.bool)
+    others[torch.arange(len(best_index), device=best_index.device), best_index] = False
+    too_close = others & (similarity > tau_level)
+    negative = (similarity * too_close).sum(dim=1).mean() / centres.shape[0]
+    return positive, negative
+
+
+def hypersphere_loss(features: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """L_3D: each half of every Gaussian feature on the unit sphere."""
+    coarse_norm = features[:, :config.coarse_dim].norm(dim=1)
+    rest_norm = features[:, config.coarse_dim:].norm(dim=1)
+    return ((coarse_norm - 1.0) ** 2 + (rest_norm - 1.0) ** 2).mean()
+
+
+def rendered_norm_loss(rendered: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """L_2D: rendered level features should have norm r_l (their contributors agree)."""
+    total = rendered.new_zeros(())
+    for level in LEVELS:
+        norm = level_features(rendered, config, level).norm(dim=1)
+        total = total + ((norm - config.rendered_norm_target(level)) ** 2).mean()
+    return total
+
+
+def spatial_loss(features: torch.Tensor, sampled: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """L_spatial: -mean cosine between sampled Gaussians (Ns,) and their K nearest neighbours (Ns, K)."""
+    anchor = F.normalize(features[sampled], dim=-1)[:, None, :]
+    near = F.normalize(features[neighbours], dim=-1)
+    return -(anchor * near).sum(dim=-1).mean()

@@ -1,0 +1,176 @@
+"""Each Click-Gaussian loss term on tiny hand-made cases: value and gradient direction."""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clickgauss_backend.features import gfl, losses
+from clickgauss_backend.features.config import TrainConfig
+
+CONFIG = TrainConfig()
+
+
+def unit(*values):
+    v = torch.tensor(values, dtype=torch.float64)
+    return v / v.norm()
+
+
+def feature(coarse, rest):
+    """A 24-dim feature from a 12-dim coarse and a 12-dim rest vector given by their first entries."""
+    c = torch.zeros(12, dtype=torch.float64)
+    r = torch.zeros(12, dtype=torch.float64)
+    c[:len(coarse)] = torch.tensor(coarse, dtype=torch.float64)
+    r[:len(rest)] = torch.tensor(rest, dtype=torch.float64)
+    return torch.cat([c, r])
+
+
+def ids(coarse, fine):
+    return {"coarse": torch.tensor(coarse), "fine": torch.tensor(fine)}
+
+
+def test_positive_term_pulls_same_mask_pixels_together():
+    rendered = torch.stack([feature([1, 0], [1, 0]), feature([0.6, 0.8], [0.6, 0.8])]).requires_grad_()
+    positive, _ = losses.contrastive_loss(rendered, ids([1, 1], [2, 2]), CONFIG)
+    before = F.cosine_similarity(rendered[0], rendered[1], dim=0).item()
+    positive.backward()
+    with torch.no_grad():
+        stepped = rendered - 0.1 * rendered.grad
+    after = F.cosine_similarity(stepped[0], stepped[1], dim=0).item()
+    assert positive.item() < 0
+    assert after > before + 1e-3
+
+
+def test_positive_term_ignores_pixels_without_mask_and_different_masks():
+    rendered = torch.stack([feature([1, 0], [1, 0]), feature([0, 1], [0, 1])]).requires_grad_()
+    positive, _ = losses.contrastive_loss(rendered, ids([1, 2], [0, 3]), CONFIG)
+    positive.backward()
+    # Only the diagonal pairs (each pixel with itself, cosine 1) are "same mask": 2 pairs at the
+    # coarse level, 1 at the fine level (pixel 0 has no fine mask) out of 2 x 2.
+    assert math.isclose(positive.item(), -(2 + 1) / 4)
+    assert torch.allclose(rendered.grad, torch.zeros_like(rendered.grad))
+
+
+def test_negative_term_only_acts_above_the_margin():
+    close = torch.stack([feature([1, 0], [1, 0]), feature([1, 0.2], [1, 0.2])]).requires_grad_()
+    far = torch.stack([feature([1, 0], [1, 0]), feature([0, 1], [0, 1])]).requires_grad_()
+    _, negative_close = losses.contrastive_loss(close, ids([1, 2], [1, 2]), CONFIG)
+    _, negative_far = losses.contrastive_loss(far, ids([1, 2], [1, 2]), CONFIG)
+    assert negative_close.item() > 0
+    assert negative_far.item() == 0
+    negative_close.backward()
+    with torch.no_grad():
+        stepped = close - 0.1 * close.grad
+    assert (F.cosine_similarity(stepped[0], stepped[1], dim=0)
+            < F.cosine_similarity(close[0], close[1], dim=0) - 1e-4)
+
+
+def test_stop_gradient_keeps_the_coarse_half_still_under_the_fine_negative_term():
+    # Two parts of one object: same coarse mask, different fine masks, identical features, so
+    # only the fine negative term is active (the positive term has zero gradient at cosine 1).
+    rendered = torch.stack([feature([1, 0], [1, 0]), feature([1, 0], [1, 0.01])]).requires_grad_()
+    positive, negative = losses.contrastive_loss(rendered, ids([1, 1], [1, 2]), CONFIG)
+    assert negative.item() > 0
+    negative.backward()
+    assert torch.count_nonzero(rendered.grad[:, :12]) == 0
+    assert torch.count_nonzero(rendered.grad[:, 12:]) > 0
+
+    without = rendered.detach().clone().requires_grad_()
+    _, negative = losses.contrastive_loss(without, ids([1, 1], [1, 2]), CONFIG.with_changes(stop_gradient=False))
+    negative.backward()
+    assert torch.count_nonzero(without.grad[:, :12]) > 0
+
+
+def test_without_granularity_prior_the_fine_level_is_the_rest_only():
+    config = CONFIG.with_changes(granularity_prior=False)
+    rendered = torch.stack([feature([1, 0], [1, 0]), feature([0, 1], [1, 0.01])]).requires_grad_()
+    _, negative = losses.contrastive_loss(rendered, ids([1, 2], [1, 2]), config)
+    # coarse halves are orthogonal (no coarse push); the rest halves nearly equal: fine push only on rest
+    negative.backward()
+    assert torch.count_nonzero(rendered.grad[:, :12]) == 0
+    assert torch.count_nonzero(rendered.grad[:, 12:]) > 0
+    assert math.isclose(config.rendered_norm_target("fine"), 1.0)
+
+
+def test_gfl_pulls_a_feature_toward_its_cluster_and_away_from_others():
+    centres = torch.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    # cosine to centre 0 ~0.94 (> tau_g 0.9): pulled in; cosine to centre 1 ~0.33 (< tau 0.5): no push
+    member = unit(1, 0.35, 0.05).clone().requires_grad_()
+    positive, negative = losses.gfl_loss(member[None], centres, 0.9, 0.5)
+    (positive + negative).backward()
+    stepped = member.detach() - 0.1 * member.grad
+    assert negative.item() == 0
+    assert F.cosine_similarity(stepped, centres[0], dim=0) > F.cosine_similarity(member.detach(), centres[0], dim=0)
+
+    # between two clusters: best is centre 0, centre 1 is above tau -> pushed away from centre 1
+    between = unit(1, 0.9, 0).clone().requires_grad_()
+    positive, negative = losses.gfl_loss(between[None], centres, 0.9, 0.5)
+    assert positive.item() == 0  # cosine 0.74 to its best cluster is below tau_g
+    assert negative.item() > 0
+    negative.backward()
+    stepped = between.detach() - 0.1 * between.grad
+    assert F.cosine_similarity(stepped, centres[1], dim=0) < F.cosine_similarity(between.detach(), centres[1], dim=0)
+
+
+def test_gfl_without_clusters_is_zero():
+    feats = torch.randn(5, 12, requires_grad=True)
+    positive, negative = losses.gfl_loss(feats, torch.zeros((0, 12)), 0.9, 0.5)
+    assert positive.item() == 0 and negative.item() == 0
+
+
+def test_hypersphere_pulls_each_half_to_unit_norm():
+    features = torch.cat([torch.full((1, 12), 0.5), torch.full((1, 12), 0.1)], dim=1).requires_grad_()
+    value = losses.hypersphere_loss(features, CONFIG)
+    expected = (0.5 * math.sqrt(12) - 1) ** 2 + (0.1 * math.sqrt(12) - 1) ** 2
+    assert math.isclose(value.item(), expected, rel_tol=1e-6)
+    value.backward()
+    # coarse norm 1.73 > 1: gradient points outward (descent shrinks it); rest norm 0.35 < 1: grows
+    assert (features.grad[0, :12] > 0).all() and (features.grad[0, 12:] < 0).all()
+
+
+def test_rendered_norm_targets_one_and_sqrt_two():
+    aligned = torch.cat([torch.tensor([1.0]), torch.zeros(11), torch.tensor([1.0]), torch.zeros(11)])[None]
+    assert losses.rendered_norm_loss(aligned, CONFIG).item() < 1e-12  # |F_c| = 1, |F_f| = sqrt 2
+    shrunk = (0.5 * aligned).requires_grad_()
+    value = losses.rendered_norm_loss(shrunk, CONFIG)
+    assert value.item() > 0
+    value.backward()
+    assert shrunk.grad[0, 0] < 0 and shrunk.grad[0, 12] < 0  # descent lengthens the blended feature
+
+
+def test_spatial_pulls_neighbours_together():
+    features = torch.stack([unit(1, 0, 0), unit(0.5, 1, 0), unit(0, 0, 1)]).float().requires_grad_()
+    value = losses.spatial_loss(features, torch.tensor([0]), torch.tensor([[1]]))
+    assert math.isclose(value.item(), -F.cosine_similarity(features[0], features[1], dim=0).item(), rel_tol=1e-6)
+    value.backward()
+    assert torch.count_nonzero(features.grad[2]) == 0  # not a neighbour: untouched
+    stepped = features.detach() - 0.1 * features.grad
+    assert F.cosine_similarity(stepped[0], stepped[1], dim=0) > F.cosine_similarity(features[0], features[1], dim=0)
+
+
+def test_segment_means_average_each_segment():
+    features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [9.0, 9.0]])
+    means = gfl.segment_means(features, torch.tensor([4, 4, 7, 0]))
+    assert torch.allclose(means, torch.tensor([[2.0, 0.0], [0.0, 2.0]]))
+
+
+def test_hdbscan_finds_the_repeated_segments_and_leaves_outliers_as_noise():
+    rng = np.random.default_rng(0)
+    a, b = np.eye(12)[0], np.eye(12)[1]
+    means = np.concatenate([a + 0.01 * rng.standard_normal((10, 12)), b + 0.01 * rng.standard_normal((10, 12)),
+                            np.eye(12)[5:6]])
+    centres = gfl.cluster_centres(means, epsilon=1e-2, min_size=4)
+    assert centres.shape == (2, 12)
+    assert sorted(np.argmax(centres, axis=1).tolist()) == [0, 1]
+    ids = gfl.assign_to_clusters(np.stack([a, b, np.eye(12)[5]]), centres, min_similarity=0.75)
+    assert ids[0] != ids[1] and ids[0] >= 0 and ids[1] >= 0 and ids[2] == -1
+
+
+def test_presets_and_level_slices():
+    assert TrainConfig() == TrainConfig.preset("paper")
+    assert TrainConfig().iterations == 3000 and TrainConfig().gfl_start == 2000
+    fast = TrainConfig.preset("cpu-fast")
+    assert fast.gfl_start < fast.iterations and fast.pixels_per_iteration < 10_000
+    assert CONFIG.level_slice("fine") == slice(0, 24)
+    assert TrainConfig.from_dict(fast.to_dict()) == fast
