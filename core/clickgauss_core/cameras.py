@@ -85,6 +85,61 @@ class Camera:
         uv = np.stack([self.fx * xy[:, 0] + self.cx, self.fy * xy[:, 1] + self.cy], axis=1)
         return uv, depth
 
+    def unproject(self, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (N, 2) and camera-space depth (N,) -> world points (N, 3).
+
+        The inverse of `project`: `unproject(*project(p))` gives `p` back (for depth > 0).
+        """
+        pixels = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
+        depth = np.asarray(depth, dtype=np.float64).reshape(-1)
+        xy = np.stack([(pixels[:, 0] - self.cx) / self.fx, (pixels[:, 1] - self.cy) / self.fy], axis=1)
+        if self.projection == "perspective":
+            xy = xy * depth[:, None]
+        cam = np.concatenate([xy, depth[:, None]], axis=1)
+        c2w = self.camera_to_world
+        return cam @ c2w[:3, :3].T + c2w[:3, 3]
+
+    def validate(self) -> None:
+        """ValueError naming the first bad field: sizes, intrinsics, clip range, pose.
+
+        The pose must be a rigid transform: finite, last row (0, 0, 0, 1), rotation part
+        orthonormal with determinant +1 (tolerance 1e-4, enough for float32 round trips).
+        """
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"width/height must be positive, got {self.width}x{self.height}")
+        for name in ("fx", "fy", "cx", "cy", "near", "far"):
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f"fx and fy must be positive, got fx={self.fx}, fy={self.fy}")
+        if self.projection not in ("perspective", "orthographic"):
+            raise ValueError(f"projection must be 'perspective' or 'orthographic', got {self.projection!r}")
+        if not 0 <= self.near < self.far:
+            raise ValueError(f"near/far must satisfy 0 <= near < far, got near={self.near}, far={self.far}")
+        matrix = self.world_to_camera
+        if not np.isfinite(matrix).all():
+            raise ValueError("world_to_camera contains NaN/inf")
+        if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+            raise ValueError(f"world_to_camera last row must be (0, 0, 0, 1), got {matrix[3].tolist()}")
+        rotation = matrix[:3, :3]
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-4) or np.linalg.det(rotation) < 0:
+            raise ValueError("world_to_camera rotation is not a proper rotation (orthonormal, det +1)")
+
+    @classmethod
+    def look_at(cls, eye, target, up=(0.0, 0.0, 1.0), **kwargs) -> "Camera":
+        """A camera at `eye` looking at `target`, image 'up' towards world `up` (OpenCV axes)."""
+        eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+        forward = target - eye
+        forward /= np.linalg.norm(forward)
+        right = np.cross(forward, up)
+        if np.linalg.norm(right) < 1e-9:
+            raise ValueError("look_at: the viewing direction is parallel to 'up'")
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        c2w = np.eye(4)
+        c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, eye
+        return cls(world_to_camera=np.linalg.inv(c2w), **kwargs)
+
     @classmethod
     def from_opengl(cls, camera_to_world_gl: np.ndarray, **kwargs) -> "Camera":
         """From an OpenGL/Blender/nerfstudio camera-to-world matrix (x right, y up, looking -z)."""

@@ -24,3 +24,7 @@ class DatasetError(ClickGaussInputError):
 
 class MaskError(ClickGaussInputError):
     """A mask file or folder that cannot be used."""
+
+
+class WireFormatError(ClickGaussInputError):
+    """A JSON payload (camera, mask, array) that does not decode; the problem names the field."""
