@@ -1,0 +1,406 @@
+"""The FastAPI application: the `/v1` endpoints of docs/protocol.md.
+
+Routes stay thin: paths are confined by `paths`, files come in through `uploads`, scenes and
+fields live in `SceneManager`, training in `JobManager`; the engine (scene, masks, trainer,
+query) does the work. Blocking work runs in plain `def` routes (FastAPI's thread pool) or the
+training thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.metadata
+import importlib.util
+import math
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from clickgauss_core import wire
+from clickgauss_core.errors import ClickGaussInputError
+
+from ..features.config import LEVELS, TrainConfig
+from ..features.field import FeatureField
+from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
+from ..features.trainer import TrainingCancelled
+from .errors import ApiError, api_error_from_input_error, error_response, install_error_handlers
+from .jobs import JobManager
+from .paths import resolve_inside_roots
+from .scenes import SceneManager, detect_dataset
+from .settings import ServerSettings, resolve_device
+from .store import SCENE_ID_PATTERN, Store
+from .training import build_config, make_training_runner
+from .uploads import receive_file_upload
+
+API_VERSION = "v1"
+# A plain folder name: `images` picks a sub-folder of the dataset and must not climb out of it.
+FOLDER_NAME_PATTERN = r"^(?!\.\.?$)[^/\\\x00]+$"
+SettingValue = bool | int | float
+
+
+# -- request bodies --------------------------------------------------------------------------------
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenSceneRequest(StrictModel):
+    ply_path: str = Field(min_length=1, description="PLY on the server's disk, inside a data root")
+    dataset_path: str | None = Field(None, description="dataset folder; null = detect next to the PLY")
+    images: str | None = Field(None, pattern=FOLDER_NAME_PATTERN, description="images sub-folder name")
+    resolution: int | None = Field(None, ge=1, le=100_000, description="downscale factor or target width")
+
+
+class MaskSpec(StrictModel):
+    source: Literal["folder", "sam"]
+    path: str | None = Field(None, description="precomputed mask folder (source 'folder')")
+    settings: dict[str, SettingValue] = Field(default_factory=dict, description="SAM generator settings")
+
+
+class StartJobRequest(StrictModel):
+    scene_id: str
+    masks: MaskSpec
+    preset: Literal["paper", "cpu-fast", "tiny"] | None = None
+    settings: dict[str, SettingValue] = Field(default_factory=dict, description="TrainConfig overrides")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class ClickRequest(StrictModel):
+    camera: dict[str, Any] = Field(description="clickgauss_core.wire.camera_to_dict(camera)")
+    pixel: tuple[float, float] = Field(description="[x, y] pixel, origin top-left")
+    level: Literal["coarse", "fine"]
+    threshold: float | None = Field(None, ge=-1.0, le=1.0)
+
+
+# -- responses --------------------------------------------------------------------------------------
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    api: str
+    device: str
+    cuda_available: bool
+    gsplat_usable: bool
+    sam_checkpoint_configured: bool
+    sam_model: str | None
+    max_upload_mb: float
+    auth_required: bool
+
+
+class SceneResponse(BaseModel):
+    scene_id: str
+    n_gaussians: int
+    sh_degree: int
+    ply_path: str
+    dataset_path: str | None
+    n_views: int
+    has_features: bool
+    training_job: str | None
+
+
+class SceneListResponse(BaseModel):
+    scenes: list[SceneResponse]
+
+
+class JobResponse(BaseModel):
+    job_id: str
+    scene_id: str
+    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+    stage: str | None
+    iteration: int
+    total: int
+    losses: dict[str, float | None]
+    eta_seconds: float | None
+    queue_position: int | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: dict[str, str] | None
+    request: dict[str, Any]
+
+
+class JobListResponse(BaseModel):
+    jobs: list[JobResponse]
+
+
+class ClickResponse(BaseModel):
+    scene_id: str
+    level: str
+    threshold: float
+    n_gaussians: int
+    selected: int
+    mask: dict[str, Any]
+
+
+class SegmentsResponse(BaseModel):
+    scene_id: str
+    n_gaussians: int
+    coarse: dict[str, Any]
+    fine: dict[str, Any]
+
+
+ERROR_SCHEMA = {"application/json": {"schema": {"type": "object", "properties": {"error": {
+    "type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["code", "message"]}}, "required": ["error"]}}}
+
+
+def errors(*statuses: int) -> dict:
+    return {status: {"description": "error", "content": ERROR_SCHEMA} for status in statuses}
+
+
+def upload_body(text_fields: tuple[str, ...]) -> dict:
+    """OpenAPI for the streamed multipart uploads (read from the raw stream, not a Form model)."""
+    properties = {"file": {"type": "string", "format": "binary"}}
+    properties.update({name: {"type": "string"} for name in text_fields})
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": properties, "required": ["file"]}}}}}
+
+
+# -- auth -------------------------------------------------------------------------------------------
+
+class TokenMiddleware:
+    """Every request needs `Authorization: Bearer <token>` when the server has a token."""
+
+    def __init__(self, app, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            provided = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(provided, self.expected):
+                problem = "missing" if not provided else "wrong"
+                response = error_response(401, "bad_token", f"{problem} token: send 'Authorization: Bearer <token>'")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# -- the app ----------------------------------------------------------------------------------------
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    device = resolve_device(settings.device)
+    store = Store(settings.cache_dir)
+    scenes = SceneManager(store, device, settings.loaded_scene_capacity)
+    jobs = JobManager(store, make_training_runner(scenes, store, settings), TrainingCancelled)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        jobs.start()
+        try:
+            yield
+        finally:
+            jobs.stop()
+
+    app = FastAPI(title="ClickGauss backend", version=package_version(), lifespan=lifespan,
+                  description="Click-Gaussian feature training and click selection for 3DGS scenes. "
+                              "See docs/protocol.md.")
+    app.state.settings, app.state.scenes, app.state.jobs = settings, scenes, jobs
+    install_error_handlers(app)
+    if settings.token:
+        app.add_middleware(TokenMiddleware, token=settings.token)
+
+    def scene_response(scene_id: str) -> SceneResponse:
+        record = scenes.record(scene_id)
+        return SceneResponse(scene_id=record.scene_id, n_gaussians=record.n_gaussians, sh_degree=record.sh_degree,
+                             ply_path=record.ply_path, dataset_path=record.dataset_path, n_views=record.n_views,
+                             has_features=scenes.has_field(scene_id), training_job=jobs.active_job_for(scene_id))
+
+    def open_scene(ply_path: Path, dataset_path: Path | None, images: str | None, resolution: int | None,
+                   uploaded: bool) -> SceneResponse:
+        if dataset_path is None:
+            detected = detect_dataset(ply_path)
+            if detected is not None and any(detected.resolve().is_relative_to(root) for root in settings.data_roots):
+                dataset_path = detected
+        try:
+            record = scenes.open(ply_path, dataset_path, images, resolution, uploaded=uploaded)
+        except ClickGaussInputError as exc:
+            raise api_error_from_input_error(exc) from exc
+        return scene_response(record.scene_id)
+
+    def dataset_arg(raw: str | None) -> Path | None:
+        return None if raw is None else resolve_inside_roots(raw, settings.data_roots, "dataset_path", kind="dir")
+
+    # health ----------------------------------------------------------------------------------------
+    @app.get("/v1/health", response_model=HealthResponse, tags=["service"], responses=errors(401))
+    def health() -> HealthResponse:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        return HealthResponse(status="ok", version=package_version(), api=API_VERSION, device=device,
+                              cuda_available=cuda, gsplat_usable=cuda and importlib.util.find_spec("gsplat") is not None,
+                              sam_checkpoint_configured=settings.sam_checkpoint is not None,
+                              sam_model=settings.sam_model if settings.sam_checkpoint is not None else None,
+                              max_upload_mb=settings.max_upload_mb, auth_required=settings.token is not None)
+
+    # scenes ----------------------------------------------------------------------------------------
+    @app.post("/v1/scenes", response_model=SceneResponse, tags=["scenes"], responses=errors(400, 401, 403, 404, 422))
+    def open_scene_by_path(body: OpenSceneRequest) -> SceneResponse:
+        ply_path = resolve_inside_roots(body.ply_path, settings.data_roots, "ply_path", kind="file")
+        return open_scene(ply_path, dataset_arg(body.dataset_path), body.images, body.resolution, uploaded=False)
+
+    upload_fields = ("dataset_path", "images", "resolution")
+
+    @app.post("/v1/scenes/upload", response_model=SceneResponse, tags=["scenes"],
+              responses=errors(400, 401, 403, 404, 413, 415, 422), openapi_extra=upload_body(upload_fields))
+    async def upload_scene(request: Request) -> SceneResponse:
+        received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes,
+                                             "uploaded PLY", text_fields=upload_fields)
+        try:
+            form = OpenSceneRequest(ply_path="upload", **{k: (v or None) for k, v in received.fields.items()})
+        except ValueError as exc:
+            received.path.unlink(missing_ok=True)
+            raise ApiError(422, "bad_request", f"uploaded PLY form fields: {exc}") from exc
+        final_path = store.uploads_dir / f"{received.sha256}.ply"
+        os.replace(received.path, final_path)
+        from starlette.concurrency import run_in_threadpool  # loading a big PLY must not block the loop
+
+        return await run_in_threadpool(lambda: open_scene(final_path, dataset_arg(form.dataset_path), form.images,
+                                                          form.resolution, uploaded=True))
+
+    @app.get("/v1/scenes", response_model=SceneListResponse, tags=["scenes"], responses=errors(401))
+    def list_scenes() -> SceneListResponse:
+        return SceneListResponse(scenes=[scene_response(record.scene_id) for record in scenes.records()])
+
+    @app.get("/v1/scenes/{scene_id}", response_model=SceneResponse, tags=["scenes"], responses=errors(401, 404))
+    def describe_scene(scene_id: str) -> SceneResponse:
+        return scene_response(scene_id)
+
+    # jobs ------------------------------------------------------------------------------------------
+    @app.post("/v1/jobs", response_model=JobResponse, status_code=202, tags=["training"],
+              responses=errors(400, 401, 403, 404, 409, 422))
+    def start_job(body: StartJobRequest) -> dict:
+        record = scenes.record(body.scene_id)
+        if record.n_views == 0:
+            raise ApiError(400, "invalid_dataset", f"scene {record.scene_id} ({record.ply_path}) has no dataset "
+                                                   "with training views; open it again with dataset_path")
+        masks: dict = {"source": body.masks.source}
+        if body.masks.source == "folder":
+            if body.masks.path is None:
+                raise ApiError(422, "bad_request", "masks.path: required when masks.source is 'folder'")
+            masks["path"] = os.fspath(resolve_inside_roots(body.masks.path, settings.data_roots, "masks.path", kind="dir"))
+        else:
+            if settings.sam_checkpoint is None:
+                raise ApiError(400, "sam_not_configured", "this server has no SAM checkpoint: start it with "
+                                                          "--sam-checkpoint FILE, or use precomputed masks")
+            masks["settings"] = dict(body.masks.settings)
+        preset = body.preset or ("paper" if device == "cuda" else "cpu-fast")
+        try:
+            build_config(preset, body.settings)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(422, "bad_request", f"settings: {exc}") from exc
+        check_setting_types(body.settings)
+        return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": dict(body.settings),
+                                             "seed": body.seed})
+
+    @app.get("/v1/jobs", response_model=JobListResponse, tags=["training"], responses=errors(401, 422))
+    def list_jobs(scene_id: str | None = Query(None)) -> dict:
+        return {"jobs": jobs.list(scene_id)}
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobResponse, tags=["training"], responses=errors(401, 404))
+    def get_job(job_id: str) -> dict:
+        return jobs.get(job_id)
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobResponse, tags=["training"], responses=errors(401, 404))
+    def cancel_job(job_id: str) -> dict:
+        return jobs.cancel(job_id)
+
+    @app.post("/v1/jobs/{job_id}/resume", response_model=JobResponse, status_code=202, tags=["training"],
+              responses=errors(401, 404, 409))
+    def resume_job(job_id: str) -> dict:
+        return jobs.resume(job_id)
+
+    # queries ---------------------------------------------------------------------------------------
+    @app.post("/v1/scenes/{scene_id}/click", response_model=ClickResponse, tags=["queries"],
+              responses=errors(400, 401, 404, 409, 422))
+    def click_scene(scene_id: str, body: ClickRequest) -> ClickResponse:
+        record = scenes.record(scene_id)
+        try:
+            camera = wire.camera_from_dict(body.camera)
+        except (ClickGaussInputError, ValueError, TypeError, KeyError) as exc:
+            raise ApiError(400, "bad_camera", f"camera: {exc}") from exc
+        x, y = body.pixel
+        if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < camera.width and 0 <= y < camera.height):
+            raise ApiError(400, "bad_pixel", f"pixel ({x}, {y}) is outside the {camera.width}x{camera.height} camera image")
+        field = scenes.field(scene_id)
+        scene = scenes.scene(scene_id)
+        threshold = DEFAULT_THRESHOLDS[body.level] if body.threshold is None else body.threshold
+        try:
+            selection = click(field, scene.gaussians, camera, (x, y), body.level, threshold)
+        except ClickGaussInputError as exc:
+            raise api_error_from_input_error(exc) from exc
+        return ClickResponse(scene_id=scene_id, level=body.level, threshold=threshold, n_gaussians=record.n_gaussians,
+                             selected=int(selection.sum()), mask=wire.encode_mask(selection))
+
+    @app.get("/v1/scenes/{scene_id}/segments", response_model=SegmentsResponse, tags=["queries"],
+             responses=errors(401, 404, 409))
+    def segments(scene_id: str) -> SegmentsResponse:
+        record = scenes.record(scene_id)
+        ids = segment_all(scenes.field(scene_id))
+        return SegmentsResponse(scene_id=scene_id, n_gaussians=record.n_gaussians,
+                                **{level: wire.encode_array(ids[level].astype("int32")) for level in LEVELS})
+
+    # the feature field -----------------------------------------------------------------------------
+    @app.get("/v1/scenes/{scene_id}/field", tags=["feature field"], responses={
+        200: {"description": "the FeatureField .npz", "content": {"application/octet-stream": {}}},
+        **errors(401, 404, 409)}, response_class=FileResponse)
+    def download_field(scene_id: str):
+        scenes.field(scene_id)  # 409 no_features / 404 unknown_scene before any bytes go out
+        return FileResponse(store.field_path(scene_id), media_type="application/octet-stream",
+                            filename=f"clickgauss-{scene_id[:16]}.npz")
+
+    @app.put("/v1/scenes/{scene_id}/field", response_model=SceneResponse, tags=["feature field"],
+             responses=errors(400, 401, 404, 409, 413, 415, 422), openapi_extra=upload_body(()))
+    async def upload_field(scene_id: str, request: Request) -> SceneResponse:
+        record = scenes.record(scene_id)
+        refuse_during_training(scene_id)
+        received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes, "uploaded feature field")
+        try:
+            field = FeatureField.load(received.path)
+            field_path_name = f"uploaded feature field for scene {scene_id}"
+            if field.scene_hash != scene_id:
+                raise ApiError(400, "invalid_field", f"{field_path_name}: it was trained for scene {field.scene_hash}")
+            if len(field) != record.n_gaussians:
+                raise ApiError(400, "invalid_field", f"{field_path_name}: it has {len(field)} Gaussians, the scene "
+                                                     f"has {record.n_gaussians}")
+            refuse_during_training(scene_id)
+            scenes.install_field(scene_id, field, saved_at=received.path)
+        except ClickGaussInputError as exc:
+            raise ApiError(400, "invalid_field", str(exc)) from exc
+        finally:
+            received.path.unlink(missing_ok=True)
+        return scene_response(scene_id)
+
+    def refuse_during_training(scene_id: str) -> None:
+        active = jobs.active_job_for(scene_id)
+        if active is not None:
+            raise ApiError(409, "training_running", f"scene {scene_id} is being trained (job {active}); "
+                                                    "cancel it before replacing its feature field")
+
+    return app
+
+
+def check_setting_types(overrides: dict) -> None:
+    """Each TrainConfig override must have its field's type (JSON has no int/float/bool split)."""
+    defaults = TrainConfig().to_dict()
+    for name, value in overrides.items():
+        expected = type(defaults[name])
+        if expected is bool and not isinstance(value, bool):
+            raise ApiError(422, "bad_request", f"settings.{name}: expected true/false, got {value!r}")
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ApiError(422, "bad_request", f"settings.{name}: expected a positive integer, got {value!r}")
+        if expected is float and (isinstance(value, bool) or not math.isfinite(value) or value < 0):
+            raise ApiError(422, "bad_request", f"settings.{name}: expected a finite number >= 0, got {value!r}")
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("clickgauss-backend")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"

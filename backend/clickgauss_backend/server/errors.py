@@ -1,0 +1,90 @@
+"""The service's error model: every failure is `{"error": {"code", "message"}}` with a stable code.
+
+Route code raises `ApiError`; the handlers installed by `install_error_handlers` turn it, FastAPI's
+validation errors, unknown routes and the core's `ClickGaussInputError`s into that one shape, so a
+client only ever has to switch on `code` (docs/protocol.md lists them all).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clickgauss_core.errors import ClickGaussInputError, DatasetError, MaskError, PlyFormatError
+
+log = logging.getLogger("clickgauss.server")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status)
+
+
+def input_error_code(exc: ClickGaussInputError) -> str:
+    """The protocol code for a bad file/folder reported by the core or the engine."""
+    if isinstance(exc, PlyFormatError):
+        return "invalid_ply"
+    if isinstance(exc, DatasetError):
+        return "invalid_dataset"
+    if isinstance(exc, MaskError):
+        return "invalid_masks"
+    if type(exc).__name__ == "FeatureFieldError":  # the engine's own subclass (features/field.py)
+        return "invalid_field"
+    return "bad_request"
+
+
+def api_error_from_input_error(exc: ClickGaussInputError) -> ApiError:
+    return ApiError(400, input_error_code(exc), str(exc))
+
+
+def _describe_validation_error(error: dict) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
+    return f"{location}: {error.get('msg', 'invalid value')}"
+
+
+STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
+                415: "unsupported_media_type", 401: "bad_token"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ClickGaussInputError)
+    async def _input_error(_request: Request, exc: ClickGaussInputError):
+        return error_response(400, input_error_code(exc), str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON: "
+                                  + "; ".join(str(error.get("ctx", {}).get("error", error.get("msg")))
+                                              for error in errors))
+        return error_response(422, "bad_request", "; ".join(_describe_validation_error(e) for e in errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        code = STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")

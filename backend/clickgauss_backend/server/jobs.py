@@ -1,0 +1,210 @@
+"""Training jobs: a FIFO queue drained by one worker thread (one training at a time per device).
+
+Training runs in the server process, off the event loop, so HTTP requests (progress polls, clicks
+on other scenes) keep being answered. Job records are written to disk on every state change (and
+at most once a second for progress) so a restarted server knows what was running: those jobs are
+marked "interrupted" and can be resumed from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Callable
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from .errors import ApiError, input_error_code
+from .store import ACTIVE_STATES, RESUMABLE_STATES, JobRecord, Store
+
+log = logging.getLogger("clickgauss.server")
+
+PROGRESS_SAVE_INTERVAL_S = 1.0
+
+# run(job, report_progress, should_cancel) -> None; raises TrainingCancelled when asked to stop.
+TrainingRunner = Callable[[JobRecord, Callable, Callable[[], bool]], None]
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def finite_or_none(value) -> float | None:
+    """JSON has no NaN/inf: a diverged loss is reported as null rather than breaking the response."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+class JobManager:
+    def __init__(self, store: Store, runner: TrainingRunner, cancelled_error: type[BaseException]):
+        self.store = store
+        self.runner = runner
+        self.cancelled_error = cancelled_error
+        self._lock = threading.Condition()
+        self._jobs: dict[str, JobRecord] = store.load_jobs()
+        self._queue: deque[str] = deque()
+        self._cancel_requested: set[str] = set()
+        self._running: str | None = None
+        self._stopping = False
+        self._last_saved: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        for job in self._jobs.values():
+            if job.state in ACTIVE_STATES:  # the previous server died with it
+                job.state = "interrupted"
+                job.eta_seconds = None
+                store.save_job(job)
+
+    # lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="clickgauss-training", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker; a running training is stopped and left "interrupted" (resumable)."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # queries -----------------------------------------------------------------------------------
+    def get(self, job_id: str) -> dict:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+            return self._describe(job)
+
+    def list(self, scene_id: str | None = None) -> list[dict]:
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if scene_id is None or job.scene_id == scene_id]
+            jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
+            return [self._describe(job) for job in jobs]
+
+    def active_job_for(self, scene_id: str) -> str | None:
+        with self._lock:
+            for job in self._jobs.values():
+                if job.scene_id == scene_id and job.state in ACTIVE_STATES:
+                    return job.job_id
+        return None
+
+    def _describe(self, job: JobRecord) -> dict:
+        payload = asdict(job)
+        payload["queue_position"] = (self._queue.index(job.job_id) + 1) if job.job_id in self._queue else None
+        return payload
+
+    # commands ----------------------------------------------------------------------------------
+    def submit(self, scene_id: str, request: dict) -> dict:
+        with self._lock:
+            self._refuse_if_active(scene_id)
+            job = JobRecord(job_id=uuid.uuid4().hex, scene_id=scene_id, request=request, created_at=utc_now())
+            self._jobs[job.job_id] = job
+            self.store.save_job(job)
+            self._queue.append(job.job_id)
+            self._lock.notify_all()
+            return self._describe(job)
+
+    def resume(self, job_id: str) -> dict:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+            if job.state not in RESUMABLE_STATES:
+                raise ApiError(409, "job_not_resumable",
+                               f"job {job_id} is {job.state}; only {', '.join(RESUMABLE_STATES)} jobs can be resumed")
+            self._refuse_if_active(job.scene_id)
+            job.state, job.error, job.finished_at, job.eta_seconds = "queued", None, None, None
+            self._cancel_requested.discard(job_id)
+            self.store.save_job(job)
+            self._queue.append(job_id)
+            self._lock.notify_all()
+            return self._describe(job)
+
+    def cancel(self, job_id: str) -> dict:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+            if job.state == "queued":
+                self._queue.remove(job_id)
+                self._finish(job, "cancelled")
+            elif job.state == "running":
+                self._cancel_requested.add(job_id)  # the worker notices at its next iteration
+            return self._describe(job)
+
+    def _refuse_if_active(self, scene_id: str) -> None:
+        active = self.active_job_for(scene_id)
+        if active is not None:
+            raise ApiError(409, "training_running",
+                           f"scene {scene_id} already has a queued or running training job ({active}); "
+                           "wait for it or cancel it first")
+
+    # the worker --------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                job = self._jobs[self._queue.popleft()]
+                job.state, job.started_at = "running", utc_now()
+                self._running = job.job_id
+                self.store.save_job(job)
+            self._run(job)
+            with self._lock:
+                self._running = None
+                self._cancel_requested.discard(job.job_id)
+
+    def _run(self, job: JobRecord) -> None:
+        def should_cancel() -> bool:
+            return self._stopping or job.job_id in self._cancel_requested
+
+        def report(stage: str, iteration: int, total: int, losses: dict | None = None,
+                   eta_seconds: float | None = None) -> None:
+            with self._lock:
+                job.stage, job.iteration, job.total = stage, int(iteration), int(total)
+                job.losses = {str(name): finite_or_none(value) for name, value in (losses or {}).items()}
+                job.eta_seconds = finite_or_none(eta_seconds)
+                now = time.monotonic()
+                if now - self._last_saved.get(job.job_id, 0.0) >= PROGRESS_SAVE_INTERVAL_S:
+                    self._last_saved[job.job_id] = now
+                    self.store.save_job(job)
+
+        try:
+            self.runner(job, report, should_cancel)
+        except self.cancelled_error:
+            with self._lock:
+                self._finish(job, "interrupted" if self._stopping and job.job_id not in self._cancel_requested
+                             else "cancelled")
+        except ApiError as exc:
+            with self._lock:
+                self._finish(job, "failed", {"code": exc.code, "message": exc.message})
+        except ClickGaussInputError as exc:
+            with self._lock:
+                self._finish(job, "failed", {"code": input_error_code(exc), "message": str(exc)})
+        except Exception as exc:  # a bug in training must not kill the worker thread
+            log.error("training job %s failed:\n%s", job.job_id, traceback.format_exc())
+            with self._lock:
+                self._finish(job, "failed", {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+        else:
+            with self._lock:
+                job.stage = "done"
+                self._finish(job, "done")
+
+    def _finish(self, job: JobRecord, state: str, error: dict | None = None) -> None:
+        job.state, job.error, job.finished_at, job.eta_seconds = state, error, utc_now(), None
+        if state == "done":
+            job.eta_seconds = 0.0
+        self.store.save_job(job)
+        self._lock.notify_all()

@@ -1,0 +1,120 @@
+"""The scenes the service knows: records on disk, scenes and feature fields loaded on demand.
+
+`Scene.load` keeps recently used scenes in memory itself; this keeps the feature fields next to
+them (LRU by scene) so a click costs one 1-pixel render plus one vectorised similarity pass.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from ..features.field import FeatureField
+from ..scene import Scene
+from .errors import ApiError
+from .store import SCENE_ID_PATTERN, SceneRecord, Store
+
+
+class SceneManager:
+    def __init__(self, store: Store, device: str, field_capacity: int = 4):
+        self.store = store
+        self.device = device
+        self.field_capacity = field_capacity
+        self._lock = threading.RLock()
+        self._records: dict[str, SceneRecord] = store.load_scenes()
+        self._fields: "OrderedDict[str, FeatureField]" = OrderedDict()
+
+    # records -----------------------------------------------------------------------------------
+    def record(self, scene_id: str) -> SceneRecord:
+        with self._lock:
+            record = self._records.get(scene_id) if SCENE_ID_PATTERN.match(scene_id) else None
+        if record is None:
+            raise ApiError(404, "unknown_scene", f"no scene with id {scene_id}; open it first with POST /v1/scenes")
+        return record
+
+    def records(self) -> list[SceneRecord]:
+        with self._lock:
+            return list(self._records.values())
+
+    def open(self, ply_path: Path, dataset_path: Path | None, images: str | None,
+             resolution: int | None, uploaded: bool = False) -> SceneRecord:
+        """Load the PLY (+ dataset), remember it under its content hash and return its record."""
+        if dataset_path is None:
+            dataset_path = detect_dataset(ply_path)
+        scene = Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
+        record = SceneRecord(scene_id=scene.content_hash, ply_path=os.fspath(ply_path),
+                             dataset_path=None if dataset_path is None else os.fspath(dataset_path),
+                             images=images, resolution=resolution, n_gaussians=len(scene.cloud),
+                             sh_degree=int(scene.cloud.sh_degree), n_views=len(scene.views),
+                             uploaded=uploaded)
+        with self._lock:
+            self.store.save_scene(record)
+            self._records[record.scene_id] = record
+        return record
+
+    # loaded state ------------------------------------------------------------------------------
+    def scene(self, scene_id: str) -> Scene:
+        """The loaded scene, reopened from its recorded path when it is not in memory."""
+        record = self.record(scene_id)
+        if not os.path.isfile(record.ply_path):
+            raise ApiError(404, "unknown_scene", f"scene {scene_id}: its PLY {record.ply_path} is gone; open it again")
+        try:
+            scene = Scene.load(record.ply_path, record.dataset_path, images=record.images,
+                               resolution=record.resolution, device=self.device)
+        except ClickGaussInputError as exc:
+            raise ApiError(404, "unknown_scene", f"scene {scene_id} can no longer be loaded: {exc}") from exc
+        if scene.content_hash != scene_id:
+            raise ApiError(404, "unknown_scene", f"scene {scene_id}: {record.ply_path} has changed since it "
+                                                 f"was opened (it is now scene {scene.content_hash}); open it again")
+        return scene
+
+    def has_field(self, scene_id: str) -> bool:
+        with self._lock:
+            return scene_id in self._fields or self.store.field_path(scene_id).is_file()
+
+    def field(self, scene_id: str) -> FeatureField:
+        self.record(scene_id)
+        with self._lock:
+            if scene_id in self._fields:
+                self._fields.move_to_end(scene_id)
+                return self._fields[scene_id]
+            path = self.store.field_path(scene_id)
+            if not path.is_file():
+                raise ApiError(409, "no_features", f"scene {scene_id} has no feature field yet: train it "
+                                                   "(POST /v1/jobs) or upload one (PUT /v1/scenes/{id}/field)")
+            field = FeatureField.load(path)
+            self._remember_field(scene_id, field)
+            return field
+
+    def install_field(self, scene_id: str, field: FeatureField, saved_at: Path | None = None) -> None:
+        """Make `field` the scene's feature field, on disk and in memory.
+
+        `saved_at` is a file already holding it (an upload): it is moved into place instead of
+        saving again. The rename is atomic, so a concurrent download sees the old or the new file.
+        """
+        target = self.store.field_path(scene_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if saved_at is None:
+            saved_at = target.with_name("field.saving.npz")
+            field.save(saved_at)
+        with self._lock:
+            os.replace(saved_at, target)
+            self._remember_field(scene_id, field)
+
+    def _remember_field(self, scene_id: str, field: FeatureField) -> None:
+        self._fields[scene_id] = field
+        self._fields.move_to_end(scene_id)
+        while len(self._fields) > self.field_capacity:
+            self._fields.popitem(last=False)
+
+
+def detect_dataset(ply_path: Path) -> Path | None:
+    """The dataset of an INRIA output folder next to the PLY, if there is one."""
+    from clickgauss_core.datasets import find_dataset_for_ply
+
+    found = find_dataset_for_ply(ply_path)
+    return None if found is None else Path(found)

@@ -1,0 +1,64 @@
+"""What a training job does: masks for every view, then `train_feature_field`, then install it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..features.config import TrainConfig
+from ..features.masks import MaskStore, PrecomputedMasks
+from ..features.trainer import TrainingCancelled, TrainingProgress, train_feature_field
+from .errors import ApiError
+from .jobs import TrainingRunner
+from .scenes import SceneManager
+from .settings import ServerSettings
+from .store import JobRecord, Store
+
+
+def training_size(view) -> tuple[int, int]:
+    """Masks are made at the size the view is trained at: its camera's (the dataset resolution)."""
+    return view.camera.width, view.camera.height
+
+
+def build_config(preset: str, overrides: dict) -> TrainConfig:
+    """`TrainConfig.preset(preset)` with `overrides` applied; ValueError names a bad setting."""
+    return TrainConfig.from_dict({**TrainConfig.preset(preset).to_dict(), **overrides})
+
+
+def make_mask_source(masks: dict, settings: ServerSettings, device: str):
+    if masks["source"] == "folder":
+        return PrecomputedMasks(masks["path"])
+    from ..features.masks import SamMaskGenerator  # imports segment_anything: only when used
+
+    return SamMaskGenerator(settings.sam_checkpoint, model_type=settings.sam_model, device=device,
+                            **masks.get("settings", {}))
+
+
+def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings) -> TrainingRunner:
+    def run(job: JobRecord, report: Callable, should_cancel: Callable[[], bool]) -> None:
+        request = job.request
+        scene = scenes.scene(job.scene_id)
+        if not scene.views:
+            raise ApiError(400, "invalid_dataset", f"scene {job.scene_id} ({scene.ply_path}) has no dataset "
+                                                   "with training views; open it with dataset_path")
+        report("masks", 0, len(scene.views))
+
+        def on_masks_built(done: int, total: int) -> None:
+            # MaskStore.build has no cancel hook and SAM takes seconds per view: stop between views.
+            if should_cancel():
+                raise TrainingCancelled("cancelled while making masks")
+            report("masks", done, total)
+
+        source = make_mask_source(request["masks"], settings, scenes.device)
+        mask_store = MaskStore.build(source, scene.views, training_size, store.mask_cache_dir(job.scene_id),
+                                     progress=on_masks_built)
+        config = build_config(request["preset"], request["settings"])
+
+        def on_progress(event: TrainingProgress) -> None:
+            report(event.stage, event.iteration, event.total, event.losses, event.eta_seconds)
+
+        field = train_feature_field(scene, mask_store, config, progress=on_progress, should_cancel=should_cancel,
+                                    checkpoint_dir=Path(store.checkpoint_dir(job.job_id)), seed=request["seed"])
+        scenes.install_field(job.scene_id, field)
+
+    return run
