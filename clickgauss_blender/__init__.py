@@ -1,5 +1,22 @@
-"""ClickGauss: select objects in 3D Gaussian Splatting scenes by clicking (Click-Gaussian)."""
+"""ClickGauss: select objects in 3D Gaussian Splatting scenes by clicking (Click-Gaussian).
+
+The Blender side of ClickGauss: import/export splats as point meshes, display them, and talk to
+the out-of-process backend (client.py) that trains the features and resolves clicks.
+"""
+
+from __future__ import annotations
+
+from .blender import io_operators
+
+# Registered in this order, unregistered in reverse.
+MODULES = (io_operators,)
+
+
 def register():
-    pass
+    for module in MODULES:
+        module.register()
+
+
 def unregister():
-    pass
+    for module in reversed(MODULES):
+        module.unregister()

@@ -1,0 +1,1 @@
+"""The bpy side of the add-on: mesh <-> Gaussian cloud, display, operators, panel, preferences."""

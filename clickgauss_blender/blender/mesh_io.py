@@ -1,0 +1,177 @@
+"""Gaussian cloud <-> Blender mesh: a vertices-only mesh whose point attributes are the PLY
+properties (by name, file order recorded on the object), plus the add-on's own attributes:
+`cg_id` (index in the original file, survives deletions), `cg_color` (display colour from the SH
+DC term), `cg_selected` and `cg_hidden` (selection and hide state the display shows in Object mode).
+
+Everything goes through numpy + foreach_get/foreach_set: a million Gaussians in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.gaussians import GaussianCloud
+
+from ..splat_math import srgb_to_linear
+
+LAYOUT_KEY = "clickgauss_layout"      # JSON [[property, numpy dtype str], ...] in file order
+SOURCE_KEY = "clickgauss_source"      # path of the file it was imported from
+COMMENTS_KEY = "clickgauss_comments"  # JSON list of the PLY header comments
+FRAME_KEY = "clickgauss_frame"        # 16 floats: matrix_world given at import (file frame -> world)
+ID_ATTRIBUTE = "cg_id"
+COLOR_ATTRIBUTE = "cg_color"
+SELECTED_ATTRIBUTE = "cg_selected"
+HIDDEN_ATTRIBUTE = "cg_hidden"
+POSITION_PROPERTIES = ("x", "y", "z")
+RESERVED_NAMES = {"position", ID_ATTRIBUTE, COLOR_ATTRIBUTE, SELECTED_ATTRIBUTE, HIDDEN_ATTRIBUTE}
+
+# Blender attribute type -> (foreach key, numpy dtype, components)
+_ATTRIBUTE_LAYOUT = {
+    "FLOAT": ("value", np.float32, 1),
+    "INT": ("value", np.int32, 1),
+    "BOOLEAN": ("value", np.bool_, 1),
+    "FLOAT_COLOR": ("color", np.float32, 4),
+    "FLOAT_VECTOR": ("vector", np.float32, 3),
+}
+
+
+def is_splat_object(obj) -> bool:
+    return obj is not None and obj.type == "MESH" and LAYOUT_KEY in obj
+
+
+def read_attribute(mesh: bpy.types.Mesh, name: str) -> np.ndarray:
+    """A point attribute as a numpy array ((N,) or (N, components))."""
+    attribute = mesh.attributes.get(name)
+    if attribute is None:
+        raise KeyError(f"mesh '{mesh.name}' has no attribute '{name}'")
+    key, dtype, components = _ATTRIBUTE_LAYOUT[attribute.data_type]
+    values = np.empty(len(mesh.vertices) * components, dtype=dtype)
+    attribute.data.foreach_get(key, values)
+    return values if components == 1 else values.reshape(-1, components)
+
+
+def write_attribute(mesh: bpy.types.Mesh, name: str, values: np.ndarray, data_type: str) -> None:
+    """Create (or replace, if its type differs) a point attribute and fill it."""
+    attribute = mesh.attributes.get(name)
+    if attribute is not None and (attribute.data_type != data_type or attribute.domain != "POINT"):
+        mesh.attributes.remove(attribute)
+        attribute = None
+    if attribute is None:
+        attribute = mesh.attributes.new(name, data_type, "POINT")
+    key, dtype, _ = _ATTRIBUTE_LAYOUT[data_type]
+    attribute.data.foreach_set(key, np.ascontiguousarray(values, dtype=dtype).ravel())
+
+
+def read_positions(mesh: bpy.types.Mesh) -> np.ndarray:
+    positions = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", positions)
+    return positions.reshape(-1, 3)
+
+
+def _blender_type_for(dtype: np.dtype) -> str:
+    return "FLOAT" if dtype.kind == "f" else "INT"
+
+
+def _to_blender_values(values: np.ndarray) -> np.ndarray:
+    """PLY property values as Blender stores them: float32, or int32 (uint32 bit-reinterpreted,
+    so packed values survive bit for bit)."""
+    if values.dtype.kind == "f":
+        return values.astype(np.float32, copy=False)
+    if values.dtype.itemsize == 4 and values.dtype.kind == "u":
+        return values.astype(values.dtype.newbyteorder("="), copy=False).view(np.int32)
+    return values.astype(np.int32)
+
+
+def _from_blender_values(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "u" and dtype.itemsize == 4:
+        return values.astype(np.int32, copy=False).view(np.uint32)
+    return values.astype(dtype)
+
+
+def display_colors(cloud: GaussianCloud) -> np.ndarray:
+    """(N, 4) linear RGBA: base colour from f_dc (sRGB in 3DGS) and the activated opacity."""
+    rgba = np.empty((len(cloud), 4), dtype=np.float32)
+    rgba[:, :3] = srgb_to_linear(cloud.colors)
+    rgba[:, 3] = cloud.opacities
+    return rgba
+
+
+def create_splat_mesh(cloud: GaussianCloud, name: str) -> bpy.types.Mesh:
+    """A vertices-only mesh holding every property of `cloud` as a point attribute."""
+    for prop in cloud.properties:
+        if prop in RESERVED_NAMES or prop.startswith("."):
+            raise ClickGaussInputError(cloud.source, f"property '{prop}' clashes with a name Blender or "
+                                                     "ClickGauss reserves for its own attributes")
+    n = len(cloud)
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(n)
+    mesh.vertices.foreach_set("co", cloud.positions.ravel())
+    for prop, values in cloud.properties.items():
+        if prop in POSITION_PROPERTIES:
+            continue
+        values = np.asarray(values)
+        write_attribute(mesh, prop, _to_blender_values(values), _blender_type_for(values.dtype))
+    write_attribute(mesh, ID_ATTRIBUTE, np.arange(n, dtype=np.int32), "INT")
+    write_attribute(mesh, COLOR_ATTRIBUTE, display_colors(cloud), "FLOAT_COLOR")
+    write_attribute(mesh, SELECTED_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
+    write_attribute(mesh, HIDDEN_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
+    mesh.color_attributes.active_color = mesh.color_attributes[COLOR_ATTRIBUTE]
+    mesh.update()
+    return mesh
+
+
+def copy_splat_metadata(source: bpy.types.Object, target: bpy.types.Object) -> None:
+    for key in (LAYOUT_KEY, SOURCE_KEY, COMMENTS_KEY, FRAME_KEY):
+        if key in source:
+            target[key] = source[key]
+
+
+def create_splat_object(context, cloud: GaussianCloud, name: str, matrix_world) -> bpy.types.Object:
+    """Link a new splat object to the active collection; `matrix_world` maps the file's frame
+    into the scene (identity, or an axis conversion to Z-up) and is remembered for export."""
+    mesh = create_splat_mesh(cloud, name)
+    obj = bpy.data.objects.new(name, mesh)
+    obj[LAYOUT_KEY] = json.dumps([[prop, np.asarray(v).dtype.newbyteorder("<").str]
+                                  for prop, v in cloud.properties.items()])
+    obj[SOURCE_KEY] = cloud.source or ""
+    obj[COMMENTS_KEY] = json.dumps(list(cloud.comments))
+    rows = np.asarray(matrix_world, dtype=np.float64).reshape(4, 4)
+    obj.matrix_world = Matrix(rows.tolist())  # rows: a plain nested list would be read as columns
+    obj[FRAME_KEY] = rows.ravel().tolist()
+    context.collection.objects.link(obj)
+    return obj
+
+
+def import_frame(obj) -> np.ndarray:
+    """The file-frame -> world matrix the object was imported with (identity if unknown)."""
+    if FRAME_KEY not in obj:
+        return np.eye(4)
+    return np.asarray(list(obj[FRAME_KEY]), dtype=np.float64).reshape(4, 4)
+
+
+def splat_layout(obj) -> list[tuple[str, np.dtype]]:
+    return [(prop, np.dtype(dtype)) for prop, dtype in json.loads(obj[LAYOUT_KEY])]
+
+
+def cloud_from_object(obj) -> GaussianCloud:
+    """The object's Gaussians in its own (local = file) frame, every original property with the
+    original type, in file order; deleted vertices are gone, edits (recolour) included."""
+    mesh = obj.data
+    if obj.mode == "EDIT":
+        obj.update_from_editmode()
+    props: dict[str, np.ndarray] = {}
+    positions = read_positions(mesh)
+    for prop, dtype in splat_layout(obj):
+        if prop in POSITION_PROPERTIES:
+            props[prop] = positions[:, POSITION_PROPERTIES.index(prop)].astype(dtype)
+            continue
+        if prop not in mesh.attributes:
+            raise ValueError(f"object '{obj.name}': the Gaussian property '{prop}' (point attribute) was "
+                             "removed, so the object cannot be exported as a 3D Gaussian Splatting PLY")
+        props[prop] = _from_blender_values(read_attribute(mesh, prop), dtype)
+    comments = json.loads(obj[COMMENTS_KEY]) if COMMENTS_KEY in obj else []
+    return GaussianCloud(props, source=obj.get(SOURCE_KEY) or None, comments=comments)

@@ -1,0 +1,214 @@
+"""Import (File > Import operator) and export (File > Export operator) of 3DGS files in real
+Blender: every property kept with its type, cg_id, colours, Z-up as an object transform, baked
+object transforms on export, and the real-world files in /work/shared/data/real."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+import numpy as np
+import pytest
+from mathutils import Matrix, Quaternion, Vector
+
+from splat_fixtures import REAL_DATA, make_cloud
+
+
+def _import(path, **options):
+    result = bpy.ops.import_scene.clickgauss_splats(filepath=str(path), **options)
+    assert result == {"FINISHED"}
+    return bpy.context.active_object
+
+
+def _export(path, **options):
+    result = bpy.ops.export_scene.clickgauss_splats(filepath=str(path), **options)
+    assert result == {"FINISHED"}
+
+
+def _assert_same_cloud(actual, expected):
+    """Same properties, order, types and values, bit for bit; except that double properties pass
+    through float32 (Blender has no double attributes)."""
+    assert list(actual.properties) == list(expected.properties)
+    for name, values in expected.properties.items():
+        assert actual.properties[name].dtype == values.dtype, name
+        if values.dtype == np.float64:
+            values = values.astype(np.float32).astype(np.float64)
+        np.testing.assert_array_equal(actual.properties[name], values, err_msg=name)
+
+
+@pytest.mark.parametrize("sh_degree, normals, extra", [(0, False, False), (1, True, False), (2, False, True),
+                                                        (3, True, True)])
+def test_round_trip_is_bit_exact(clean_scene, addon_module, tmp_path, sh_degree, normals, extra):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    mesh_io = addon_module("blender.mesh_io")
+    source = tmp_path / "in.ply"
+    write_gaussian_ply(source, make_cloud(300, sh_degree, normals, extra))
+    original = read_gaussian_ply(source)
+
+    obj = _import(source)  # Z-up on (the default): only the object turns
+    assert len(obj.data.vertices) == 300
+    assert obj[mesh_io.SOURCE_KEY] == str(source)
+    np.testing.assert_allclose(mesh_io.read_positions(obj.data), original.positions)
+    for name, values in original.properties.items():
+        if name not in "xyz":
+            stored = mesh_io.read_attribute(obj.data, name)
+            assert obj.data.attributes[name].data_type == ("FLOAT" if values.dtype.kind == "f" else "INT")
+            if values.dtype.kind in "iu" and values.dtype.itemsize < 4:
+                np.testing.assert_array_equal(stored, values)
+    np.testing.assert_array_equal(mesh_io.read_attribute(obj.data, "cg_id"), np.arange(300))
+    up = Matrix(obj.matrix_world).to_3x3() @ Vector((0, -1, 0))
+    assert tuple(up) == pytest.approx((0, 0, 1), abs=1e-6)  # the file's -Y is Blender's Z
+
+    exported = tmp_path / "out.ply"
+    _export(exported)
+    _assert_same_cloud(read_gaussian_ply(exported), original)
+
+
+def test_colour_attribute_is_linear_base_colour_and_opacity(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    mesh_io = addon_module("blender.mesh_io")
+    source = tmp_path / "c.ply"
+    write_gaussian_ply(source, make_cloud(50, 0, False, False))
+    cloud = read_gaussian_ply(source)
+    rgba = mesh_io.read_attribute(_import(source, z_up=False).data, "cg_color")
+    srgb = cloud.colors
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    np.testing.assert_allclose(rgba[:, :3], linear, atol=1e-6)
+    np.testing.assert_allclose(rgba[:, 3], cloud.opacities, atol=1e-6)
+
+
+def _rotation_matrices(quaternions):
+    """(N, 3, 3) via mathutils, independent of the add-on's own quaternion code."""
+    return np.stack([np.array(Quaternion(row).normalized().to_matrix()) for row in quaternions])
+
+
+def test_export_bakes_move_rotate_uniform_scale(clean_scene, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    source = tmp_path / "in.ply"
+    write_gaussian_ply(source, make_cloud(200, 1, True, True))
+    original = read_gaussian_ply(source)
+    obj = _import(source, z_up=False)
+    obj.location = (1.0, -2.0, 0.5)
+    obj.rotation_euler = (0.3, -0.7, 1.1)
+    obj.scale = (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    matrix = np.array(obj.matrix_world)
+    _export(tmp_path / "out.ply")
+    baked = read_gaussian_ply(tmp_path / "out.ply")
+
+    np.testing.assert_allclose(baked.positions, original.positions @ matrix[:3, :3].T + matrix[:3, 3], atol=1e-5)
+    np.testing.assert_allclose(baked.log_scales, original.log_scales + np.log(2.0), atol=1e-5)
+    object_rotation = matrix[:3, :3] / 2.0
+    expected = object_rotation[None] @ _rotation_matrices(original.rotations_raw)
+    np.testing.assert_allclose(_rotation_matrices(baked.rotations_raw), expected, atol=1e-5)
+    # the raw quaternion norm (renderers normalise) is kept
+    np.testing.assert_allclose(np.linalg.norm(baked.rotations_raw, axis=1),
+                               np.linalg.norm(original.rotations_raw, axis=1), rtol=1e-5)
+    np.testing.assert_array_equal(baked.properties["packed"], original.properties["packed"])
+
+
+def test_export_warns_for_non_uniform_scale(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    io_operators = addon_module("blender.io_operators")
+    source = tmp_path / "in.ply"
+    write_gaussian_ply(source, make_cloud(20, 0, False, False))
+    obj = _import(source, z_up=False)
+    obj.scale = (1.0, 2.0, 4.0)
+    bpy.context.view_layer.update()
+    warnings = io_operators.export_splats(obj, str(tmp_path / "out.ply"))
+    assert any("non-uniform object scale" in w for w in warnings)
+    baked = read_gaussian_ply(tmp_path / "out.ply")
+    np.testing.assert_allclose(baked.log_scales, read_gaussian_ply(source).log_scales + np.log(2.0), atol=1e-5)
+    np.testing.assert_allclose(baked.positions[:, 2], read_gaussian_ply(source).positions[:, 2] * 4, atol=1e-5)
+
+
+def test_z_up_object_moved_exports_in_file_frame(clean_scene, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    source = tmp_path / "in.ply"
+    write_gaussian_ply(source, make_cloud(50, 0, False, False))
+    obj = _import(source)  # turned Z-up
+    obj.location.z += 3.0  # lift in Blender's Z = the file's -Y
+    bpy.context.view_layer.update()
+    _export(tmp_path / "out.ply")
+    original, baked = read_gaussian_ply(source), read_gaussian_ply(tmp_path / "out.ply")
+    np.testing.assert_allclose(baked.positions, original.positions + [0.0, -3.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(baked.rotations_raw, original.rotations_raw, atol=1e-6)
+
+
+def test_import_bad_file_names_file_and_problem(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.errors import PlyFormatError
+
+    io_operators = addon_module("blender.io_operators")
+    bad = tmp_path / "mesh.ply"
+    bad.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nproperty float y\n"
+                    b"property float z\nend_header\n0 0 0\n")
+    with pytest.raises(PlyFormatError) as error:
+        io_operators.import_splats(bpy.context, str(bad))
+    assert str(bad) in str(error.value) and "missing" in str(error.value)
+    assert len(bpy.data.objects) == 0
+
+
+def test_real_fruit_sh3_with_extra_property_round_trip(clean_scene, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply
+
+    source = os.path.join(REAL_DATA, "supersplat-fruit-labels", "fruit_drops_minimal.ply")
+    original = read_gaussian_ply(source)
+    assert original.sh_degree == 3
+    obj = _import(source)
+    assert len(obj.data.vertices) == 4721
+    _export(tmp_path / "fruit.ply")
+    _assert_same_cloud(read_gaussian_ply(tmp_path / "fruit.ply"), original)
+
+
+def test_real_donut_sh0_no_normals_round_trip(clean_scene, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply
+
+    source = os.path.join(REAL_DATA, "v3dg-donut-sh0", "fused.ply")
+    original = read_gaussian_ply(source)
+    _import(source)
+    _export(tmp_path / "donut.ply")
+    _assert_same_cloud(read_gaussian_ply(tmp_path / "donut.ply"), original)
+
+
+@pytest.mark.parametrize("relative_path, count", [("playcanvas-compressed/guitar.compressed.ply", 90854),
+                                                  ("aframe-luma-seal-splat/luma-seal.splat", 101780)])
+def test_real_compressed_ply_and_splat_import_and_export_as_inria(clean_scene, tmp_path, relative_path, count):
+    from clickgauss_core.ply import read_gaussian_ply, read_splat_file
+
+    source = os.path.join(REAL_DATA, relative_path)
+    decoded = read_splat_file(source)
+    obj = _import(source)
+    assert len(obj.data.vertices) == count
+    _export(tmp_path / "out.ply")
+    _assert_same_cloud(read_gaussian_ply(tmp_path / "out.ply"), decoded)
+
+
+def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.ply import write_gaussian_ply
+
+    mesh_io = addon_module("blender.mesh_io")
+    display = addon_module("blender.display")
+    cloud = make_cloud(100, 0, False, False)
+    write_gaussian_ply(tmp_path / "d.ply", cloud)
+    obj = _import(tmp_path / "d.ply")
+    hidden = np.zeros(100, dtype=bool)
+    hidden[:10] = True
+    mesh_io.write_attribute(obj.data, mesh_io.HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
+    obj.data.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    clouds = [inst.object.data for inst in depsgraph.object_instances
+              if inst.object.type == "POINTCLOUD" and inst.object.original == obj]
+    assert len(clouds) == 1
+    points = clouds[0]
+    assert len(points.points) == 90
+    radius = np.empty(90, dtype=np.float32)
+    points.attributes["radius"].data.foreach_get("value", radius)
+    np.testing.assert_allclose(radius, np.exp(cloud.log_scales.max(axis=1))[10:], rtol=1e-5)
+    assert points.materials[0].name == display.MATERIAL_NAME
+    material_attributes = {n.attribute_name for n in points.materials[0].node_tree.nodes if n.type == "ATTRIBUTE"}
+    assert material_attributes == {"cg_color", "cg_selected"}
