@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clickgauss_backend.server.process import free_port, spawn_server, wait_until_healthy
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", sys.executable)
 STARTUP_TIMEOUT_S = 120.0  # torch import on a busy 2-core CI box
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServerProcess:
@@ -52,24 +47,12 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         self.port = free_port()
-        command = [BACKEND_PYTHON, "-m", "clickgauss_backend.cli", "serve", "--port", str(self.port),
-                   "--log-level", "warning", *self.extra_args]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO_ROOT)
-        log.close()
+        serve_args = ["--port", str(self.port), "--log-level", "warning", *self.extra_args]
+        self.process = spawn_server(serve_args, self.log_path, env=self.env, python=BACKEND_PYTHON, cwd=REPO_ROOT)
+        wait_until_healthy(self.url, self.process, self.token, STARTUP_TIMEOUT_S, self.log_path)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if self.client.get("/v1/health", timeout=2.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server did not answer /v1/health within {STARTUP_TIMEOUT_S} s:\n{self.log()}")
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
