@@ -114,8 +114,11 @@ class Camera:
             raise ValueError(f"fx and fy must be positive, got fx={self.fx}, fy={self.fy}")
         if self.projection not in ("perspective", "orthographic"):
             raise ValueError(f"projection must be 'perspective' or 'orthographic', got {self.projection!r}")
-        if not 0 <= self.near < self.far:
-            raise ValueError(f"near/far must satisfy 0 <= near < far, got near={self.near}, far={self.far}")
+        # An orthographic view may clip behind its origin (Blender's ortho viewport does).
+        lowest_near = -np.inf if self.projection == "orthographic" else 0.0
+        if not lowest_near <= self.near < self.far:
+            raise ValueError(f"near/far must satisfy 0 <= near < far (near may be negative for orthographic), "
+                             f"got near={self.near}, far={self.far}")
         matrix = self.world_to_camera
         if not np.isfinite(matrix).all():
             raise ValueError("world_to_camera contains NaN/inf")
