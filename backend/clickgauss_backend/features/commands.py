@@ -1,0 +1,131 @@
+"""`clickgauss-backend train | click | segment-all`: Click-Gaussian from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from .config import LEVELS, PRESETS, TrainConfig
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train a Click-Gaussian feature field for a 3DGS PLY")
+    train.add_argument("ply", help="the trained 3DGS scene (.ply)")
+    train.add_argument("--dataset", help="its training views: COLMAP, INRIA output or nerfstudio folder "
+                                         "(default: the PLY's folder)")
+    masks = train.add_mutually_exclusive_group(required=True)
+    masks.add_argument("--masks", help="folder of precomputed two-level masks (<image stem>_coarse/_fine .png/.npy)")
+    masks.add_argument("--sam-checkpoint", help="SAM checkpoint file: generate the masks with SAM")
+    train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
+    train.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="training settings (default: paper)")
+    train.add_argument("--out", default=None, help="feature field to write (default: <ply stem>.features.npz)")
+    train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--cache-dir", default=None,
+                       help="mask cache and checkpoints (default: <out>.cache next to the output)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the cache dir")
+    train.set_defaults(func=run_train)
+
+    click = subparsers.add_parser("click", help="select the Gaussians that go with one clicked pixel")
+    click.add_argument("field", help="feature field (.npz from `train`)")
+    click.add_argument("ply", help="the PLY the field was trained on")
+    click.add_argument("--camera", required=True, help="camera JSON (clickgauss_core.wire camera dict)")
+    click.add_argument("--pixel", required=True, nargs=2, type=float, metavar=("X", "Y"))
+    click.add_argument("--level", required=True, choices=LEVELS)
+    click.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: calibrated)")
+    click.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    click.add_argument("--out", required=True, help="bool (N,) selection in PLY order (.npy)")
+    click.set_defaults(func=run_click)
+
+    segment = subparsers.add_parser("segment-all", help="global-cluster id of every Gaussian at both levels")
+    segment.add_argument("field", help="feature field (.npz from `train`)")
+    segment.add_argument("--out", required=True, help="ids.npz with int arrays `coarse` and `fine` (-1 = noise)")
+    segment.set_defaults(func=run_segment_all)
+
+
+def _print_progress(event) -> None:
+    losses = " ".join(f"{name}={value:.4f}" for name, value in event.losses.items())
+    eta = "" if event.eta_seconds is None else f" eta {event.eta_seconds:.0f}s"
+    print(f"[{event.stage}] {event.iteration}/{event.total}{eta} {losses}".rstrip(), file=sys.stderr, flush=True)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..scene import Scene
+    from .masks import MaskStore, PrecomputedMasks
+    from .trainer import train_feature_field
+
+    ply = Path(args.ply)
+    out = Path(args.out) if args.out else ply.with_name(ply.stem + ".features.npz")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else out.with_name(out.name + ".cache")
+    dataset = args.dataset if args.dataset else ply.parent
+    scene = Scene.load(ply, dataset_path=dataset, device=args.device)
+    if args.masks:
+        source = PrecomputedMasks(args.masks)
+    else:
+        from .masks import SamMaskGenerator
+        source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device)
+    print(f"masks for {len(scene.views)} views ...", file=sys.stderr, flush=True)
+    mask_store = MaskStore.build(source, scene.views, lambda view: (view.camera.width, view.camera.height),
+                                 cache_dir / "masks")
+    checkpoint_dir = cache_dir / "checkpoint"
+    if not args.resume and checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)  # a fresh run must not silently continue an old one
+    field = train_feature_field(scene, mask_store, TrainConfig.preset(args.preset), progress=_print_progress,
+                                checkpoint_dir=checkpoint_dir, seed=args.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    field.save(out)
+    print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters['coarse'])} coarse / "
+          f"{len(field.clusters['fine'])} fine clusters)")
+    return 0
+
+
+def _read_camera(path: str):
+    from clickgauss_core.wire import camera_from_dict
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ClickGaussInputError(path, f"cannot read the camera JSON ({exc})") from exc
+    try:
+        return camera_from_dict(data)
+    except ClickGaussInputError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ClickGaussInputError(path, f"not a camera dict ({exc})") from exc
+
+
+def run_click(args: argparse.Namespace) -> int:
+    from ..scene import Scene
+    from .field import FeatureField
+    from .query import click
+
+    field = FeatureField.load(args.field)
+    scene = Scene.load(args.ply, device=args.device)
+    if field.scene_hash is not None and field.scene_hash != scene.content_hash:
+        raise ClickGaussInputError(args.field, f"was trained for another PLY than {args.ply} (scene hash differs)")
+    selection = click(field, scene.gaussians, _read_camera(args.camera), tuple(args.pixel), args.level,
+                      threshold=args.threshold)
+    np.save(args.out, selection)
+    print(f"selected {int(selection.sum())} of {len(selection)} Gaussians -> {args.out}")
+    return 0
+
+
+def run_segment_all(args: argparse.Namespace) -> int:
+    from .field import FeatureField
+    from .query import segment_all
+
+    ids = segment_all(FeatureField.load(args.field))
+    with open(args.out, "wb") as handle:
+        np.savez(handle, **{level: values.astype(np.int32) for level, values in ids.items()})
+    summary = ", ".join(f"{level}: {len(set(values.tolist()) - {-1})} segments" for level, values in ids.items())
+    print(f"{summary} -> {os.fspath(args.out)}")
+    return 0

@@ -1,0 +1,103 @@
+"""Click and segment-everything queries on a trained feature field.
+
+A click renders the feature of the one clicked pixel (a 1x1 `camera.cropped` render, so the cost
+does not depend on the viewport size), takes its level part (coarse: the first 12 dims; fine:
+all 24 with the granularity prior), and compares it by cosine similarity with every Gaussian's
+level feature in one vectorised pass. Gaussians at or above the threshold are selected.
+
+Default thresholds (`DEFAULT_THRESHOLDS`) were calibrated on the synthetic "demo" benchmark:
+`benchmarks/bench_train.py` sweeps thresholds 0.50..0.95 for each level on held-out views (views
+not used in training), one click per object (coarse) / part (fine) deep inside its ground-truth
+pixel mask, and the value with the best mean 3D IoU is the default; the sweep table is printed
+by the benchmark and recorded in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from ..render import rasterize
+from .config import LEVELS
+from .field import FeatureField
+
+DEFAULT_THRESHOLDS = {"coarse": 0.8, "fine": 0.85}
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise ClickGaussInputError(None, f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+
+
+def _unit_rows(values: np.ndarray) -> np.ndarray:
+    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+
+
+def _field_tensors(field: FeatureField, device) -> dict:
+    """The field's features on `device` and its unit level features, prepared once per field."""
+    cache = field.__dict__.setdefault("_query_cache", {})
+    key = str(device)
+    if key not in cache:
+        cache[key] = {"features": torch.from_numpy(field.features).to(device),
+                      **{level: torch.from_numpy(_unit_rows(field.level_features(level))).to(device) for level in LEVELS}}
+    return cache[key]
+
+
+def render_pixel_feature(field: FeatureField, gaussians, camera, pixel_xy) -> torch.Tensor:
+    """The rendered (D,) feature at pixel (x, y) of `camera` (pixel (0, 0) is the top-left one)."""
+    x, y = int(np.floor(pixel_xy[0])), int(np.floor(pixel_xy[1]))
+    if not (0 <= x < camera.width and 0 <= y < camera.height):
+        raise ClickGaussInputError(None, f"pixel ({pixel_xy[0]}, {pixel_xy[1]}) is outside the "
+                                         f"{camera.width}x{camera.height} camera image")
+    tensors = _field_tensors(field, gaussians.means.device)
+    with torch.no_grad():
+        result = rasterize(gaussians, tensors["features"], camera.cropped(x, y, 1, 1))
+    return result.features.reshape(-1, field.features.shape[1])[0]
+
+
+def similarity_to(field: FeatureField, query_feature, level: str, device="cpu") -> torch.Tensor:
+    """(N,) cosine similarity between `query_feature` (the level part, or the full D vector) and every Gaussian."""
+    _check_level(level)
+    query = torch.as_tensor(query_feature, dtype=torch.float32, device=device).reshape(-1)
+    if query.shape[0] == field.features.shape[1]:
+        query = query[field.config.level_slice(level)]
+    unit = _field_tensors(field, device)[level]
+    return unit @ (query / query.norm().clamp_min(1e-12))
+
+
+def snap_to_cluster(field: FeatureField, level_query: torch.Tensor, level: str, min_similarity: float) -> torch.Tensor:
+    """The global cluster centre most similar to the query when it is at least `min_similarity`, else the query."""
+    centres = field.clusters[level]
+    if len(centres) == 0:
+        return level_query
+    query = level_query / level_query.norm().clamp_min(1e-12)
+    centres_t = torch.from_numpy(centres).to(query.device)
+    similarity = centres_t @ query
+    best = int(similarity.argmax())
+    return centres_t[best] if float(similarity[best]) >= min_similarity else level_query
+
+
+def click(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshold: float | None = None,
+          snap: bool = False) -> np.ndarray:
+    """Select the Gaussians that belong with the clicked pixel: bool (N,) in PLY order.
+
+    `snap=True` compares the Gaussians with the nearest global cluster's centre instead of the
+    rendered pixel feature (when that centre is at least as similar as the threshold).
+    """
+    _check_level(level)
+    if len(field) != len(gaussians.means):
+        raise ClickGaussInputError(None, f"the feature field has {len(field)} Gaussians but the scene has "
+                                         f"{len(gaussians.means)}: it was trained for another PLY")
+    threshold = DEFAULT_THRESHOLDS[level] if threshold is None else float(threshold)
+    device = gaussians.means.device
+    query = render_pixel_feature(field, gaussians, camera, pixel_xy)[field.config.level_slice(level)]
+    if snap:
+        query = snap_to_cluster(field, query, level, threshold)
+    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy()
+
+
+def segment_all(field: FeatureField) -> dict[str, np.ndarray]:
+    """Every Gaussian's global-cluster id per level ("segment everything"); -1 = noise."""
+    return {level: field.cluster_ids(level) for level in LEVELS}

@@ -1,0 +1,287 @@
+"""Click-Gaussian training: 24-dim features per Gaussian from two-level masks, Gaussians frozen.
+
+Each iteration picks one training view, importance-samples pixels that carry a mask (a pixel's
+probability is inversely proportional to the pixel count of its masks, so small masks are not
+starved), renders only those pixels (`rasterize(..., pixels=...)`) and applies the contrastive
+loss, GFL (from `gfl_start`, clusters refreshed every `gfl_refresh_every` iterations), and the
+hypersphere, rendered-norm and spatial regularisers. Everything random comes from one seeded
+numpy Generator and one seeded torch Generator, whose states are checkpointed with the features,
+Adam's state and the current clusters, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from clickgauss_core.errors import ClickGaussInputError
+
+from ..render import rasterize
+from . import gfl as gfl_module
+from . import losses
+from .config import LEVELS, TrainConfig
+from .field import FIELD_FORMAT_VERSION, FeatureField
+
+CHECKPOINT_NAME = "checkpoint.pt"
+# Pixels rendered per call in the no-grad GFL pass; bounds its memory on big views.
+RENDER_CHUNK_PIXELS = 65_536
+
+
+class TrainingCancelled(Exception):
+    """`should_cancel()` returned True; the last checkpoint (if any) lets the job resume."""
+
+
+@dataclass
+class TrainingProgress:
+    stage: str               # "masks" | "training" | "clustering" | "done"
+    iteration: int
+    total: int
+    losses: dict = field(default_factory=dict)
+    eta_seconds: float | None = None
+
+
+@dataclass
+class _ViewMasks:
+    camera: object                 # Camera at the mask resolution
+    ids: dict[str, np.ndarray]     # level -> (H*W,) int64 segment ids, 0 = no mask
+    sampling_weight: np.ndarray    # (H*W,) float64, 0 where no mask covers the pixel
+
+
+def _camera_for_masks(camera, height: int, width: int, view_name: str):
+    """The view's camera at the resolution its masks were made at."""
+    if (camera.width, camera.height) == (width, height):
+        return camera
+    scaled = camera.scaled(width / camera.width)
+    if (scaled.width, scaled.height) != (width, height):
+        raise ClickGaussInputError(view_name, f"masks are {width}x{height} but the camera is "
+                                              f"{camera.width}x{camera.height} (different aspect ratio)")
+    return scaled
+
+
+def _view_masks(mask_store, index: int, camera, view_name: str) -> _ViewMasks:
+    masks = mask_store.load(index)
+    coarse = np.asarray(masks.coarse, dtype=np.int64)
+    fine = np.asarray(masks.fine, dtype=np.int64)
+    if coarse.shape != fine.shape or coarse.ndim != 2:
+        raise ClickGaussInputError(view_name, f"coarse masks {coarse.shape} and fine masks {fine.shape} differ")
+    ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
+    weight = np.zeros(coarse.size, dtype=np.float64)
+    for level_ids in ids.values():
+        counts = np.bincount(level_ids)
+        covered = level_ids > 0
+        weight[covered] += 1.0 / counts[level_ids[covered]]
+    return _ViewMasks(_camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name), ids, weight)
+
+
+class _TrainingViews:
+    """The training views' masks, derived one view at a time from the mask store (small LRU), so
+    memory does not grow with the number of views."""
+
+    def __init__(self, mask_store, dataset_views, cache_size: int = 8):
+        self.mask_store = mask_store
+        self.dataset_views = list(dataset_views)
+        self.get = functools.lru_cache(maxsize=cache_size)(self._derive)
+
+    def __len__(self) -> int:
+        return len(self.dataset_views)
+
+    def _derive(self, index: int) -> _ViewMasks:
+        view = self.dataset_views[index]
+        return _view_masks(self.mask_store, index, view.camera, view.name)
+
+    def __iter__(self):
+        return (self.get(index) for index in range(len(self)))
+
+
+def _pixel_coordinates(flat_index: np.ndarray, width: int) -> torch.Tensor:
+    """(P,) flat pixel indices -> (P, 2) int64 (x, y), the rasterizer's `pixels=` layout."""
+    return torch.from_numpy(np.stack([flat_index % width, flat_index // width], axis=1).astype(np.int64))
+
+
+def _render_pixels(gaussians, features: torch.Tensor, camera, flat_index: np.ndarray) -> torch.Tensor:
+    pixels = _pixel_coordinates(flat_index, camera.width).to(features.device)
+    return rasterize(gaussians, features, camera, pixels=pixels).features
+
+
+def _initial_features(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random directions with each half on the unit sphere (where the hypersphere term keeps them)."""
+    values = torch.randn((count, config.feature_dim), generator=generator, dtype=torch.float32)
+    coarse = torch.nn.functional.normalize(values[:, :config.coarse_dim], dim=1)
+    rest = torch.nn.functional.normalize(values[:, config.coarse_dim:], dim=1)
+    return torch.cat([coarse, rest], dim=1)
+
+
+def _neighbour_table(positions: np.ndarray, k: int) -> np.ndarray:
+    """K nearest neighbours (excluding itself) of every Gaussian, from one KD-tree built once."""
+    k = min(k, len(positions) - 1)
+    if k <= 0:
+        return np.zeros((len(positions), 0), dtype=np.int64)
+    _, index = cKDTree(positions).query(positions, k=k + 1)
+    return np.asarray(index[:, 1:], dtype=np.int64)
+
+
+def compute_global_clusters(gaussians, features: torch.Tensor, views: "_TrainingViews",
+                            config: TrainConfig) -> dict[str, np.ndarray]:
+    """Render every view (no grad) on the `gfl_pixel_stride` grid, average per segment, cluster."""
+    means: dict[str, list[torch.Tensor]] = {level: [] for level in LEVELS}
+    stride = max(1, config.gfl_pixel_stride)
+    with torch.no_grad():
+        for view in views:
+            width, height = view.camera.width, view.camera.height
+            ys, xs = np.meshgrid(np.arange(stride // 2, height, stride), np.arange(stride // 2, width, stride),
+                                 indexing="ij")
+            flat = (ys * width + xs).reshape(-1)
+            flat = flat[(view.ids["coarse"][flat] > 0) | (view.ids["fine"][flat] > 0)]
+            if flat.size == 0:
+                continue
+            rendered = torch.cat([_render_pixels(gaussians, features, view.camera, flat[start:start + RENDER_CHUNK_PIXELS])
+                                  for start in range(0, flat.size, RENDER_CHUNK_PIXELS)])
+            for level in LEVELS:
+                level_ids = torch.from_numpy(view.ids[level][flat]).to(rendered.device)
+                means[level].append(gfl_module.segment_means(losses.level_features(rendered, config, level), level_ids))
+    return gfl_module.global_clusters(means, config, len(views))
+
+
+def _save_checkpoint(path: str, state: dict) -> None:
+    partial = path + ".partial"
+    torch.save(state, partial)
+    os.replace(partial, path)  # a job killed mid-write keeps the previous checkpoint
+
+
+def _load_checkpoint(path: str, config: TrainConfig, scene_hash: str, seed: int) -> dict | None:
+    if not os.path.isfile(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file: say which and why
+        raise ClickGaussInputError(path, f"unreadable training checkpoint ({exc})") from exc
+    written_for = (state.get("settings_json"), state.get("scene_hash"), state.get("seed"))
+    expected = (json.dumps(config.to_dict(), sort_keys=True), scene_hash, seed)
+    if written_for != expected:
+        raise ClickGaussInputError(path, "checkpoint was written for another scene, seed or settings; "
+                                         "use another checkpoint directory or delete it")
+    return state
+
+
+def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
+                        progress: Callable[[TrainingProgress], None] | None = None,
+                        should_cancel: Callable[[], bool] | None = None,
+                        checkpoint_dir: str | os.PathLike | None = None, seed: int = 0) -> FeatureField:
+    """Train a `FeatureField` for `scene` (its dataset's views) from `mask_store`'s two-level masks."""
+    config = config or TrainConfig()
+    report = progress or (lambda _event: None)
+    views_in_dataset = scene.views
+    if not views_in_dataset:
+        raise ClickGaussInputError(scene.ply_path, "the scene has no training views (load it with a dataset)")
+    device = scene.gaussians.means.device
+    gaussian_count = len(scene.cloud)
+
+    if len(mask_store) != len(views_in_dataset):
+        raise ClickGaussInputError(scene.ply_path, f"the mask store has {len(mask_store)} views but the "
+                                                   f"dataset has {len(views_in_dataset)}")
+    # Read every view's masks once: checks them and finds the views that have mask pixels to sample.
+    report(TrainingProgress("masks", 0, len(views_in_dataset)))
+    views = _TrainingViews(mask_store, views_in_dataset)
+    sampled_views = []
+    for index in range(len(views)):
+        if views.get(index).sampling_weight.any():
+            sampled_views.append(index)
+        report(TrainingProgress("masks", index + 1, len(views_in_dataset)))
+    if not sampled_views:
+        raise ClickGaussInputError(scene.ply_path, "no training view has any mask pixel")
+
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    features = _initial_features(gaussian_count, config, generator).to(device).requires_grad_()
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate)
+    neighbours = torch.from_numpy(_neighbour_table(scene.cloud.positions, config.spatial_neighbours)).to(device)
+    clusters: dict[str, np.ndarray] = {}
+    start_iteration = 0
+
+    checkpoint_path = None
+    if checkpoint_dir is not None:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        checkpoint_path = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME)
+        state = _load_checkpoint(checkpoint_path, config, scene.content_hash, seed)
+        if state is not None:
+            with torch.no_grad():
+                features.copy_(state["features"].to(device))
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = json.loads(state["numpy_rng_json"])
+            generator.set_state(state["torch_rng"])
+            clusters = {level: state[f"clusters_{level}"].numpy() for level in LEVELS if f"clusters_{level}" in state}
+            start_iteration = int(state["iteration"])
+
+    started = time.monotonic()
+    last_losses: dict[str, float] = {}
+    report_every = max(1, config.iterations // 100)
+    for iteration in range(start_iteration, config.iterations):
+        if should_cancel is not None and should_cancel():
+            raise TrainingCancelled(f"training cancelled at iteration {iteration}")
+        if config.gfl and iteration >= config.gfl_start and (iteration - config.gfl_start) % config.gfl_refresh_every == 0:
+            report(TrainingProgress("clustering", iteration, config.iterations, dict(last_losses)))
+            clusters = compute_global_clusters(scene.gaussians, features.detach(), views, config)
+
+        view = views.get(sampled_views[int(rng.integers(len(sampled_views)))])
+        probability = view.sampling_weight / view.sampling_weight.sum()
+        flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
+        rendered = _render_pixels(scene.gaussians, features, view.camera, flat)
+        segment_ids = {level: torch.from_numpy(view.ids[level][flat]).to(device) for level in LEVELS}
+
+        terms: dict[str, torch.Tensor] = {}
+        positive, negative = losses.contrastive_loss(rendered, segment_ids, config)
+        terms["contrastive"] = positive + config.lambda_negative * negative
+        if config.gfl and clusters and iteration >= config.gfl_start:
+            gfl_total = features.new_zeros(())
+            for level in LEVELS:
+                centres = torch.from_numpy(clusters[level]).to(device)
+                pos, neg = losses.gfl_loss(losses.level_features(features, config, level), centres,
+                                           config.tau_global, config.tau(level))
+                gfl_total = gfl_total + pos + neg
+            terms["gfl"] = config.lambda_gfl * gfl_total
+        if config.hypersphere:
+            terms["hypersphere"] = config.lambda_hypersphere * losses.hypersphere_loss(features, config)
+        if config.rendered_norm:
+            terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered, config)
+        if config.spatial and neighbours.shape[1] > 0:
+            sampled = torch.from_numpy(rng.integers(gaussian_count, size=min(config.spatial_samples, gaussian_count))).to(device)
+            terms["spatial"] = config.lambda_spatial * losses.spatial_loss(features, sampled, neighbours[sampled])
+        total = sum(terms.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+        done = iteration + 1
+        last_losses = {name: float(value.detach()) for name, value in terms.items()}
+        last_losses["total"] = float(total.detach())
+        if done % report_every == 0 or done == config.iterations:
+            elapsed = time.monotonic() - started
+            eta = elapsed / (done - start_iteration) * (config.iterations - done)
+            report(TrainingProgress("training", done, config.iterations, dict(last_losses), eta))
+        if checkpoint_path is not None and (done % config.checkpoint_every == 0 or done == config.iterations):
+            state = {"features": features.detach().cpu(), "optimizer": optimizer.state_dict(), "iteration": done,
+                     "numpy_rng_json": json.dumps(rng.bit_generator.state), "torch_rng": generator.get_state(),
+                     "settings_json": json.dumps(config.to_dict(), sort_keys=True),
+                     "scene_hash": scene.content_hash, "seed": seed}
+            state.update({f"clusters_{level}": torch.from_numpy(centres) for level, centres in clusters.items()})
+            _save_checkpoint(checkpoint_path, state)
+
+    report(TrainingProgress("clustering", config.iterations, config.iterations, dict(last_losses)))
+    final_features = features.detach()
+    final_clusters = compute_global_clusters(scene.gaussians, final_features, views, config)
+    field_ = FeatureField(
+        features=final_features.cpu().numpy(), clusters=final_clusters,
+        metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,
+                  "gaussians": gaussian_count, "views": [v.name for v in views_in_dataset],
+                  "mask_source": mask_store.describe(), "settings": config.to_dict(), "seed": seed,
+                  "final_losses": last_losses})
+    report(TrainingProgress("done", config.iterations, config.iterations, dict(last_losses), 0.0))
+    return field_
