@@ -33,7 +33,8 @@ def splat_material() -> bpy.types.Material:
     if material is not None:
         return material
     material = bpy.data.materials.new(MATERIAL_NAME)
-    material.use_nodes = True
+    if bpy.app.version < (5, 0):  # always node-based from 5.0 on (the flag is deprecated there)
+        material.use_nodes = True
     tree = material.node_tree
     tree.nodes.clear()
     color = tree.nodes.new("ShaderNodeAttribute")

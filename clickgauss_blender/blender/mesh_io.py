@@ -33,9 +33,12 @@ RESERVED_NAMES = {"position", ID_ATTRIBUTE, COLOR_ATTRIBUTE, SELECTED_ATTRIBUTE,
 _ATTRIBUTE_LAYOUT = {
     "FLOAT": ("value", np.float32, 1),
     "INT": ("value", np.int32, 1),
+    "INT8": ("value", np.int8, 1),
     "BOOLEAN": ("value", np.bool_, 1),
     "FLOAT_COLOR": ("color", np.float32, 4),
+    "BYTE_COLOR": ("color", np.float32, 4),
     "FLOAT_VECTOR": ("vector", np.float32, 3),
+    "FLOAT2": ("vector", np.float32, 2),
 }
 
 
@@ -175,3 +178,31 @@ def cloud_from_object(obj) -> GaussianCloud:
         props[prop] = _from_blender_values(read_attribute(mesh, prop), dtype)
     comments = json.loads(obj[COMMENTS_KEY]) if COMMENTS_KEY in obj else []
     return GaussianCloud(props, source=obj.get(SOURCE_KEY) or None, comments=comments)
+
+
+def mesh_subset(mesh: bpy.types.Mesh, keep: np.ndarray, name: str | None = None) -> bpy.types.Mesh:
+    """A new vertices-only mesh with the vertices `keep` (bool per vertex) of `mesh`, every point
+    attribute of a supported type carried over (Blender-internal '.' ones are rebuilt), materials kept."""
+    keep = np.asarray(keep, dtype=bool)
+    subset = bpy.data.meshes.new(name or mesh.name)
+    subset.vertices.add(int(keep.sum()))
+    subset.vertices.foreach_set("co", read_positions(mesh)[keep].ravel())
+    for attribute in list(mesh.attributes):
+        if (attribute.name == "position" or attribute.name.startswith(".") or attribute.domain != "POINT"
+                or attribute.data_type not in _ATTRIBUTE_LAYOUT):
+            continue
+        write_attribute(subset, attribute.name, read_attribute(mesh, attribute.name)[keep], attribute.data_type)
+    if COLOR_ATTRIBUTE in subset.color_attributes:
+        subset.color_attributes.active_color = subset.color_attributes[COLOR_ATTRIBUTE]
+    for material in mesh.materials:
+        subset.materials.append(material)
+    subset.update()
+    return subset
+
+
+def replace_mesh(obj: bpy.types.Object, mesh: bpy.types.Mesh) -> None:
+    """Give `obj` a new mesh and drop the old one when nothing else uses it."""
+    old = obj.data
+    obj.data = mesh
+    if old.users == 0:
+        bpy.data.meshes.remove(old)

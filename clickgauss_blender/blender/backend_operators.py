@@ -1,0 +1,341 @@
+"""Operators that talk to the backend: status, start/stop a local backend, Train Features
+(open the scene, start the job, follow its progress), cancel, and the Shift+click selection.
+
+Everything but the click runs on a worker thread (session.TASKS); the click is one short query
+(connect timeout 2 s) applied inside the operator so that each click is one undo step."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import bpy
+from bpy.props import EnumProperty
+from clickgauss_core import wire
+from clickgauss_core.errors import ClickGaussInputError
+
+from ..client import BackendClient, BackendError
+from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
+from .mesh_io import SOURCE_KEY, is_splat_object
+from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
+from .selection import click_select, viewport_camera
+from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS
+
+# Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
+UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
+
+
+def _active_splat(context):
+    obj = context.active_object
+    return obj if is_splat_object(obj) else None
+
+
+# -- backend status ---------------------------------------------------------------------------
+def check_backend(client: BackendClient) -> None:
+    STATE.backend.state, STATE.backend.message = "checking", ""
+
+    def done(health, error):
+        if error is None:
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+        else:
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, str(error)
+
+    TASKS.submit(client.health, done)
+
+
+class CLICKGAUSS_OT_check_backend(bpy.types.Operator):
+    """Ask the backend whether it is up and which device it uses"""
+    bl_idname = "clickgauss.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context):
+        try:
+            check_backend(client_from_preferences(context))
+        except ValueError as exc:  # malformed URL in the preferences
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
+    """Start a backend on this machine with the Python interpreter set in the preferences"""
+    bl_idname = "clickgauss.start_backend"
+    bl_label = "Start Local Backend"
+
+    def execute(self, context):
+        prefs = preferences(context)
+        if STATE.local_process is not None and STATE.local_process.poll() is None:
+            self.report({"INFO"}, "The local backend is already running")
+            return {"CANCELLED"}
+        folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=True)
+        log_path = os.path.join(folder, "backend.log")
+        roots = [bpy.path.abspath(prefs.local_data_root)] if prefs.local_data_root else []
+        try:
+            client = client_from_preferences(context)
+            process = start_local_backend(prefs.backend_python, port_of(prefs.backend_url), log_path,
+                                          cache_dir=os.path.join(folder, "cache"), data_roots=roots,
+                                          token=prefs.token or None)
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        STATE.local_process, STATE.local_log = process, log_path
+        STATE.backend.state, STATE.backend.message = "starting", f"log: {log_path}"
+
+        def done(health, error):
+            if error is None:
+                STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+            else:
+                STATE.backend.state, STATE.backend.message = "unreachable", str(error).splitlines()[0]
+
+        TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_stop_backend(bpy.types.Operator):
+    """Stop the backend this Blender session started"""
+    bl_idname = "clickgauss.stop_backend"
+    bl_label = "Stop Local Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return STATE.local_process is not None and STATE.local_process.poll() is None
+
+    def execute(self, context):
+        stop_local_backend(STATE.local_process)
+        STATE.local_process = None
+        STATE.backend.state, STATE.backend.health, STATE.backend.message = "unknown", {}, ""
+        return {"FINISHED"}
+
+
+# -- scenes and training ----------------------------------------------------------------------
+def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -> dict:
+    """The backend scene of a PLY: by path when the server can read it, else uploaded."""
+    try:
+        return client.open_scene(ply_path, dataset_path)
+    except BackendError as exc:
+        if exc.code not in UPLOAD_INSTEAD:
+            raise
+    return client.upload_scene(ply_path, dataset_path)
+
+
+def training_request(obj) -> dict:
+    """masks / preset of the object's settings as the POST /v1/jobs fields."""
+    settings = obj.clickgauss
+    if settings.masks_source == "SAM":
+        masks = {"source": "sam"}
+    else:
+        if not settings.masks_path:
+            raise ValueError("choose the mask folder (or switch the mask source to SAM)")
+        masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
+    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
+
+
+def record_scene(obj, scene: dict) -> None:
+    settings = obj.clickgauss
+    if settings.scene_id != scene["scene_id"]:
+        STATE.segments.pop(settings.scene_id, None)
+    settings.scene_id = scene["scene_id"]
+    settings.has_features = bool(scene["has_features"])
+    settings.dataset_found = scene.get("dataset_path") or ""
+
+
+def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
+    """Poll the job on the worker thread until it ends; progress lands in STATE.jobs[object_name]."""
+    def poll():
+        time.sleep(JOB_POLL_INTERVAL)
+        return client.job(job_id)
+
+    def done(job, error):
+        if error is not None:
+            STATE.errors[object_name] = str(error)
+            if isinstance(error, BackendError) and error.code == "unreachable":
+                TASKS.submit(poll, done)  # keep following the job: the backend may come back
+            return
+        STATE.errors.pop(object_name, None)
+        STATE.jobs[object_name] = job
+        if job["state"] not in FINAL_JOB_STATES:
+            TASKS.submit(poll, done)
+            return
+        obj = bpy.data.objects.get(object_name)
+        if job["state"] == "done" and obj is not None:
+            obj.clickgauss.has_features = True
+            STATE.segments.pop(job["scene_id"], None)
+        elif job["state"] != "done":
+            STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
+
+    TASKS.submit(poll, done)
+
+
+def start_training(client: BackendClient, obj) -> None:
+    """Open the object's PLY on the backend and start a training job (all on the worker thread)."""
+    ply_path = obj.get(SOURCE_KEY) or ""
+    if not ply_path or not os.path.isfile(ply_path):
+        raise ValueError(f"the scene's file {ply_path!r} is gone: features are trained on the original file")
+    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+    request = training_request(obj)
+    name = obj.name
+    STATE.errors.pop(name, None)
+    STATE.jobs[name] = {"state": "opening", "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
+
+    def work():
+        scene = open_scene(client, ply_path, dataset)
+        job = client.start_training(scene["scene_id"], request["masks"], request["preset"])
+        return scene, job
+
+    def done(result, error):
+        if error is not None:
+            STATE.errors[name] = str(error)
+            STATE.jobs.pop(name, None)
+            return
+        scene, job = result
+        obj_now = bpy.data.objects.get(name)
+        if obj_now is not None:
+            record_scene(obj_now, scene)
+            obj_now.clickgauss.has_features = False
+            obj_now.clickgauss.job_id = job["job_id"]
+        STATE.jobs[name] = job
+        watch_job(client, name, job["job_id"])
+
+    TASKS.submit(work, done)
+
+
+def connect_scene(client: BackendClient, obj) -> None:
+    """Open the object's PLY on the backend without training (uses features trained earlier)."""
+    ply_path = obj.get(SOURCE_KEY) or ""
+    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+    name = obj.name
+
+    def done(scene, error):
+        obj_now = bpy.data.objects.get(name)
+        if error is not None:
+            STATE.errors[name] = str(error)
+        elif obj_now is not None:
+            STATE.errors.pop(name, None)
+            record_scene(obj_now, scene)
+
+    TASKS.submit(lambda: open_scene(client, ply_path, dataset), done)
+
+
+class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
+    """Open this scene on the backend (features trained before are used right away)"""
+    bl_idname = "clickgauss.connect_scene"
+    bl_label = "Open on Backend"
+
+    @classmethod
+    def poll(cls, context):
+        return _active_splat(context) is not None
+
+    def execute(self, context):
+        connect_scene(client_from_preferences(context), context.active_object)
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_train_features(bpy.types.Operator):
+    """Train Click-Gaussian features for the active splat object on the backend"""
+    bl_idname = "clickgauss.train_features"
+    bl_label = "Train Features"
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") not in ("opening", "queued", "running")
+
+    def execute(self, context):
+        try:
+            start_training(client_from_preferences(context), context.active_object)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
+    """Stop the running training of the active splat object"""
+    bl_idname = "clickgauss.cancel_training"
+    bl_label = "Cancel Training"
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") in ("queued", "running")
+
+    def execute(self, context):
+        name, job_id = context.active_object.name, context.active_object.clickgauss.job_id
+        client = client_from_preferences(context)
+
+        def done(job, error):
+            if error is not None:
+                STATE.errors[name] = str(error)
+            else:
+                STATE.jobs[name] = job
+
+        TASKS.submit(lambda: client.cancel_job(job_id), done)
+        return {"FINISHED"}
+
+
+# -- click ------------------------------------------------------------------------------------
+class CLICKGAUSS_OT_click_select(bpy.types.Operator):
+    """Select the object under the mouse in the active splat object (Click-Gaussian)"""
+    bl_idname = "clickgauss.click_select"
+    bl_label = "Click Select Gaussians"
+    bl_options = {"REGISTER", "UNDO"}
+
+    mode: EnumProperty(name="Mode", default="SCENE", items=(
+        ("SCENE", "From Panel", "Use the click mode of the ClickGauss panel"),
+        ("NEW", "New", ""), ("ADD", "Add", ""), ("SUBTRACT", "Subtract", "")))
+
+    def invoke(self, context, event):
+        obj = _active_splat(context)
+        region, region_3d = context.region, context.region_data
+        if (obj is None or context.area is None or context.area.type != "VIEW_3D" or region is None
+                or region.type != "WINDOW" or region_3d is None):
+            return {"PASS_THROUGH"}  # not ours: Blender's own Shift+click selection happens
+        settings = obj.clickgauss
+        if not (settings.scene_id and settings.has_features):
+            self.report({"INFO"}, "ClickGauss: train features (or open the scene on the backend) before clicking")
+            return {"PASS_THROUGH"}
+        scene_settings = context.scene.clickgauss
+        try:
+            camera = viewport_camera(region, region_3d, obj)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
+        mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
+        threshold = scene_settings.threshold if scene_settings.use_threshold else None
+        try:
+            result = click_select(client_from_preferences(context), obj, settings.scene_id, camera, pixel,
+                                  scene_settings.level, threshold, mode)
+        except (BackendError, ClickGaussInputError, ValueError) as exc:
+            self.report({"ERROR"}, f"ClickGauss: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
+                              f"({result.selected_in_scene:,} hit, threshold {result.threshold:.2f})")
+        return {"FINISHED"}
+
+
+CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
+           CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
+           CLICKGAUSS_OT_click_select)
+_keymap_items: list = []
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    keyconfig = bpy.context.window_manager.keyconfigs.addon
+    if keyconfig is not None:  # None in background mode without a window manager
+        keymap = keyconfig.keymaps.new(name="3D View", space_type="VIEW_3D")
+        item = keymap.keymap_items.new(CLICKGAUSS_OT_click_select.bl_idname, "LEFTMOUSE", "CLICK", shift=True)
+        _keymap_items.append((keymap, item))
+
+
+def unregister():
+    for keymap, item in _keymap_items:
+        keymap.keymap_items.remove(item)
+    _keymap_items.clear()
+    if STATE.local_process is not None:
+        stop_local_backend(STATE.local_process)
+        STATE.local_process = None
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

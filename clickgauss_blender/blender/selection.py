@@ -1,0 +1,92 @@
+"""Selections on splat objects and the click code path after the viewport:
+camera + pixel -> backend request -> decoded mask (PLY order) -> mapped through `cg_id` onto the
+mesh (`.select_vert` and the displayed `cg_selected`), new / add / subtract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+from clickgauss_core import wire
+from clickgauss_core.cameras import Camera
+
+from ..client import BackendClient
+from .mesh_io import HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, read_attribute, write_attribute
+
+MODES = ("NEW", "ADD", "SUBTRACT")
+
+
+def ensure_object_mode(obj) -> None:
+    """Mesh data is only current outside Edit mode: flush edits before reading or writing it."""
+    if obj.mode == "EDIT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def splat_ids(obj) -> np.ndarray:
+    return read_attribute(obj.data, ID_ATTRIBUTE)
+
+
+def get_selection(obj) -> np.ndarray:
+    return read_attribute(obj.data, SELECTED_ATTRIBUTE)
+
+
+def set_selection(obj, selected: np.ndarray) -> int:
+    """Select exactly `selected` (bool per vertex, hidden ones never); returns the count."""
+    mesh = obj.data
+    selected = np.asarray(selected, dtype=bool)
+    if HIDDEN_ATTRIBUTE in mesh.attributes:
+        selected = selected & ~read_attribute(mesh, HIDDEN_ATTRIBUTE)
+    write_attribute(mesh, SELECTED_ATTRIBUTE, selected, "BOOLEAN")
+    mesh.vertices.foreach_set("select", selected)
+    mesh.update()
+    return int(selected.sum())
+
+
+def combine(current: np.ndarray, hit: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "NEW":
+        return hit
+    if mode == "ADD":
+        return current | hit
+    if mode == "SUBTRACT":
+        return current & ~hit
+    raise ValueError(f"selection mode must be one of {MODES}, got {mode!r}")
+
+
+def per_vertex(obj, values_in_file_order: np.ndarray) -> np.ndarray:
+    """Values given per Gaussian of the original file, looked up for each remaining vertex."""
+    ids = splat_ids(obj)
+    if len(ids) and ids.max() >= len(values_in_file_order):
+        raise ValueError(f"object '{obj.name}' has Gaussian id {int(ids.max())} but the backend scene has only "
+                         f"{len(values_in_file_order)} Gaussians: is it the same file?")
+    return np.asarray(values_in_file_order)[ids]
+
+
+def apply_mask(obj, mask_in_file_order: np.ndarray, mode: str = "NEW") -> int:
+    """Apply a selection over the original file's Gaussians to the object; returns the count."""
+    ensure_object_mode(obj)
+    hit = per_vertex(obj, np.asarray(mask_in_file_order, dtype=bool))
+    return set_selection(obj, combine(get_selection(obj), hit, mode))
+
+
+@dataclass
+class ClickResult:
+    selected_in_scene: int   # Gaussians of the whole file the backend selected
+    selected_now: int        # vertices selected on the object after combining with the mode
+    threshold: float
+
+
+def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
+                 threshold: float | None = None, mode: str = "NEW") -> ClickResult:
+    """The click after the viewport: `camera` is in the object's local (PLY) frame, `pixel_xy`
+    in its pixels (origin top-left). Raises BackendError / WireFormatError / ValueError."""
+    response = client.click(scene_id, wire.camera_to_dict(camera), pixel_xy, level, threshold)
+    mask = wire.decode_mask(response["mask"])
+    count = apply_mask(obj, mask, mode)
+    return ClickResult(int(response.get("selected", mask.sum())), count, float(response["threshold"]))
+
+
+def viewport_camera(region, region_3d, obj) -> Camera:
+    """The 3D viewport as a Camera in the object's local frame."""
+    return wire.camera_from_blender_view(np.array(region_3d.view_matrix), np.array(region_3d.window_matrix),
+                                         region.width, region.height, np.array(obj.matrix_world))

@@ -1,0 +1,101 @@
+"""Runtime state of the add-on (not saved in the .blend) and the worker-thread mechanism that
+keeps the UI responsive: network calls run on a thread, their results are handed back to Blender's
+main thread by a `bpy.app.timers` callback (bpy must only be touched from the main thread)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import bpy
+
+TIMER_INTERVAL = 0.1
+JOB_POLL_INTERVAL = 0.5
+FINAL_JOB_STATES = ("done", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class BackendStatus:
+    state: str = "unknown"        # unknown | checking | starting | connected | unreachable
+    message: str = ""
+    health: dict = field(default_factory=dict)
+
+
+@dataclass
+class SessionState:
+    backend: BackendStatus = field(default_factory=BackendStatus)
+    jobs: dict[str, dict] = field(default_factory=dict)          # object name -> latest job object
+    errors: dict[str, str] = field(default_factory=dict)         # object name -> last error for the panel
+    segments: dict[str, dict] = field(default_factory=dict)      # scene id -> {"coarse": ids, "fine": ids}
+    local_process: Any = None                                     # subprocess.Popen of "Start local backend"
+    local_log: str = ""
+
+
+STATE = SessionState()
+
+
+class BackgroundTasks:
+    """Run `work()` on a daemon thread; `on_done(result, error)` later runs on the main thread."""
+
+    def __init__(self):
+        self._finished: queue.Queue = queue.Queue()
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def submit(self, work: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None]) -> None:
+        with self._lock:
+            self._running += 1
+        threading.Thread(target=self._run, args=(work, on_done), daemon=True).start()
+        if not bpy.app.timers.is_registered(self._on_timer):
+            bpy.app.timers.register(self._on_timer, first_interval=TIMER_INTERVAL, persistent=True)
+
+    def _run(self, work, on_done):
+        try:
+            result, error = work(), None
+        except BaseException as exc:  # handed to on_done, which reports it in the UI
+            result, error = None, exc
+        self._finished.put((on_done, result, error))
+        with self._lock:
+            self._running -= 1
+
+    def busy(self) -> bool:
+        with self._lock:
+            return self._running > 0 or not self._finished.empty()
+
+    def deliver_finished(self) -> int:
+        """Call the callbacks of the finished tasks (main thread); returns how many ran."""
+        delivered = 0
+        while True:
+            try:
+                on_done, result, error = self._finished.get_nowait()
+            except queue.Empty:
+                return delivered
+            on_done(result, error)
+            delivered += 1
+
+    def _on_timer(self):
+        self.deliver_finished()
+        redraw_ui()
+        return TIMER_INTERVAL if self.busy() else None
+
+
+TASKS = BackgroundTasks()
+
+
+def redraw_ui() -> None:
+    window_manager = bpy.context.window_manager
+    for window in getattr(window_manager, "windows", ()):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+
+
+def unregister():
+    if bpy.app.timers.is_registered(TASKS._on_timer):
+        bpy.app.timers.unregister(TASKS._on_timer)
+
+
+def register():
+    pass
