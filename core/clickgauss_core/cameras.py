@@ -64,6 +64,15 @@ class Camera:
         return replace(self, width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
                        cx=self.cx * sx, cy=self.cy * sy, extra=dict(self.extra))
 
+    def resized(self, width: int, height: int) -> "Camera":
+        """The same camera for the image resampled to exactly `width` x `height` pixels.
+
+        Each axis scales by its own ratio (a downscaled image folder rounds each side separately).
+        """
+        sx, sy = width / self.width, height / self.height
+        return replace(self, width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
+                       cx=self.cx * sx, cy=self.cy * sy, extra=dict(self.extra))
+
     def cropped(self, x0: int, y0: int, width: int, height: int) -> "Camera":
         """The sub-window [x0, x0+width) x [y0, y0+height) of this image as a camera of its own.
 
