@@ -66,20 +66,28 @@ class ServerProcess:
     def put(self, path: str, **kwargs) -> httpx.Response:
         return self.client.put(path, **kwargs)
 
-    def wait_for_job(self, job_id: str, states=("done", "failed", "cancelled", "interrupted"),
-                     timeout: float = 300.0, on_poll=None) -> dict:
-        """Poll the job until its state is one of `states`; `on_poll(job)` sees every snapshot."""
+    def wait_until(self, job_id: str, condition, timeout: float = 300.0) -> dict:
+        """Poll `GET /v1/jobs/{job_id}` until `condition(job)` holds; returns that snapshot."""
         deadline = time.monotonic() + timeout
+        job = None
         while time.monotonic() < deadline:
             response = self.get(f"/v1/jobs/{job_id}")
             assert response.status_code == 200, response.text
             job = response.json()
-            if on_poll is not None:
-                on_poll(job)
-            if job["state"] in states:
+            if condition(job):
                 return job
             time.sleep(0.1)
-        raise AssertionError(f"job {job_id} did not reach {states} in {timeout} s: {job}\n{self.log()}")
+        raise AssertionError(f"job {job_id}: condition not met in {timeout} s; last: {job}\n{self.log()[-3000:]}")
+
+    def wait_for_job(self, job_id: str, states=("done", "failed", "cancelled", "interrupted"),
+                     timeout: float = 300.0, on_poll=None) -> dict:
+        """Poll the job until its state is one of `states`; `on_poll(job)` sees every snapshot."""
+        def reached(job: dict) -> bool:
+            if on_poll is not None:
+                on_poll(job)
+            return job["state"] in states
+
+        return self.wait_until(job_id, reached, timeout)
 
     def stop(self) -> None:
         if self.client is not None:
@@ -146,6 +154,12 @@ def start_module_server(tmp_path_factory):
     launcher = ServerLauncher(tmp_path_factory)
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture(scope="session")
+def backend_cli() -> list[str]:
+    """The command prefix of the backend CLI in the backend environment: [python, -m, module]."""
+    return [BACKEND_PYTHON, "-m", "clickgauss_backend.cli"]
 
 
 @pytest.fixture(scope="session")

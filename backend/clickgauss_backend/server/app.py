@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
@@ -39,7 +40,7 @@ from .uploads import receive_file_upload
 
 API_VERSION = "v1"
 # A plain folder name: `images` picks a sub-folder of the dataset and must not climb out of it.
-FOLDER_NAME_PATTERN = r"^(?!\.\.?$)[^/\\\x00]+$"
+FOLDER_NAME_PATTERN = r"^[^/\\\x00]+$"
 SettingValue = bool | int | float
 
 
@@ -54,6 +55,13 @@ class OpenSceneRequest(StrictModel):
     dataset_path: str | None = Field(None, description="dataset folder; null = detect next to the PLY")
     images: str | None = Field(None, pattern=FOLDER_NAME_PATTERN, description="images sub-folder name")
     resolution: int | None = Field(None, ge=1, le=100_000, description="downscale factor or target width")
+
+    @field_validator("images")
+    @classmethod
+    def _plain_folder_name(cls, value: str | None) -> str | None:
+        if value in (".", ".."):
+            raise ValueError("must be a folder name inside the dataset, not '.' or '..'")
+        return value
 
 
 class MaskSpec(StrictModel):
@@ -214,7 +222,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     def open_scene(ply_path: Path, dataset_path: Path | None, images: str | None, resolution: int | None,
                    uploaded: bool) -> SceneResponse:
-        if dataset_path is None:
+        if dataset_path is None and not uploaded:  # an upload has no folder of its own to look in
             detected = detect_dataset(ply_path)
             if detected is not None and any(detected.resolve().is_relative_to(root) for root in settings.data_roots):
                 dataset_path = detected
@@ -259,10 +267,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise ApiError(422, "bad_request", f"uploaded PLY form fields: {exc}") from exc
         final_path = store.uploads_dir / f"{received.sha256}.ply"
         os.replace(received.path, final_path)
-        from starlette.concurrency import run_in_threadpool  # loading a big PLY must not block the loop
-
-        return await run_in_threadpool(lambda: open_scene(final_path, dataset_arg(form.dataset_path), form.images,
-                                                          form.resolution, uploaded=True))
+        try:  # loading a big PLY must not block the event loop
+            return await run_in_threadpool(open_scene, final_path, dataset_arg(form.dataset_path), form.images,
+                                           form.resolution, True)
+        except ApiError:
+            if not scenes.is_known(received.sha256):  # not a usable scene: keep nothing of it
+                final_path.unlink(missing_ok=True)
+            raise
 
     @app.get("/v1/scenes", response_model=SceneListResponse, tags=["scenes"], responses=errors(401))
     def list_scenes() -> SceneListResponse:

@@ -159,6 +159,8 @@ class JobManager:
                     return
                 job = self._jobs[self._queue.popleft()]
                 job.state, job.started_at = "running", utc_now()
+                # A resumed job reports afresh: what it shows comes from this run, not the last one.
+                job.stage, job.iteration, job.total, job.losses, job.eta_seconds = None, 0, 0, {}, None
                 self._running = job.job_id
                 self.store.save_job(job)
             self._run(job)

@@ -36,6 +36,10 @@ class SceneManager:
             raise ApiError(404, "unknown_scene", f"no scene with id {scene_id}; open it first with POST /v1/scenes")
         return record
 
+    def is_known(self, scene_id: str) -> bool:
+        with self._lock:
+            return scene_id in self._records
+
     def records(self) -> list[SceneRecord]:
         with self._lock:
             return list(self._records.values())
