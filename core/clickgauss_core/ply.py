@@ -18,6 +18,7 @@ every failure into a `PlyFormatError` naming the file and the problem.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,9 +62,12 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
     """Scan the header of a PLY file; PlyFormatError if it is empty, not a PLY, or malformed."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise PlyFormatError(path, "file not found")
-    with open(path, "rb") as stream:
-        head = stream.read(MAX_HEADER_BYTES)
+        raise PlyFormatError(path, "is a folder, not a PLY file" if os.path.isdir(path) else "file not found")
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(MAX_HEADER_BYTES)
+    except OSError as exc:
+        raise PlyFormatError(path, f"cannot read the file ({exc.strerror or exc})") from None
     if not head:
         raise PlyFormatError(path, "empty file (0 bytes)")
     if not (head.startswith(b"ply\n") or head.startswith(b"ply\r\n")):
@@ -208,6 +212,9 @@ def inria_property_order(names) -> list[str]:
 def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     """Write binary little endian, INRIA property order, every property of the cloud exactly."""
     path = os.fspath(path)
+    missing = [name for name in REQUIRED_PROPERTIES if name not in cloud.properties]
+    if missing:
+        raise ValueError(f"cannot write {path}: the cloud lacks {', '.join(missing)}")
     n = len(cloud)
     order = inria_property_order(cloud.properties)
     for name in order:
@@ -218,8 +225,29 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     data = np.empty(n, dtype=dtype)
     for name in order:
         data[name] = cloud.properties[name]
-    PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<",
-            comments=list(cloud.comments)).write(path)
+    # Write beside the target and rename: an export over the file it was read from never
+    # leaves a half-written scene behind.
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".clickgauss-", suffix=".ply", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<",
+                    comments=list(cloud.comments)).write(stream)
+        os.chmod(temporary, _new_file_mode(path))
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _new_file_mode(path: str) -> int:
+    """The mode a plain open() would give (mkstemp makes 0600 files): keep an existing file's."""
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_splat_file(path: str | os.PathLike) -> GaussianCloud:

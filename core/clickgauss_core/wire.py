@@ -79,10 +79,17 @@ def encode_mask(mask) -> dict:
     return {"encoding": "bits", "length": length, "data": _b64(np.packbits(mask, bitorder="little").tobytes())}
 
 
-def decode_mask(payload: dict) -> np.ndarray:
-    """The inverse of `encode_mask`: a writable bool (N,) array."""
+def decode_mask(payload: dict, length: int | None = None) -> np.ndarray:
+    """The inverse of `encode_mask`: a writable bool (N,) array.
+
+    `length`: the number of Gaussians the receiver has; a mask of another length is refused
+    (and a hostile length never allocates memory).
+    """
     payload = _require_dict(payload, "mask")
-    length = _count(payload, "length", "mask")
+    declared = _count(payload, "length", "mask")
+    if length is not None and declared != length:
+        raise WireFormatError(None, f"mask.length: {declared}, but the scene has {length} Gaussians")
+    length = declared
     encoding = payload.get("encoding")
     data = _unb64(payload.get("data"), "mask.data")
     if encoding == "bits":

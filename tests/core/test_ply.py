@@ -215,3 +215,25 @@ def test_colour_activation_uses_sh_c0(tmp_path):
     cloud = make_cloud(n=3, sh_degree=0)
     cloud.properties["f_dc_0"][:] = [0.0, 1.0, -10.0]
     np.testing.assert_allclose(cloud.colors[:, 0], [0.5, 0.5 + SH_C0, 0.0], rtol=1e-6)
+
+
+def test_writing_over_the_file_that_was_read(tmp_path, real_data):
+    path = tmp_path / "scene.ply"
+    path.write_bytes(real_data(DONUT).read_bytes())
+    cloud = read_gaussian_ply(path)
+    write_gaussian_ply(path, cloud.subset(np.arange(len(cloud)) < 100))
+    assert len(read_gaussian_ply(path)) == 100
+    assert [p.name for p in tmp_path.iterdir()] == ["scene.ply"]  # no temporary left behind
+
+
+def test_writing_a_cloud_without_gaussian_properties_is_refused(tmp_path):
+    cloud = make_cloud(n=3, sh_degree=0)
+    del cloud.properties["opacity"]
+    with pytest.raises(ValueError, match="lacks opacity"):
+        write_gaussian_ply(tmp_path / "c.ply", cloud)
+    assert not list(tmp_path.iterdir())
+
+
+def test_folder_instead_of_file(tmp_path):
+    with pytest.raises(PlyFormatError, match="is a folder"):
+        read_gaussian_ply(tmp_path)

@@ -71,6 +71,16 @@ def test_bad_masks_name_the_field(payload, message):
         decode_mask(payload)
 
 
+def test_decode_mask_checks_the_expected_length():
+    payload = encode_mask(np.ones(10, dtype=bool))
+    assert decode_mask(payload, length=10).all()
+    with pytest.raises(WireFormatError, match="mask.length: 10, but the scene has 11 Gaussians"):
+        decode_mask(payload, length=11)
+    hostile = {"encoding": "delta-indices", "length": 10**15, "count": 0, "dtype": "uint8", "data": ""}
+    with pytest.raises(WireFormatError, match="mask.length"):
+        decode_mask(hostile, length=10)
+
+
 def test_encode_mask_refuses_non_boolean():
     with pytest.raises(ValueError, match="1-D bool"):
         encode_mask(np.array([0, 1, 1]))
