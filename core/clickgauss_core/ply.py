@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 
 import numpy as np
-from plyfile import PlyData, PlyElement, PlyListProperty, PlyParseError
+from plyfile import PlyData, PlyElement, PlyParseError
 
 from .errors import PlyFormatError
 from .gaussians import REQUIRED_PROPERTIES, GaussianCloud
@@ -97,30 +97,41 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
             elements[-1][2].append((words[4], "list"))
         else:
             raise PlyFormatError(path, f"malformed PLY header, line {number}: {line!r}")
+    for name, _, props in elements:
+        seen = set()
+        for prop, _ in props:
+            if prop in seen:
+                raise PlyFormatError(path, f"malformed PLY header: property '{prop}' appears twice in element '{name}'")
+            seen.add(prop)
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
         raise PlyFormatError(path, f"malformed PLY header: unknown or missing format line ({fmt!r})")
     return PlyHeader(fmt, elements, end + end_length, comments)
 
 
-def _check_binary_size(path: str, header: PlyHeader) -> None:
-    """Binary files must hold every element the header declares (a count larger than the file)."""
-    if header.format == "ascii":
-        return
-    needed = 0
-    for name, count, props in header.elements:
-        if any(kind == "list" for _, kind in props):
-            return  # variable-size rows: plyfile reports the shortfall itself
-        needed += count * sum(PLY_TYPE_SIZES[kind] for _, kind in props)
+def _check_declared_sizes(path: str, header: PlyHeader) -> None:
+    """The file must be able to hold every element the header declares (a count larger than the
+    file): exact for binary data, a lower bound for ASCII (each value is >= 1 character plus a
+    separator). Also keeps a corrupt count from allocating terabytes before the read fails."""
     available = os.path.getsize(path) - header.size
+    needed, exact = 0, header.format != "ascii"
+    for name, count, props in header.elements:
+        if header.format == "ascii":
+            needed += count * 2 * len(props)
+        elif any(kind == "list" for _, kind in props):
+            exact = False  # variable-size rows: count only the list lengths' bytes
+            needed += count * sum(1 if kind == "list" else PLY_TYPE_SIZES[kind] for _, kind in props)
+        else:
+            needed += count * sum(PLY_TYPE_SIZES[kind] for _, kind in props)
     if available < needed:
         counts = ", ".join(f"{count} {name}" for name, count, _ in header.elements)
-        raise PlyFormatError(path, f"file is truncated: the header declares {counts} ({needed} bytes of data) "
+        amount = f"{needed} bytes of data" if exact else f"at least {needed} bytes of data"
+        raise PlyFormatError(path, f"file is truncated: the header declares {counts} ({amount}) "
                                    f"but only {available} bytes follow the header")
 
 
 def read_ply_data(path: str, header: PlyHeader) -> PlyData:
     """plyfile's parse of a file whose header passed `read_ply_header`; failures as PlyFormatError."""
-    _check_binary_size(path, header)
+    _check_declared_sizes(path, header)
     try:
         # Memory-mapped: the only fast path plyfile has for binary data; arrays are copied out.
         return PlyData.read(path, mmap="c")

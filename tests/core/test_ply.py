@@ -151,6 +151,10 @@ MALFORMED = {
     "bad_format": (b"ply\nformat binary_middle_endian 1.0\nelement vertex 0\nend_header\n", "unknown or missing format"),
     "truncated_data": (_binary_ply(10, 10)[:-9], "file is truncated"),
     "count_larger_than_file": (_binary_ply(1_000_000, 4), "declares 1000000 vertex"),
+    "ascii_count_larger_than_file": (_ascii_ply([ROW]).replace(b"vertex 1", b"vertex 999999999999"),
+                                     "declares 999999999999 vertex \\(at least"),
+    "duplicate_property": (_binary_ply(1, 1, properties=VERTEX_HEADER + "property float x\n"),
+                           "property 'x' appears twice in element 'vertex'"),
     "no_vertex": (b"ply\nformat ascii 1.0\nelement face 0\nproperty list uchar int vertex_indices\nend_header\n",
                   "no 'vertex' element"),
     "mesh": (b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
