@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 from scipy.ndimage import binary_erosion
 
-from clickgauss_core.colmap import read_colmap_model
+from clickgauss_core.datasets import find_dataset_for_ply, load_dataset
 from clickgauss_core.errors import DatasetError
 from clickgauss_core.ply import read_gaussian_ply
 from clickgauss_backend.cli import main as cli_main
@@ -90,17 +89,17 @@ def test_ply_is_a_realistic_inria_scene(tiny):
     assert cloud.colors.std() > 0.1
 
 
-def test_colmap_model_holds_the_generated_cameras(tiny):
-    model = read_colmap_model(tiny.root / "sparse" / "0")
-    by_name = {image.name: model.camera_for(image) for image in model.images.values()}
-    assert sorted(by_name) == sorted(tiny.view_names)
-    for camera in tiny.cameras:
-        loaded = by_name[camera.name]
-        assert np.allclose(loaded.world_to_camera, camera.world_to_camera, atol=1e-9)
-        assert (loaded.width, loaded.height, loaded.fx) == (64, 48, pytest.approx(camera.fx))
-        with Image.open(tiny.images_dir / camera.name) as image:
+def test_colmap_dataset_loads_with_the_generated_cameras(tiny):
+    dataset = load_dataset(tiny.root)
+    assert dataset.kind == "colmap" and [v.name for v in dataset.views] == tiny.view_names
+    for view, camera in zip(dataset.views, tiny.cameras):
+        assert np.allclose(view.camera.world_to_camera, camera.world_to_camera, atol=1e-9)
+        assert (view.camera.width, view.camera.height, view.camera.fx) == (64, 48, pytest.approx(camera.fx))
+        assert Path(view.image_path) == tiny.images_dir / camera.name
+        with Image.open(view.image_path) as image:
             assert image.size == (64, 48) and image.mode == "RGB"
-    assert model.points_xyz is not None and len(model.points_xyz) > 1000
+    assert dataset.points_xyz is not None and len(dataset.points_xyz) > 1000
+    assert Path(find_dataset_for_ply(tiny.ply_path)) == tiny.root  # found next to the PLY, like a real scene
 
 
 def test_load_synthetic_reads_everything_back(tiny):
@@ -125,10 +124,12 @@ def test_load_synthetic_errors_name_the_file(tmp_path, tiny):
 
 
 def test_masks_folder_works_as_a_precomputed_mask_source(tiny, tmp_path):
-    views = [SimpleNamespace(camera=c, name=c.name, image_path=str(tiny.images_dir / c.name)) for c in tiny.cameras]
+    views = tiny.dataset().views
     store = MaskStore.build(PrecomputedMasks(tiny.masks_dir), views,
                             lambda v: (v.camera.width, v.camera.height), tmp_path)
     assert len(store) == len(tiny.view_names) and store.load(0).size == (64, 48)
+    stem = Path(views[3].name).stem
+    assert np.array_equal(store.load(3).fine, read_mask_file(tiny.masks_dir / f"{stem}_fine.png"))
 
 
 # -- labels ----------------------------------------------------------------------------------------

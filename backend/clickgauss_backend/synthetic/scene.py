@@ -17,13 +17,14 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from clickgauss_core.cameras import Camera
+from clickgauss_core.colmap import write_colmap_text
+from clickgauss_core.datasets import Dataset, View, load_dataset
 from clickgauss_core.errors import DatasetError
 from clickgauss_core.ply import write_gaussian_ply
 
@@ -123,6 +124,10 @@ class SyntheticScene:
     def test_indices(self) -> list[int]:
         return [self.view_names.index(v) for v in self.test_views]
 
+    def dataset(self) -> Dataset:
+        """The scene's COLMAP dataset through the normal reader (views sorted by image name = view order)."""
+        return load_dataset(self.root)
+
     def gaussian_labels(self, level: str) -> np.ndarray:
         """GT label per Gaussian at "coarse" (objects) or "fine" (parts)."""
         return {"coarse": self.gaussian_objects, "fine": self.gaussian_parts}[level]
@@ -196,20 +201,12 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
     Image.fromarray(np.rint(rgb * 255).astype(np.uint8)).save(path)
 
 
-class _NamedCamera(NamedTuple):
-    """What the COLMAP writer needs of a view: its camera and its image name."""
-    camera: Camera
-    name: str
-
-
 def _write_colmap(root: Path, cameras: list[Camera], labelled: LabelledCloud, rng: np.random.Generator) -> None:
     """The views as a COLMAP text model; a sample of the Gaussian centres stands in for SfM points."""
-    from clickgauss_core.colmap import write_colmap_text
-
     cloud = labelled.cloud
     sample = np.sort(rng.choice(len(cloud), size=min(len(cloud), COLMAP_POINTS), replace=False))
     colors = np.rint(cloud.colors[sample] * 255).astype(np.uint8)
-    write_colmap_text(root / SPARSE_DIR, [_NamedCamera(c, c.name) for c in cameras],
+    write_colmap_text(root / SPARSE_DIR, [View(c, str(root / IMAGES_DIR / c.name), c.name) for c in cameras],
                       points_xyz=cloud.positions[sample], points_rgb=colors)
 
 
@@ -296,10 +293,8 @@ def load_synthetic(out_dir: str | os.PathLike) -> SyntheticScene:
     except Exception as exc:
         raise DatasetError(labels_path, f"unreadable ground-truth labels ({exc})") from None
 
-    from clickgauss_core.colmap import read_colmap_model
-
-    model = read_colmap_model(root / SPARSE_DIR, read_points=False)
-    cameras_by_name = {image.name: model.camera_for(image) for image in model.images.values()}
+    dataset = load_dataset(root)
+    cameras_by_name = {view.name: view.camera for view in dataset.views}
     missing = [v for v in description["views"] if v not in cameras_by_name]
     if missing:
         raise DatasetError(root / SPARSE_DIR, f"COLMAP model lacks view(s) {missing[:3]}")
