@@ -9,6 +9,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
+from clickgauss_core.datasets import find_dataset_for_ply
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
 
@@ -37,6 +38,7 @@ def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str =
     cloud.source = os.path.abspath(filepath)
     obj = create_splat_object(context, cloud, name, matrix)
     ensure_display(obj, point_scale)
+    obj.clickgauss.dataset_found = find_dataset_for_ply(cloud.source) or ""
     for other in context.view_layer.objects.selected:
         other.select_set(False)
     obj.select_set(True)

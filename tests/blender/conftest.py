@@ -64,3 +64,43 @@ def clean_scene(addon):
     yield bpy.context.scene
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):
         bpy.data.batch_remove(list(collection))
+
+
+# -- the real backend ------------------------------------------------------------------------------
+BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_scene(tmp_path_factory) -> Path:
+    """The backend's synthetic "tiny" scene (PLY + COLMAP views + masks + GT labels)."""
+    root = tmp_path_factory.mktemp("synthetic") / "tiny"
+    result = subprocess.run([BACKEND_PYTHON, "-m", "clickgauss_backend.cli", "synth", str(root), "--preset", "tiny"],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
+def backend(addon, tmp_path_factory, synthetic_scene):
+    """A real backend process started with the add-on's own launcher; the add-on's preferences
+    point at it. Yields a BackendClient."""
+    local_backend = importlib.import_module(f"{ADDON_MODULE}.local_backend")
+    client_module = importlib.import_module(f"{ADDON_MODULE}.client")
+    work = tmp_path_factory.mktemp("backend")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = str(work / "backend.log")
+    process = local_backend.start_local_backend(BACKEND_PYTHON, port, log_path, cache_dir=str(work / "cache"),
+                                                data_roots=[synthetic_scene.parent, work],
+                                                extra_args=["--device", "cpu", "--log-level", "warning"])
+    client = client_module.BackendClient(f"http://127.0.0.1:{port}")
+    try:
+        local_backend.wait_until_ready(client, process, log_path=log_path)
+        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+        prefs.backend_url = client.url
+        yield client
+    finally:
+        local_backend.stop_local_backend(process)
