@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import WireFormatError
@@ -260,3 +262,30 @@ def test_blender_view_refuses_an_unknown_projection():
 def test_blender_region_pixel_is_flipped_to_top_left_centre():
     assert blender_region_to_pixel(0, 0, 600) == (0.5, 599.5)
     assert blender_region_to_pixel(799, 599, 600) == (799.5, 0.5)
+
+
+# -- fuzzing: any JSON gives a decoded value or a WireFormatError ----------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=True)
+                           | st.text(max_size=12), lambda inner: st.lists(inner, max_size=5)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=20)
+MASK_LIKE = st.fixed_dictionaries({"encoding": st.sampled_from(["bits", "delta-indices", "x"]),
+                                   "length": st.integers(-2, 64) | JSON_VALUES,
+                                   "data": st.binary(max_size=12).map(lambda b: base64.b64encode(b).decode()) | JSON_VALUES},
+                                  optional={"count": st.integers(-1, 10), "dtype": st.sampled_from(["uint8", "uint16", "int4"])})
+ARRAY_LIKE = st.fixed_dictionaries({"dtype": st.sampled_from(["float32", "int16", "bool", "object"]) | JSON_VALUES,
+                                    "shape": st.lists(st.integers(-1, 4), max_size=3) | JSON_VALUES,
+                                    "data": st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode())})
+CAMERA_LIKE = st.builds(lambda changes: {**camera_to_dict(_camera()), **changes},
+                        st.dictionaries(st.sampled_from(["world_to_camera", "width", "height", "fx", "fy", "cx", "cy",
+                                                         "projection", "near", "far", "name"]), JSON_VALUES, max_size=3))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(payload=JSON_VALUES | MASK_LIKE | ARRAY_LIKE | CAMERA_LIKE)
+def test_decoders_fail_only_with_wire_format_errors(payload):
+    for decode in (decode_mask, decode_array, camera_from_dict):
+        try:
+            decode(payload)
+        except WireFormatError:
+            pass
