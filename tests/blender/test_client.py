@@ -1,0 +1,89 @@
+"""The add-on's stdlib HTTP client against a real backend process, and against dead ones."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+
+def test_health_and_protocol_errors(backend, addon_module):
+    client_module = addon_module("client")
+    health = backend.health()
+    assert health["status"] == "ok" and health["api"] == "v1" and health["device"] == "cpu"
+    with pytest.raises(client_module.BackendError) as error:
+        backend.scene("0" * 64)
+    assert error.value.code == "unknown_scene" and error.value.status == 404
+    with pytest.raises(client_module.BackendError) as error:
+        backend.open_scene("/definitely/not/here.ply")
+    assert error.value.code in ("file_not_found", "outside_data_root")
+
+
+def test_upload_gives_the_same_scene_as_the_path(backend, synthetic_scene, tmp_path):
+    by_path = backend.open_scene(str(synthetic_scene / "point_cloud.ply"))
+    uploaded = backend.upload_scene(str(synthetic_scene / "point_cloud.ply"))
+    assert uploaded["scene_id"] == by_path["scene_id"]
+    assert uploaded["n_gaussians"] == by_path["n_gaussians"] == 4000
+
+
+def test_nothing_listening_is_unreachable(addon_module):
+    client_module = addon_module("client")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    client = client_module.BackendClient(f"http://127.0.0.1:{port}")
+    with pytest.raises(client_module.BackendUnreachable) as error:
+        client.health()
+    assert error.value.code == "unreachable" and f"127.0.0.1:{port}" in str(error.value)
+
+
+def test_backend_that_never_answers_times_out(addon_module):
+    client_module = addon_module("client")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
+        thread.start()
+        client = client_module.BackendClient(f"http://127.0.0.1:{server.getsockname()[1]}", read_timeout=0.3)
+        with pytest.raises(client_module.BackendUnreachable) as error:
+            client.health()
+        assert "timed out" in str(error.value)
+        thread.join(1)
+        for connection, _ in accepted:
+            connection.close()
+
+
+def test_malformed_url_is_refused(addon_module):
+    with pytest.raises(ValueError, match="http://host:port"):
+        addon_module("client").BackendClient("localhost:8765")
+
+
+def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_module, tmp_path):
+    import bpy
+    import numpy as np
+    from clickgauss_core.cameras import Camera
+    from clickgauss_core.ply import write_gaussian_ply
+
+    from splat_fixtures import make_cloud
+
+    client_module, selection = addon_module("client"), addon_module("blender.selection")
+    write_gaussian_ply(tmp_path / "s.ply", make_cloud(20, 0, False, False))
+    obj = addon_module("blender.io_operators").import_splats(bpy.context, str(tmp_path / "s.ply"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    camera = Camera(np.eye(4), 64, 48, 50, 50, 32, 24)
+    with pytest.raises(client_module.BackendError) as error:
+        selection.click_select(client_module.BackendClient(f"http://127.0.0.1:{port}"), obj, "0" * 64, camera,
+                               (10.5, 10.5))
+    assert error.value.code == "unreachable"
+    assert not selection.get_selection(obj).any()  # nothing changed
+
+
+def test_click_operator_passes_through_outside_a_viewport(clean_scene):
+    import bpy
+
+    # No 3D viewport under the mouse (background mode): the click is not ours to take.
+    assert bpy.ops.clickgauss.click_select("INVOKE_DEFAULT") == {"PASS_THROUGH"}
