@@ -241,8 +241,8 @@ def _load_inria(folder: str, images, resolution, source_path) -> Dataset:
     elif "source_path" in cfg:
         source = _resolve_source_path(folder, cfg_path, str(cfg["source_path"]))
     else:
-        raise DatasetError(folder, "INRIA output folder without cfg_args: pass the training dataset folder "
-                                   "(the one with images/) as source_path")
+        raise DatasetError(folder, "INRIA output folder without cfg_args: give the training dataset folder "
+                                   "(the one with images/) as the dataset instead, or as source_path=")
     model_folder = _colmap_model_folder(source)
     if model_folder is not None:
         return _load_colmap(source, model_folder, images, resolution, kind="inria", dataset_root=folder)
@@ -254,14 +254,28 @@ def _load_inria(folder: str, images, resolution, source_path) -> Dataset:
 
 
 def _resolve_source_path(folder: str, cfg_path: str, source: str) -> str:
-    """cfg_args holds the path as typed at training time: absolute, or relative to that shell."""
+    """cfg_args holds the path as typed at training time: absolute, or relative to that shell.
+
+    When it does not exist here (another machine, a Windows path), a folder with the same name
+    that holds the output folder or sits beside it is taken if it is a dataset.
+    """
     candidates = [source] if os.path.isabs(source) else [os.path.join(folder, source),
                                                           os.path.join(os.path.dirname(folder), source), source]
     for candidate in candidates:
         if os.path.isdir(candidate):
             return candidate
+    name = source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    absolute = os.path.abspath(folder)
+    moved = [parent for parent in (os.path.dirname(absolute), os.path.dirname(os.path.dirname(absolute)))
+             if os.path.basename(parent) == name]
+    moved += [os.path.join(os.path.dirname(absolute), name), os.path.join(os.path.dirname(os.path.dirname(absolute)), name)]
+    for candidate in moved:
+        if name and (_colmap_model_folder(candidate) is not None
+                     or os.path.isfile(os.path.join(candidate, "transforms.json"))):
+            return candidate
     raise DatasetError(cfg_path, f"source_path {source!r} (the training dataset) does not exist on this machine: "
-                                 "pass the dataset folder explicitly (load_dataset(..., source_path=DATASET))")
+                                 "give the dataset folder (with images/ and sparse/0 or transforms.json) as the "
+                                 "dataset instead, or as source_path= together with this output folder")
 
 
 def _load_inria_cameras_json(folder: str, source: str, images, resolution) -> Dataset:

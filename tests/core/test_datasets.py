@@ -111,8 +111,8 @@ def test_distorted_model_loads_with_a_warning_naming_the_file(real_data, tmp_pat
 
 def test_real_inria_output_folder_with_a_foreign_source_path(real_data):
     originals = real_data(SNOWMIKU) / "originals"
-    with pytest.raises(DatasetError, match=r"cfg_args: source_path 'D:\\\\noname.*does not exist on this machine.*"
-                                           r"source_path="):
+    with pytest.raises(DatasetError, match=r"cfg_args: source_path 'D:\\\\noname.*does not exist on this machine: "
+                                           r"give the dataset folder .* as the dataset instead, or as source_path="):
         load_dataset(originals)
     dataset = load_dataset(originals, source_path=real_data(SNOWMIKU))
     assert dataset.kind == "inria" and len(dataset) == 97 and dataset.root == str(originals)
@@ -311,11 +311,25 @@ def test_inria_output_without_cfg_args_needs_a_source_path(tmp_path):
     source = tmp_path / "scene"
     _colmap_dataset(source)
     output, _ = _inria_output(tmp_path, source, cfg=False)
-    with pytest.raises(DatasetError, match="without cfg_args: pass the training dataset folder"):
+    with pytest.raises(DatasetError, match="without cfg_args: give the training dataset folder"):
         load_dataset(output)
     assert len(load_dataset(output, source_path=source)) == 4
     with pytest.raises(DatasetError, match="source_path\\) not found"):
         load_dataset(output, source_path=tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("layout", ["inside", "beside"])
+def test_inria_output_finds_its_moved_dataset_by_name(tmp_path, layout):
+    source = tmp_path / "garden"
+    _colmap_dataset(source)
+    output = source / "output" if layout == "inside" else tmp_path / "garden_output"
+    output.mkdir()
+    (output / "cameras.json").write_text("[]")
+    (output / "cfg_args").write_text("Namespace(images='images', resolution=-1, "
+                                     "source_path='C:\\\\Users\\\\me\\\\garden')")
+    assert parse_cfg_args(output / "cfg_args")["source_path"] == "C:\\Users\\me\\garden"
+    dataset = load_dataset(output)
+    assert dataset.image_folder == str(source / "images") and len(dataset) == 4
 
 
 def test_find_dataset_for_ply(tmp_path):
