@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "clickgauss_backend.synthetic.commands",  # synth
     "clickgauss_backend.features.commands",   # train, click, segment-all
     "clickgauss_backend.server.commands",     # serve
+    "clickgauss_backend.demo.commands",       # demo-plan, demo-report (run-demo)
 )
 
 

@@ -256,3 +256,23 @@ def blender_region_to_pixel(x: float, y: float, height: int) -> tuple[float, flo
     """Blender region coordinates of a pixel (origin bottom-left, integer pixel) -> Camera pixel
     coordinates of its centre (origin top-left, centres at +0.5)."""
     return float(x) + 0.5, float(height) - float(y) - 0.5
+
+
+def blender_view_from_camera(camera: Camera, object_matrix_world=None) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of `camera_from_blender_view`: (view_matrix, window_matrix) of a Blender viewport
+    that shows what `camera` (in the object's local frame) sees, for an object placed at
+    `object_matrix_world`. Used to drive the add-on's click path from a known camera (demo, tests)."""
+    model = np.eye(4) if object_matrix_world is None else np.asarray(object_matrix_world, dtype=np.float64).reshape(4, 4)
+    view = OPENGL_TO_OPENCV @ camera.world_to_camera @ np.linalg.inv(model)
+    width, height, near, far = camera.width, camera.height, camera.near, camera.far
+    window = np.zeros((4, 4))
+    window[0, 0], window[1, 1] = 2 * camera.fx / width, 2 * camera.fy / height
+    if camera.projection == "perspective":
+        window[0, 2], window[1, 2] = 1 - 2 * camera.cx / width, 2 * camera.cy / height - 1
+        window[2, 2], window[2, 3] = -(far + near) / (far - near), -2 * far * near / (far - near)
+        window[3, 2] = -1.0
+    else:
+        window[0, 3], window[1, 3] = 2 * camera.cx / width - 1, 1 - 2 * camera.cy / height
+        window[2, 2], window[2, 3] = -2 / (far - near), -(far + near) / (far - near)
+        window[3, 3] = 1.0
+    return view, window

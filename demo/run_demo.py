@@ -1,0 +1,331 @@
+"""The Blender half of `run-demo`: the whole product on the built-in synthetic scene, through the
+same parts a user goes through.
+
+Runs under a Blender environment's Python (`bpy` from PyPI). Steps: generate the synthetic scene
+(backend CLI), build the add-on zip (scripts/build-addon), install it into a throw-away Blender user
+folder with Blender's own extension installer, start the backend with the add-on's "Start local
+backend" launcher, import the PLY with the add-on's importer, Train Features with the add-on's
+operator, click every object (coarse) and part (fine) through the add-on's click path from held-out
+viewpoints, segment everything into one object per segment, delete one object, recolour another,
+export, save a .blend, then let the backend measure the selections (IoU) and draw the pictures.
+The backend is stopped whatever happens; a failure names the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ADDON_MODULE = "bl_ext.user_default.clickgauss"
+TRAINING_TIMEOUT_S = 3600.0
+DELETED_COLOR = "deleted"
+RECOLOR_RGB = (0.1, 0.45, 1.0)  # a blue no synthetic object has
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, reason: str):
+        self.step, self.reason = step, reason
+        super().__init__(f"step '{step}' failed: {reason}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="ClickGauss demo on the built-in synthetic scene.")
+    parser.add_argument("--out", default=str(REPO_ROOT / "out" / "demo"), help="output folder (default out/demo)")
+    parser.add_argument("--scene-preset", default="demo", choices=("tiny", "demo", "large"),
+                        help="size of the synthetic scene (tiny is for the test suite)")
+    parser.add_argument("--train-preset", default="auto", choices=("auto", "tiny", "cpu-fast", "paper"),
+                        help="training preset (auto: cpu-fast on CPU, the paper's on CUDA)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="backend device")
+    parser.add_argument("--backend-python", default=str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"),
+                        help="the backend environment's interpreter")
+    return parser.parse_args(argv)
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.out = Path(args.out).resolve()
+        self.scene_dir = self.out / "scene"
+        self.work = self.out / "work"
+        self.backend_process = None
+        self.client = None
+        self.timings: dict = {}
+        self.step_number = 0
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def step(self, title: str):
+        self.step_number += 1
+        print(f"[{self.step_number}] {title} ...", flush=True)
+        started = time.perf_counter()
+        try:
+            yield
+        except StepFailed:
+            raise
+        except Exception as exc:  # any failure becomes "which step, and why"
+            traceback.print_exc()
+            raise StepFailed(title, f"{type(exc).__name__}: {exc}") from exc
+        print(f"    done in {time.perf_counter() - started:.1f} s", flush=True)
+
+    def backend_cli(self, *args: str) -> None:
+        command = [self.args.backend_python, "-m", "clickgauss_backend.cli", *args]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited with {result.returncode}:\n{result.stderr[-3000:]}")
+        if result.stdout.strip():
+            print("    " + result.stdout.strip().replace("\n", "\n    "), flush=True)
+
+    def addon(self, name: str):
+        return importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+    # -- the steps ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.work.mkdir(parents=True)
+        with self.step("generate the synthetic scene"):
+            self.backend_cli("synth", str(self.scene_dir), "--preset", self.args.scene_preset, "--preview")
+            self.backend_cli("demo-plan", str(self.scene_dir), "--out", str(self.work / "clicks.json"))
+            self.plan = json.loads((self.work / "clicks.json").read_text())
+        with self.step("build the add-on with Blender's extension builder"):
+            self.addon_zip = self.out / "clickgauss-addon.zip"
+            result = subprocess.run([str(REPO_ROOT / "scripts" / "build-addon"), str(self.addon_zip)],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"scripts/build-addon failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+        with self.step("install the add-on into Blender"):
+            self.install_addon()
+        with self.step("start the backend (the add-on's local backend launcher)"):
+            self.start_backend()
+        with self.step("import the scene (File > Import > 3D Gaussian Splatting)"):
+            self.obj = self.import_scene()
+        with self.step("Train Features"):
+            self.train()
+        with self.step(f"click every object and part ({len(self.plan)} clicks)"):
+            self.selections = self.click_everything()
+        with self.step("segment everything into one object per segment, export each"):
+            self.segment_everything()
+        with self.step("delete one object, recolour another, export the edited scene"):
+            self.edit_and_export()
+        with self.step("save the .blend"):
+            self.save_blend()
+        with self.step("measure the selections and draw the pictures (backend)"):
+            summary = self.report()
+        return summary
+
+    def install_addon(self) -> None:
+        import bpy
+
+        result = bpy.ops.extensions.package_install_files(repo="user_default", filepath=str(self.addon_zip),
+                                                          enable_on_install=True)
+        if result != {"FINISHED"}:
+            raise RuntimeError(f"package_install_files returned {result}")
+        importlib.import_module(ADDON_MODULE)
+
+    def start_backend(self) -> None:
+        import bpy
+
+        local_backend, client_module = self.addon("local_backend"), self.addon("client")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.backend_log = self.out / "backend.log"
+        extra = ["--log-level", "warning"] + (["--device", self.args.device] if self.args.device != "auto" else [])
+        self.backend_process = local_backend.start_local_backend(
+            self.args.backend_python, port, str(self.backend_log), cache_dir=str(self.work / "backend-cache"),
+            data_roots=[self.out], extra_args=extra)
+        self.client = client_module.BackendClient(f"http://127.0.0.1:{port}")
+        health = local_backend.wait_until_ready(self.client, self.backend_process, log_path=str(self.backend_log))
+        bpy.context.preferences.addons[ADDON_MODULE].preferences.backend_url = self.client.url
+        print(f"    backend {health.get('version')} on {health.get('device')} at {self.client.url}")
+        self.timings["device"] = health.get("device")
+
+    def import_scene(self):
+        import bpy
+
+        # The synthetic scene is already Z-up: keep the file's axes.
+        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.scene_dir / "point_cloud.ply"), z_up=False)
+        if result != {"FINISHED"}:
+            raise RuntimeError(f"import returned {result}")
+        obj = bpy.context.active_object
+        print(f"    {len(obj.data.vertices):,} Gaussians as '{obj.name}'")
+        self.timings["gaussians"] = len(obj.data.vertices)
+        return obj
+
+    def train(self) -> None:
+        import bpy
+
+        session = self.addon("blender.session")
+        settings = self.obj.clickgauss
+        settings.masks_source = "FOLDER"
+        settings.masks_path = str(self.scene_dir / "masks")
+        settings.preset = "AUTO" if self.args.train_preset == "auto" else self.args.train_preset
+        started = time.perf_counter()
+        if bpy.ops.clickgauss.train_features() != {"FINISHED"}:
+            raise RuntimeError("the Train Features operator did not start")
+        last_print, job = 0.0, None
+        while time.perf_counter() - started < TRAINING_TIMEOUT_S:
+            session.TASKS.deliver_finished()  # what the add-on's bpy.app.timers callback does in the UI
+            if self.obj.name in session.STATE.errors:
+                raise RuntimeError(session.STATE.errors[self.obj.name])
+            job = session.STATE.jobs.get(self.obj.name)
+            if job and job.get("state") in session.FINAL_JOB_STATES:
+                break
+            if job and time.perf_counter() - last_print > 5:
+                eta = job.get("eta_seconds")
+                print(f"    {job.get('stage') or job.get('state')}: {job.get('iteration', 0)}/{job.get('total') or '?'}"
+                      + (f", about {eta:.0f} s left" if eta else ""), flush=True)
+                last_print = time.perf_counter()
+            time.sleep(0.1)
+        if not job or job.get("state") != "done":
+            raise RuntimeError(f"training ended as {job and job.get('state')}: {job}")
+        self.timings["training_seconds"] = round(time.perf_counter() - started, 1)
+        self.timings["training_preset"] = job.get("preset") or self.args.train_preset
+
+    def click(self, camera_dict: dict, pixel, level: str) -> np.ndarray:
+        """One click through the add-on's click path: viewport matrices -> camera in the object's
+        frame -> backend -> selection on the mesh. Returns the selection in PLY order."""
+        from clickgauss_core import wire
+
+        selection = self.addon("blender.selection")
+        camera = wire.camera_from_dict(camera_dict)
+        view, window = wire.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
+        region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates
+        viewport = wire.camera_from_blender_view(view, window, camera.width, camera.height,
+                                                 np.array(self.obj.matrix_world))
+        selection.click_select(self.client, self.obj, self.obj.clickgauss.scene_id, viewport,
+                               wire.blender_region_to_pixel(region_x, region_y, camera.height), level)
+        selected = np.zeros(int(self.timings["gaussians"]), dtype=bool)
+        selected[selection.splat_ids(self.obj)[selection.get_selection(self.obj)]] = True
+        return selected
+
+    def click_everything(self) -> dict:
+        selections, latencies = {}, []
+        for item in self.plan:
+            key = f"{item['level']}_{item['label']}"
+            started = time.perf_counter()
+            selections[key] = self.click(item["camera"], item["pixel"], item["level"])
+            latencies.append((time.perf_counter() - started) * 1000)
+            print(f"    {item['level']:6s} {item['name']:24s} {int(selections[key].sum()):6d} "
+                  f"Gaussians selected in {latencies[-1]:.0f} ms", flush=True)
+        np.savez_compressed(self.work / "selections.npz", **selections)
+        self.timings["click_latency_ms"] = {"median": round(float(np.median(latencies)), 1),
+                                            "p95": round(float(np.percentile(latencies, 95)), 1),
+                                            "count": len(latencies)}
+        return selections
+
+    def segment_everything(self) -> None:
+        import bpy
+
+        io_operators = self.addon("blender.io_operators")
+        bpy.context.view_layer.objects.active = self.obj
+        if bpy.ops.clickgauss.segment_everything(level="coarse") != {"FINISHED"}:
+            raise RuntimeError("Segment Everything did not finish")
+        parts = [o for o in bpy.data.objects if o.name.startswith(f"{self.obj.name}.")]
+        segments_dir = self.out / "segments"
+        segments_dir.mkdir()
+        for part in parts:
+            io_operators.export_splats(part, str(segments_dir / f"{part.name.split('.', 1)[1]}.ply"))
+            part.hide_set(True)
+        self.obj.hide_set(False)
+        bpy.context.view_layer.objects.active = self.obj
+        self.timings["segments"] = len(parts)
+        print(f"    {len(parts)} segments -> {segments_dir}")
+
+    def edit_and_export(self) -> None:
+        import bpy
+
+        coarse = [item for item in self.plan if item["level"] == "coarse"]
+        deleted, recoloured = coarse[0], coarse[1]
+        scene_settings = bpy.context.scene.clickgauss
+        bpy.context.view_layer.objects.active = self.obj
+        self.click(deleted["camera"], deleted["pixel"], "coarse")
+        assert bpy.ops.clickgauss.delete_selected() == {"FINISHED"}
+        self.click(recoloured["camera"], recoloured["pixel"], "coarse")
+        scene_settings.recolor = RECOLOR_RGB
+        assert bpy.ops.clickgauss.recolor_selected() == {"FINISHED"}
+        bpy.ops.clickgauss.clear_selection()
+        self.edited_ply = self.out / "edited.ply"
+        result = bpy.ops.export_scene.clickgauss_splats(filepath=str(self.edited_ply))
+        if result != {"FINISHED"}:
+            raise RuntimeError(f"export returned {result}")
+        self.timings["edits"] = {"deleted": deleted["name"], "deleted_label": deleted["label"],
+                                 "recoloured": recoloured["name"], "recoloured_label": recoloured["label"],
+                                 "recolour_rgb": list(RECOLOR_RGB),
+                                 "gaussians_after_edit": len(self.obj.data.vertices)}
+
+    def save_blend(self) -> None:
+        import bpy
+
+        self.blend = self.out / "clickgauss_demo.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(self.blend))
+
+    def report(self) -> dict:
+        extra_path = self.work / "timings.json"
+        extra_path.write_text(json.dumps(self.timings))
+        self.backend_cli("demo-report", str(self.scene_dir), "--plan", str(self.work / "clicks.json"),
+                         "--selections", str(self.work / "selections.npz"), "--edited-ply", str(self.edited_ply),
+                         "--extra", str(extra_path), "--out", str(self.out))
+        return json.loads((self.out / "summary.json").read_text())
+
+    def stop_backend(self) -> None:
+        if self.backend_process is not None:
+            self.addon("local_backend").stop_local_backend(self.backend_process)
+            self.backend_process = None
+
+    def print_next_steps(self, summary: dict) -> None:
+        levels = summary["levels"]
+        print("\nClickGauss demo finished. Everything is in", self.out)
+        print(f"  summary.md / summary.json  IoU per object and part: coarse 3D {levels['coarse']['mean_iou_3d']:.3f} "
+              f"2D {levels['coarse']['mean_iou_2d']:.3f}, fine 3D {levels['fine']['mean_iou_3d']:.3f} "
+              f"2D {levels['fine']['mean_iou_2d']:.3f}; training {self.timings['training_seconds']} s; click "
+              f"{self.timings['click_latency_ms']['median']} ms median")
+        print("  scene.png, clicks_coarse.png, clicks_fine.png   pictures of the scene and of every click")
+        print("  edited.ply                  the edited scene (one object deleted, one recoloured)")
+        print("  segments/*.ply              one PLY per segmented object")
+        print("  clickgauss_demo.blend       open it in Blender (with the add-on installed) to go on by hand")
+        print("\nNext:")
+        print(f"  - Install {self.addon_zip.name} in Blender: Edit > Preferences > Get Extensions > Install from Disk.")
+        print("  - Your own scene: backend/.venv/bin/clickgauss-backend train SCENE.ply --dataset DATASET "
+              "--sam-checkpoint sam_vit_h.pth --out field.npz  (see README: 'Running on your own capture')")
+        print("  - Real captures need a SAM checkpoint (sam_vit_h_4b8939.pth from the segment-anything release).")
+        print("  - With a GPU: ./run-demo --device cuda (gsplat rasterizer, the paper's 3000-iteration preset).")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    user_dir = Path(tempfile.mkdtemp(prefix="clickgauss-demo-blender-"))
+    for variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
+                     "BLENDER_USER_DATAFILES", "BLENDER_USER_EXTENSIONS"):
+        os.environ[variable] = str(user_dir / variable.lower())  # before `import bpy`: never touch ~/.config
+    demo = Demo(args)
+    try:
+        summary = demo.run()
+    except StepFailed as failure:
+        print(f"\nDEMO FAILED at step '{failure.step}': {failure.reason}", file=sys.stderr)
+        if demo.backend_process is not None:
+            print(f"(backend log: {demo.backend_log})", file=sys.stderr)
+        return 1
+    finally:
+        demo.stop_backend()
+        shutil.rmtree(user_dir, ignore_errors=True)
+    demo.print_next_steps(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
