@@ -147,9 +147,10 @@ def parse_cfg_args(path: str | os.PathLike) -> dict:
 def _check_resolution(path: str, resolution) -> float | None:
     if resolution is None or resolution == -1:
         return None
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not resolution > 0:
-        raise DatasetError(path, f"resolution must be a downscale factor (1, 2, 4, 8), a target width or -1, "
-                                 f"got {resolution!r}")
+    if (isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or not 0 < resolution < np.inf
+            or (resolution not in DOWNSCALE_FACTORS and resolution != int(resolution))):
+        raise DatasetError(path, f"resolution must be a downscale factor (1, 2, 4, 8), a target width in pixels "
+                                 f"or -1, got {resolution!r}")
     return resolution
 
 

@@ -269,7 +269,7 @@ def test_truncated_binary_model(tmp_path):
         read_cameras_binary(str(tmp_path / "cameras.bin"))
 
 
-@pytest.mark.parametrize("resolution", [0, -3, "2", True])
+@pytest.mark.parametrize("resolution", [0, -3, "2", True, 1.5, float("nan"), float("inf")])
 def test_bad_resolution(tmp_path, resolution):
     _colmap_dataset(tmp_path)
     with pytest.raises(DatasetError, match="resolution must be"):
