@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,8 +27,9 @@ from .projection import ALPHA_THRESHOLD, ProjectedGaussians, project_gaussians
 MAX_ALPHA = 0.999               # gsplat 1.5's clamp (the original 3DGS used 0.99)
 MIN_TRANSMITTANCE = 1e-4        # a pixel is done once T would drop to this (exclusive, as gsplat)
 TILE_SIZE = 16
+SIGMA_CUTOFF = 6.0              # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
 ELEMENTS_PER_BLOCK = 1 << 19    # pixel x candidate pairs evaluated per step (bounds the memory)
-FIRST_BLOCK_COLUMNS = 32        # candidates per pixel in the first step; doubled while pixels stay open
+BLOCK_COLUMNS = 64              # list entries per step: the granularity of stopping early
 
 
 @dataclass
@@ -92,36 +93,71 @@ def weighted_sum(weights: CompositingWeights, features: torch.Tensor) -> torch.T
 
 @dataclass
 class _TileBins:
-    """Visible Gaussians (ids into the full set) grouped by tile, front to back inside a tile."""
+    """Visible Gaussians grouped by tile, front to back inside a tile, with what compositing reads.
 
-    tile_offsets: torch.Tensor   # (tiles + 1,)
-    gaussian_ids: torch.Tensor   # (pairs,) ids into the full Gaussian set
+    Tile t's list occupies slots [list_start[t], list_end[t]); slot list_end[t] is an all-zero
+    splat (opacity 0 never contributes) that the padded columns of a block point at.
+    `splats` is (6, slots): u, v, -a / 2, -b, -c / 2 (the conic (a, b, c) scaled so that the
+    exponent is their dot product with (dx^2, dx dy, dy^2)), opacity; one contiguous row per
+    quantity keeps the per-candidate arithmetic on contiguous memory.
+    """
+
+    list_start: torch.Tensor     # (tiles,)
+    list_end: torch.Tensor       # (tiles,)
+    gaussian_ids: torch.Tensor   # (slots,) ids into the full Gaussian set (0 at padding slots)
+    splats: torch.Tensor         # (6, slots)
 
 
-def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, tile_size: int) -> _TileBins:
+def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, tile_size: int,
+                    wanted_tiles: torch.Tensor) -> _TileBins:
+    """Bin the visible Gaussians into the tiles flagged in `wanted_tiles` ((tiles,) bool)."""
     device = projected.means2d.device
+    num_tiles = tiles_x * tiles_y
     visible_ids = projected.visible.nonzero().squeeze(1)
-    # Stable sort: equal depths keep the file order, like gsplat's stable radix sort.
-    visible_ids = visible_ids[torch.argsort(projected.depths[visible_ids], stable=True)]
     means = projected.means2d[visible_ids]
     radii = projected.radii[visible_ids]
     low = torch.floor((means - radii) / tile_size).long()
     high = torch.ceil((means + radii) / tile_size).long()
     x0, x1 = low[:, 0].clamp(0, tiles_x), high[:, 0].clamp(0, tiles_x)
     y0, y1 = low[:, 1].clamp(0, tiles_y), high[:, 1].clamp(0, tiles_y)
-    span_x = x1 - x0
-    tiles_per_gaussian = span_x * (y1 - y0)
+    # Cheap pre-cut to the bounding box of the wanted tiles (a click wants a single tile).
+    wanted_grid = wanted_tiles.view(tiles_y, tiles_x)
+    wanted_cols = wanted_grid.any(0).nonzero().squeeze(1)
+    wanted_rows = wanted_grid.any(1).nonzero().squeeze(1)
+    if wanted_cols.numel() > 0:
+        x0, x1 = x0.clamp_min(int(wanted_cols[0])), x1.clamp_max(int(wanted_cols[-1]) + 1)
+        y0, y1 = y0.clamp_min(int(wanted_rows[0])), y1.clamp_max(int(wanted_rows[-1]) + 1)
+    span_x = (x1 - x0).clamp_min(0)
+    tiles_per_gaussian = span_x * (y1 - y0).clamp_min(0)
+    keep = (tiles_per_gaussian > 0).nonzero().squeeze(1)
+    # Stable sort: equal depths keep the file order, like gsplat's stable radix sort.
+    keep = keep[torch.argsort(projected.depths[visible_ids[keep]], stable=True)]
+    visible_ids, x0, y0, span_x, tiles_per_gaussian = (
+        visible_ids[keep], x0[keep], y0[keep], span_x[keep], tiles_per_gaussian[keep])
+
     owner = torch.repeat_interleave(torch.arange(len(visible_ids), device=device), tiles_per_gaussian)
     first_pair = torch.cumsum(tiles_per_gaussian, 0) - tiles_per_gaussian
     local = torch.arange(owner.numel(), device=device) - first_pair[owner]
     owner_span = span_x[owner]
     tile_ids = (y0[owner] + local // owner_span) * tiles_x + x0[owner] + local % owner_span
+    wanted_pair = wanted_tiles[tile_ids].nonzero().squeeze(1)
+    owner, tile_ids = owner[wanted_pair], tile_ids[wanted_pair]
     # Pairs come out in depth order; a stable sort by tile keeps that order inside each tile.
-    order = torch.argsort(tile_ids, stable=True)
-    counts = torch.bincount(tile_ids, minlength=tiles_x * tiles_y)
-    offsets = torch.zeros(tiles_x * tiles_y + 1, dtype=torch.int64, device=device)
-    torch.cumsum(counts, 0, out=offsets[1:])
-    return _TileBins(tile_offsets=offsets, gaussian_ids=visible_ids[owner[order]])
+    tile_ids, order = torch.sort(tile_ids, stable=True)
+    counts = torch.bincount(tile_ids, minlength=num_tiles)
+    # Tile t's list starts after the lists and padding slots of tiles 0..t-1.
+    list_end = torch.cumsum(counts + 1, 0) - 1
+    list_start = list_end - counts
+    slots = torch.arange(tile_ids.numel(), device=device) + tile_ids  # sorted pair k -> its slot
+    pair_ids = visible_ids[owner[order]]
+    gaussian_ids = torch.zeros(tile_ids.numel() + num_tiles, dtype=torch.int64, device=device)
+    gaussian_ids[slots] = pair_ids
+    conics = projected.conics[pair_ids]
+    splats = torch.zeros(6, gaussian_ids.numel(), dtype=projected.means2d.dtype, device=device)
+    splats[:, slots] = torch.stack([projected.means2d[pair_ids, 0], projected.means2d[pair_ids, 1],
+                                    -0.5 * conics[:, 0], -conics[:, 1], -0.5 * conics[:, 2],
+                                    projected.opacities[pair_ids]])
+    return _TileBins(list_start=list_start, list_end=list_end, gaussian_ids=gaussian_ids, splats=splats)
 
 
 def compositing_weights(gaussians: GaussianTensors, camera: Camera, pixels: torch.Tensor,
@@ -132,68 +168,140 @@ def compositing_weights(gaussians: GaussianTensors, camera: Camera, pixels: torc
     with torch.no_grad():
         projected = project_gaussians(gaussians, camera)
         tiles_x, tiles_y = math.ceil(camera.width / tile_size), math.ceil(camera.height / tile_size)
-        bins = _bin_into_tiles(projected, tiles_x, tiles_y, tile_size)
         pixel_tiles = (pixels[:, 1] // tile_size) * tiles_x + pixels[:, 0] // tile_size
-        list_start = bins.tile_offsets[pixel_tiles]
-        list_length = bins.tile_offsets[pixel_tiles + 1] - list_start
-        centres = pixels.to(projected.means2d.dtype) + 0.5
-        transmittance = torch.ones(num_pixels, dtype=projected.means2d.dtype, device=device)
+        wanted_tiles = torch.zeros(tiles_x * tiles_y, dtype=torch.bool, device=device)
+        wanted_tiles[pixel_tiles] = True
+        bins = _bin_into_tiles(projected, tiles_x, tiles_y, tile_size, wanted_tiles)
+        state = _PixelState.start(pixels, bins.splats.dtype)
 
-        # Rows with long lists first, so each chunk of rows has similar lengths (little padding).
-        by_length = torch.argsort(list_length, descending=True)
-        entry_rows, entry_ids, entry_weights = [], [], []
-        open_rows = by_length[list_length[by_length] > 0]
-        column = 0
-        columns = FIRST_BLOCK_COLUMNS
-        while open_rows.numel() > 0:
-            rows_per_step = max(1, ELEMENTS_PER_BLOCK // columns)
-            still_open = []
-            for chunk in open_rows.split(rows_per_step):
-                done = _composite_block(projected, bins, chunk, column, columns, list_start, list_length,
-                                        centres, transmittance, entry_rows, entry_ids, entry_weights)
-                still_open.append(chunk[~done])
-            open_rows = torch.cat(still_open)
-            column += columns
-            columns *= 2
+        # The pixels of a tile share its list, so each list entry is read once per tile. Tiles are
+        # processed in chunks padded to the chunk's largest pixel count: sorting the tiles by
+        # pixel count keeps that padding small (uneven list lengths cost nothing, a tile simply
+        # leaves the loop when its list ends).
+        list_length = bins.list_end - bins.list_start
+        pixels_per_tile = torch.bincount(pixel_tiles, minlength=tiles_x * tiles_y)
+        tiles = (wanted_tiles & (list_length > 0)).nonzero().squeeze(1)
+        tiles = tiles[torch.argsort(pixels_per_tile[tiles], descending=True, stable=True)]
+        tile_rank = torch.full((tiles_x * tiles_y,), tiles.numel(), dtype=torch.int64, device=device)
+        tile_rank[tiles] = torch.arange(tiles.numel(), device=device)
+        pixel_rank, pixel_order = torch.sort(tile_rank[pixel_tiles], stable=True)   # grouped by tile
+        pixels_per_tile = pixels_per_tile[tiles]
+        first_pixel = torch.cumsum(pixels_per_tile, 0) - pixels_per_tile
+        counts_host = pixels_per_tile.tolist()
 
-        rows = torch.cat(entry_rows) if entry_rows else torch.zeros(0, dtype=torch.int64, device=device)
-        ids = torch.cat(entry_ids) if entry_ids else torch.zeros(0, dtype=torch.int64, device=device)
-        weights = (torch.cat(entry_weights) if entry_weights
-                   else torch.zeros(0, dtype=transmittance.dtype, device=device))
-        # Entries came out block by block; a stable sort by row restores front-to-back order per row.
-        order = torch.argsort(rows, stable=True)
-        counts = torch.bincount(rows, minlength=num_pixels)
+        chunk_begin = 0
+        while chunk_begin < tiles.numel():
+            width = counts_host[chunk_begin]   # the largest pixel count of the chunk
+            chunk_end = min(tiles.numel(), chunk_begin + max(1, ELEMENTS_PER_BLOCK // (BLOCK_COLUMNS * width)))
+            chunk = slice(chunk_begin, chunk_end)
+            # (tiles, width) table of pixel rows; short tiles padded with the never-counted row P.
+            rank_in_tile = torch.arange(width, device=device)
+            table_slots = (first_pixel[chunk, None] + rank_in_tile).clamp_max(num_pixels - 1)
+            table = torch.where(rank_in_tile < pixels_per_tile[chunk, None], pixel_order[table_slots], num_pixels)
+            _composite_tiles(bins, state, table, bins.list_start[tiles[chunk]], bins.list_end[tiles[chunk]])
+            chunk_begin = chunk_end
+        return state.weights(bins, len(gaussians))
+
+
+@dataclass
+class _PixelState:
+    """The requested pixels while they are being composited, and the weights found so far.
+
+    Arrays have P + 1 entries: the last is a padding pixel that is done from the start.
+    Contributions are kept with their rank inside their pixel's row, so that the CSR arrays can
+    be filled at the end without sorting.
+    """
+
+    centres: torch.Tensor        # (2, P + 1) pixel centres (x + 0.5, y + 0.5)
+    transmittance: torch.Tensor  # (P + 1,) T after the candidates composited so far
+    open: torch.Tensor           # (P + 1,) 1.0 while the pixel still composites, else 0.0
+    filled: torch.Tensor         # (P + 1,) contributions found so far
+    rows: list = field(default_factory=list)     # per block: pixel of each contribution
+    ranks: list = field(default_factory=list)    # per block: its rank in the pixel's row
+    slots: list = field(default_factory=list)    # per block: its list slot
+    values: list = field(default_factory=list)   # per block: its weight alpha * T
+
+    @classmethod
+    def start(cls, pixels: torch.Tensor, dtype: torch.dtype) -> "_PixelState":
+        num_pixels = pixels.shape[0]
+        centres = torch.zeros(2, num_pixels + 1, dtype=dtype, device=pixels.device)
+        centres[:, :num_pixels] = pixels.T.to(dtype) + 0.5
+        is_open = torch.ones(num_pixels + 1, dtype=dtype, device=pixels.device)
+        is_open[num_pixels] = 0.0
+        return cls(centres=centres, transmittance=torch.ones_like(is_open), open=is_open,
+                   filled=torch.zeros(num_pixels + 1, dtype=torch.int64, device=pixels.device))
+
+    def weights(self, bins: _TileBins, num_gaussians: int) -> CompositingWeights:
+        num_pixels = self.transmittance.shape[0] - 1
+        device = self.transmittance.device
         row_offsets = torch.zeros(num_pixels + 1, dtype=torch.int64, device=device)
-        torch.cumsum(counts, 0, out=row_offsets[1:])
-    return CompositingWeights(row_offsets=row_offsets, gaussian_ids=ids[order], weights=weights[order],
-                              transmittance=transmittance, num_gaussians=len(gaussians))
+        torch.cumsum(self.filled[:num_pixels], 0, out=row_offsets[1:])
+        nnz = int(row_offsets[-1])
+        gaussian_ids = torch.zeros(nnz, dtype=torch.int64, device=device)
+        values = self.transmittance.new_zeros(nnz)
+        if nnz:
+            where = row_offsets[torch.cat(self.rows)] + torch.cat(self.ranks)
+            gaussian_ids[where] = bins.gaussian_ids[torch.cat(self.slots)]
+            values[where] = torch.cat(self.values)
+        return CompositingWeights(row_offsets=row_offsets, gaussian_ids=gaussian_ids, weights=values,
+                                  transmittance=self.transmittance[:num_pixels], num_gaussians=num_gaussians)
 
 
-def _composite_block(projected, bins, rows, column, columns, list_start, list_length, centres,
-                     transmittance, entry_rows, entry_ids, entry_weights) -> torch.Tensor:
-    """Composite candidates [column, column + columns) of the lists of `rows`; returns rows now done."""
-    positions = column + torch.arange(columns, device=rows.device)
-    length = list_length[rows]
-    in_list = positions[None, :] < length[:, None]
-    slots = torch.where(in_list, list_start[rows][:, None] + positions[None, :], 0)
-    ids = bins.gaussian_ids[slots]
-    delta = projected.means2d[ids] - centres[rows][:, None, :]
-    conic = projected.conics[ids]
-    dx, dy = delta[..., 0], delta[..., 1]
-    sigma = 0.5 * (conic[..., 0] * dx * dx + conic[..., 2] * dy * dy) + conic[..., 1] * dx * dy
-    alpha = torch.clamp_max(projected.opacities[ids] * torch.exp(-sigma), MAX_ALPHA)
-    alpha = torch.where(in_list & (sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, 0.0)
+def _composite_tiles(bins: _TileBins, state: _PixelState, table: torch.Tensor, list_start: torch.Tensor,
+                     list_end: torch.Tensor) -> None:
+    """Composite the pixels `table` (tiles, K) through their tiles' lists, BLOCK_COLUMNS at a time.
 
-    start_t = transmittance[rows]
-    after = start_t[:, None] * torch.cumprod(1.0 - alpha, dim=1)   # T after each candidate
-    before = torch.cat([start_t[:, None], after[:, :-1]], dim=1)     # T in front of it
-    included = (alpha > 0) & (after > MIN_TRANSMITTANCE)
-    hit_row, hit_col = included.nonzero(as_tuple=True)
-    entry_rows.append(rows[hit_row])
-    entry_ids.append(ids[hit_row, hit_col])
-    entry_weights.append((alpha * before)[hit_row, hit_col])
+    A tile stops once all its pixels are done, like a gsplat thread block. Written for CPU
+    speed: in-place arithmetic, float masks instead of torch.where, and everything that only
+    concerns contributions (weights, transmittance) computed on the few hits, not the block.
+    """
+    tiles = torch.arange(table.shape[0], device=table.device)
+    column = 0
+    columns = torch.arange(BLOCK_COLUMNS, device=table.device)
+    while tiles.numel() > 0:
+        start, end, pixel_rows = list_start[tiles], list_end[tiles], table[tiles]
+        num_tiles, width = pixel_rows.shape
+        slots = torch.minimum(start[:, None] + (column + columns), end[:, None])            # (tiles, B)
+        splat = bins.splats.index_select(1, slots.view(-1)).view(6, num_tiles, 1, BLOCK_COLUMNS)
+        u, v, neg_half_a, neg_b, neg_half_c, opacity = splat
+        centres = state.centres[:, pixel_rows].unsqueeze(-1)                                # (2, tiles, K, 1)
+        dx = u - centres[0]                                                                 # (tiles, K, B)
+        dy = v - centres[1]
+        exponent = dx * neg_half_a
+        exponent.addcmul_(dy, neg_b).mul_(dx).add_(dy.mul_(dy).mul_(neg_half_c))             # -sigma
+        # Past sigma = 6 > ln 255 every alpha is below the threshold; clamping there keeps exp()
+        # from producing denormals, which are many times slower on CPUs. gsplat's extra
+        # "sigma < 0" skip only fires on rounding noise of a positive-definite conic; not copied.
+        alpha = exponent.clamp_(min=-SIGMA_CUTOFF).exp_().mul_(opacity).clamp_(max=MAX_ALPHA)
+        alpha.mul_(alpha >= ALPHA_THRESHOLD)
+        start_t = (state.transmittance[pixel_rows] * state.open[pixel_rows]).unsqueeze(-1)
+        after = torch.cumprod(1.0 - alpha, dim=2).mul_(start_t)                             # T after each
+        included = (after > MIN_TRANSMITTANCE) & (alpha > 0)
+        hits = included.view(-1).nonzero().squeeze(1)
+        if hits.numel():
+            _record_hits(state, hits, pixel_rows, slots, alpha, after)
+        state.open[pixel_rows] *= after[..., -1] > MIN_TRANSMITTANCE
+        state.open[-1] = 0.0  # padding entries of the table may have written the padding pixel
+        column += BLOCK_COLUMNS
+        still_open = (state.open[pixel_rows].amax(dim=1) > 0) & (end - start > column)
+        tiles = tiles[still_open]
 
-    # T stays at its value after the last included candidate (the one that would end it is excluded).
-    transmittance[rows] = start_t * torch.where(included, 1.0 - alpha, 1.0).prod(dim=1)
-    return (after[:, -1] <= MIN_TRANSMITTANCE) | (length <= column + columns)
 
+def _record_hits(state: _PixelState, hits, pixel_rows, slots, alpha, after) -> None:
+    """Store the contributions at flat block indices `hits` (sorted) and update T."""
+    width = pixel_rows.shape[1]
+    group = hits // BLOCK_COLUMNS          # (tile, pixel) row of the block; hits of a row are adjacent
+    hit_column = hits % BLOCK_COLUMNS
+    pixel = pixel_rows.view(-1)[group]
+    hit_alpha = alpha.view(-1)[hits]
+    hit_after = after.view(-1)[hits]
+    counts = torch.bincount(group, minlength=pixel_rows.numel())
+    group_start = torch.cumsum(counts, 0) - counts
+    state.rows.append(pixel)
+    state.ranks.append(state.filled[pixel] + torch.arange(hits.numel(), device=hits.device) - group_start[group])
+    state.slots.append(slots[group // width, hit_column])
+    state.values.append(hit_alpha * (hit_after / (1.0 - hit_alpha)))   # alpha * T in front of it
+    # T stays at its value after the last contribution; the candidate that would end it is excluded.
+    last = (group_start + counts - 1)[counts > 0]
+    state.transmittance[pixel[last]] = hit_after[last]
+    state.filled.view(-1)[pixel_rows.view(-1)] += counts
