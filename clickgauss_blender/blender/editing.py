@@ -9,7 +9,7 @@ import numpy as np
 
 from ..splat_math import sh_dc_from_color, srgb_to_linear
 from .display import ensure_display
-from .mesh_io import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, copy_splat_metadata, mesh_subset, read_attribute,
+from .mesh_io import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, VERTEX_HIDE_ATTRIBUTE, copy_splat_metadata, mesh_subset, read_attribute,
                       replace_mesh, write_attribute)
 from .selection import ensure_object_mode, get_selection, per_vertex, set_selection
 
@@ -21,7 +21,7 @@ def _hidden(obj) -> np.ndarray:
 def _set_hidden(obj, hidden: np.ndarray) -> None:
     hidden = np.asarray(hidden, dtype=bool)
     write_attribute(obj.data, HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
-    obj.data.vertices.foreach_set("hide", hidden)  # Edit mode hides them as well
+    write_attribute(obj.data, VERTEX_HIDE_ATTRIBUTE, hidden, "BOOLEAN")  # Edit mode hides them as well
     set_selection(obj, get_selection(obj) & ~hidden)
 
 

@@ -26,6 +26,8 @@ ID_ATTRIBUTE = "cg_id"
 COLOR_ATTRIBUTE = "cg_color"
 SELECTED_ATTRIBUTE = "cg_selected"
 HIDDEN_ATTRIBUTE = "cg_hidden"
+VERTEX_SELECT_ATTRIBUTE = ".select_vert"  # Blender's own vertex selection / hide state
+VERTEX_HIDE_ATTRIBUTE = ".hide_vert"
 POSITION_PROPERTIES = ("x", "y", "z")
 RESERVED_NAMES = {"position", ID_ATTRIBUTE, COLOR_ATTRIBUTE, SELECTED_ATTRIBUTE, HIDDEN_ATTRIBUTE}
 

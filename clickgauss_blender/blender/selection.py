@@ -12,7 +12,8 @@ from clickgauss_core import wire
 from clickgauss_core.cameras import Camera
 
 from ..client import BackendClient
-from .mesh_io import HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, read_attribute, write_attribute
+from .mesh_io import (HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, VERTEX_SELECT_ATTRIBUTE, read_attribute,
+                      write_attribute)
 
 MODES = ("NEW", "ADD", "SUBTRACT")
 
@@ -38,7 +39,8 @@ def set_selection(obj, selected: np.ndarray) -> int:
     if HIDDEN_ATTRIBUTE in mesh.attributes:
         selected = selected & ~read_attribute(mesh, HIDDEN_ATTRIBUTE)
     write_attribute(mesh, SELECTED_ATTRIBUTE, selected, "BOOLEAN")
-    mesh.vertices.foreach_set("select", selected)
+    # Edit mode's vertex selection; the attribute is ~100x faster than vertices.foreach_set("select").
+    write_attribute(mesh, VERTEX_SELECT_ATTRIBUTE, selected, "BOOLEAN")
     mesh.update()
     return int(selected.sum())
 

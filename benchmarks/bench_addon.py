@@ -1,0 +1,158 @@
+"""Add-on speed: import, click (add-on side) and export at 100k and 1M Gaussians, in real Blender.
+
+    .venv-blender-4.2/bin/python benchmarks/bench_addon.py [--sizes 100000 1000000] [--json out.json]
+
+Builds and installs the extension zip (scripts/build-addon) into a throw-away Blender user folder,
+writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgauss_core, then times
+- import: File > Import operator (PLY read + mesh + every attribute + display modifier);
+- click (add-on side): `selection.click_select` = camera to JSON, HTTP request, mask decode and
+  applying it through cg_id onto the mesh. The answer comes from a small local HTTP responder that
+  returns a precomputed real `wire.encode_mask` payload (10% of the Gaussians selected), so the
+  number is the add-on's share only (the backend's click time is in its own benchmark);
+- export: File > Export operator with an object transform to bake.
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+USER_DIR = Path(tempfile.mkdtemp(prefix="clickgauss-bench-user-"))
+for _variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
+                  "BLENDER_USER_DATAFILES", "BLENDER_USER_EXTENSIONS"):
+    os.environ[_variable] = str(USER_DIR / _variable.lower())
+
+import bpy  # noqa: E402
+import numpy as np  # noqa: E402
+
+ADDON_MODULE = "bl_ext.user_default.clickgauss"
+CLICK_REPEATS = 5
+
+
+def install_addon(work: Path):
+    import importlib
+
+    zip_path = work / "clickgauss.zip"
+    subprocess.run([str(REPO_ROOT / "scripts" / "build-addon"), str(zip_path)], check=True, capture_output=True)
+    assert bpy.ops.extensions.package_install_files(repo="user_default", filepath=str(zip_path),
+                                                    enable_on_install=True) == {"FINISHED"}
+    return lambda name: importlib.import_module(f"{ADDON_MODULE}.{name}")
+
+
+def write_scene(path: Path, n: int, seed: int = 0) -> None:
+    from clickgauss_core.gaussians import GaussianCloud
+    from clickgauss_core.ply import write_gaussian_ply
+
+    rng = np.random.default_rng(seed)
+    cloud = GaussianCloud.from_arrays(
+        positions=rng.normal(size=(n, 3)).astype(np.float32), log_scales=rng.uniform(-6, -3, (n, 3)),
+        rotations=rng.normal(size=(n, 4)), opacity_logits=rng.normal(size=n), sh_dc=rng.normal(size=(n, 3)),
+        sh_rest=rng.normal(size=(n, 15, 3)).astype(np.float32) * 0.1)
+    write_gaussian_ply(path, cloud)
+
+
+class CannedClickServer:
+    """Answers POST /v1/scenes/<id>/click with one fixed, real protocol response."""
+
+    def __init__(self, body: bytes):
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def bench_size(addon_module, work: Path, n: int) -> dict:
+    from clickgauss_core import wire
+    from clickgauss_core.cameras import Camera
+
+    client_module, selection = addon_module("client"), addon_module("blender.selection")
+    ply = work / f"scene_{n}.ply"
+    write_scene(ply, n)
+    for collection in (bpy.data.objects, bpy.data.meshes):
+        bpy.data.batch_remove(list(collection))
+
+    start = time.perf_counter()
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(ply)) == {"FINISHED"}
+    import_s = time.perf_counter() - start
+    obj = bpy.context.active_object
+
+    mask = np.random.default_rng(1).random(n) < 0.1
+    payload = {"scene_id": "0" * 64, "level": "coarse", "threshold": 0.8, "n_gaussians": n,
+               "selected": int(mask.sum()), "mask": wire.encode_mask(mask)}
+    body = json.dumps(payload).encode()
+    server = CannedClickServer(body)
+    client = client_module.BackendClient(server.url)
+    camera = Camera(np.eye(4), 1280, 720, 900.0, 900.0, 640.0, 360.0)
+    click_times = []
+    try:
+        for _ in range(CLICK_REPEATS):
+            start = time.perf_counter()
+            result = selection.click_select(client, obj, "0" * 64, camera, (640.5, 360.5), "coarse", None, "NEW")
+            click_times.append(time.perf_counter() - start)
+    finally:
+        server.close()
+    assert result.selected_now == mask.sum()
+
+    obj.location = (1.0, 2.0, 3.0)
+    obj.scale = (2.0, 2.0, 2.0)
+    bpy.context.view_layer.update()
+    start = time.perf_counter()
+    assert bpy.ops.export_scene.clickgauss_splats(filepath=str(work / f"out_{n}.ply")) == {"FINISHED"}
+    export_s = time.perf_counter() - start
+    return {"gaussians": n, "file_mb": round(ply.stat().st_size / 1e6, 1), "import_s": round(import_s, 3),
+            "click_ms_median": round(float(np.median(click_times)) * 1000, 1),
+            "click_response_kb": round(len(body) / 1e3, 1), "export_s": round(export_s, 3)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--json", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "bench_addon.json")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="clickgauss-bench-"))
+    try:
+        addon_module = install_addon(work)
+        rows = [bench_size(addon_module, work, n) for n in args.sizes]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(USER_DIR, ignore_errors=True)
+    header = ("gaussians", "file_mb", "import_s", "click_ms_median", "click_response_kb", "export_s")
+    print(f"Blender {bpy.app.version_string}, Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")
+    print(" | ".join(header))
+    for row in rows:
+        print(" | ".join(str(row[k]) for k in header))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"blender": bpy.app.version_string, "cpus": os.cpu_count(), "rows": rows},
+                                    indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
