@@ -82,25 +82,29 @@ def synthetic_scene(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def backend(addon, tmp_path_factory, synthetic_scene):
-    """A real backend process started with the add-on's own launcher; the add-on's preferences
-    point at it. Yields a BackendClient."""
-    local_backend = importlib.import_module(f"{ADDON_MODULE}.local_backend")
-    client_module = importlib.import_module(f"{ADDON_MODULE}.client")
-    work = tmp_path_factory.mktemp("backend")
+    """A real backend process started by the add-on's own "Start Local Backend" operator (the
+    interpreter, URL and data root set in its preferences). Yields a BackendClient for it."""
     import socket
+    import time
 
+    session = importlib.import_module(f"{ADDON_MODULE}.blender.session")
+    client_module = importlib.import_module(f"{ADDON_MODULE}.client")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log_path = str(work / "backend.log")
-    process = local_backend.start_local_backend(BACKEND_PYTHON, port, log_path, cache_dir=str(work / "cache"),
-                                                data_roots=[synthetic_scene.parent, work],
-                                                extra_args=["--device", "cpu", "--log-level", "warning"])
-    client = client_module.BackendClient(f"http://127.0.0.1:{port}")
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    prefs.backend_python = BACKEND_PYTHON
+    prefs.backend_url = f"http://127.0.0.1:{port}"
+    prefs.local_data_root = str(tmp_path_factory.getbasetemp())
+    assert bpy.ops.clickgauss.start_backend() == {"FINISHED"}
     try:
-        local_backend.wait_until_ready(client, process, log_path=log_path)
-        prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
-        prefs.backend_url = client.url
-        yield client
+        deadline = time.monotonic() + 300
+        while session.STATE.backend.state == "starting" and time.monotonic() < deadline:
+            session.TASKS.deliver_finished()  # what the bpy.app.timers callback does in the UI
+            time.sleep(0.1)
+        assert session.STATE.backend.state == "connected", session.STATE.backend.message
+        assert session.STATE.backend.health["device"] in ("cpu", "cuda")
+        yield client_module.BackendClient(prefs.backend_url)
     finally:
-        local_backend.stop_local_backend(process)
+        if session.STATE.local_process is not None:
+            bpy.ops.clickgauss.stop_backend()

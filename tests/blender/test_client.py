@@ -11,7 +11,7 @@ import pytest
 def test_health_and_protocol_errors(backend, addon_module):
     client_module = addon_module("client")
     health = backend.health()
-    assert health["status"] == "ok" and health["api"] == "v1" and health["device"] == "cpu"
+    assert health["status"] == "ok" and health["api"] == "v1" and health["device"] in ("cpu", "cuda")
     with pytest.raises(client_module.BackendError) as error:
         backend.scene("0" * 64)
     assert error.value.code == "unknown_scene" and error.value.status == 404
