@@ -161,7 +161,15 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
         elif job["state"] != "done":
-            STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
+            if job["state"] != "cancelled":
+                STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
+            # A field trained earlier may still be there: ask the backend rather than assume.
+            TASKS.submit(lambda: client.scene(job["scene_id"]), refresh_scene)
+
+    def refresh_scene(scene, error):
+        obj = bpy.data.objects.get(object_name)
+        if error is None and obj is not None:
+            record_scene(obj, scene)
 
     TASKS.submit(poll, done)
 

@@ -221,3 +221,29 @@ def test_grow_separate_and_segment_everything(connected_object, addon_module, ba
     for o in created:
         assert len(np.unique(segments[mesh_io.read_attribute(o.data, "cg_id")])) == 1
     assert obj.hide_get()
+
+
+def test_cancel_training_operator(training_run, clean_scene, addon_module, synthetic_scene):
+    session = addon_module("blender.session")
+    obj = _import_scene(synthetic_scene)
+    obj.clickgauss.masks_path = str(synthetic_scene / "masks")
+    obj.clickgauss.preset = "tiny"
+    assert bpy.ops.clickgauss.train_features() == {"FINISHED"}
+
+    def deliver_until(condition):
+        deadline = time.monotonic() + TRAINING_TIMEOUT_S
+        while time.monotonic() < deadline and not condition(session.STATE.jobs.get(obj.name) or {}):
+            session.TASKS.deliver_finished()
+            time.sleep(0.05)
+        return session.STATE.jobs.get(obj.name) or {}
+
+    job = deliver_until(lambda j: j.get("state") in ("running",) + session.FINAL_JOB_STATES)
+    assert job["state"] == "running", job
+    assert bpy.ops.clickgauss.cancel_training() == {"FINISHED"}
+    job = deliver_until(lambda j: j.get("state") in session.FINAL_JOB_STATES)
+    assert job["state"] == "cancelled", job
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not obj.clickgauss.has_features:  # the earlier field is still there
+        session.TASKS.deliver_finished()
+        time.sleep(0.05)
+    assert obj.clickgauss.has_features
