@@ -12,6 +12,7 @@ from .client import BackendClient, BackendError
 
 STARTUP_TIMEOUT = 120.0  # importing torch on a busy machine takes a while
 POLL_INTERVAL = 0.25
+TOKEN_ENV = "CLICKGAUSS_TOKEN"  # the backend's `serve` reads its token from here too
 
 
 def port_of(url: str) -> int:
@@ -29,12 +30,13 @@ def start_local_backend(python: str, port: int, log_path: str, cache_dir: str | 
         command += ["--cache-dir", cache_dir]
     for root in data_roots:
         command += ["--data-root", str(root)]
-    if token:
-        command += ["--token", token]
     command += list(extra_args)
+    env = dict(os.environ)
+    if token:  # through the environment: a command line is visible to every user of the machine
+        env[TOKEN_ENV] = token
     os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
 
 def wait_until_ready(client: BackendClient, process: subprocess.Popen | None = None,

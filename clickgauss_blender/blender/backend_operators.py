@@ -19,7 +19,7 @@ from ..local_backend import port_of, start_local_backend, stop_local_backend, wa
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import click_select, viewport_camera
-from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS
+from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_timer
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
 UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
@@ -342,6 +342,7 @@ def unregister():
     for keymap, item in _keymap_items:
         keymap.keymap_items.remove(item)
     _keymap_items.clear()
+    stop_timer()
     if STATE.local_process is not None:
         stop_local_backend(STATE.local_process)
         STATE.local_process = None

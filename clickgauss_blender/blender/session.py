@@ -92,10 +92,6 @@ def redraw_ui() -> None:
                 area.tag_redraw()
 
 
-def unregister():
+def stop_timer() -> None:
     if bpy.app.timers.is_registered(TASKS._on_timer):
         bpy.app.timers.unregister(TASKS._on_timer)
-
-
-def register():
-    pass
