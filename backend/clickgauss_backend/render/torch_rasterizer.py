@@ -29,7 +29,8 @@ MIN_TRANSMITTANCE = 1e-4        # a pixel is done once T would drop to this (exc
 TILE_SIZE = 16
 SIGMA_CUTOFF = 6.0              # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
 ELEMENTS_PER_BLOCK = 1 << 19    # pixel x candidate pairs evaluated per step (bounds the memory)
-BLOCK_COLUMNS = 64              # list entries per step: the granularity of stopping early
+COLUMN_BITS = 6
+BLOCK_COLUMNS = 1 << COLUMN_BITS  # list entries per step: the granularity of stopping early
 
 
 @dataclass
@@ -52,7 +53,8 @@ class CompositingWeights:
 
     def transposed_matrix(self, dtype: torch.dtype) -> torch.Tensor:
         """W^T as CSR (N x P): the entries regrouped by Gaussian, for the backward pass."""
-        order = torch.argsort(self.gaussian_ids, stable=True)
+        # int32 keys sort markedly faster than int64 on CPU.
+        order = torch.argsort(self.gaussian_ids.to(torch.int32), stable=True)
         counts = torch.bincount(self.gaussian_ids, minlength=self.num_gaussians)
         offsets = torch.zeros(self.num_gaussians + 1, dtype=torch.int64, device=counts.device)
         torch.cumsum(counts, 0, out=offsets[1:])
@@ -239,10 +241,10 @@ class _PixelState:
         nnz = int(row_offsets[-1])
         gaussian_ids = torch.zeros(nnz, dtype=torch.int64, device=device)
         values = self.transmittance.new_zeros(nnz)
-        if nnz:
-            where = row_offsets[torch.cat(self.rows)] + torch.cat(self.ranks)
-            gaussian_ids[where] = bins.gaussian_ids[torch.cat(self.slots)]
-            values[where] = torch.cat(self.values)
+        for rows, ranks, slots, block_values in zip(self.rows, self.ranks, self.slots, self.values):
+            where = row_offsets.index_select(0, rows) + ranks
+            gaussian_ids.index_copy_(0, where, bins.gaussian_ids.index_select(0, slots))
+            values.index_copy_(0, where, block_values)
         return CompositingWeights(row_offsets=row_offsets, gaussian_ids=gaussian_ids, weights=values,
                                   transmittance=self.transmittance[:num_pixels], num_gaussians=num_gaussians)
 
@@ -288,20 +290,27 @@ def _composite_tiles(bins: _TileBins, state: _PixelState, table: torch.Tensor, l
 
 
 def _record_hits(state: _PixelState, hits, pixel_rows, slots, alpha, after) -> None:
-    """Store the contributions at flat block indices `hits` (sorted) and update T."""
-    width = pixel_rows.shape[1]
-    group = hits // BLOCK_COLUMNS          # (tile, pixel) row of the block; hits of a row are adjacent
-    hit_column = hits % BLOCK_COLUMNS
-    pixel = pixel_rows.view(-1)[group]
-    hit_alpha = alpha.view(-1)[hits]
-    hit_after = after.view(-1)[hits]
+    """Store the contributions at flat block indices `hits` (sorted) and update T.
+
+    index_select and shifts instead of advanced indexing and division: several times faster
+    on CPU, and this runs once per contribution.
+    """
+    num_tiles, width = pixel_rows.shape
+    group = hits >> COLUMN_BITS            # (tile, pixel) row of the block; hits of a row are adjacent
+    hit_column = hits & (BLOCK_COLUMNS - 1)
+    tile_of_group = torch.arange(num_tiles, device=hits.device).repeat_interleave(width)
+    pixel = pixel_rows.view(-1).index_select(0, group)
+    hit_alpha = alpha.view(-1).index_select(0, hits)
+    hit_after = after.view(-1).index_select(0, hits)
     counts = torch.bincount(group, minlength=pixel_rows.numel())
     group_start = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(hits.numel(), device=hits.device) - group_start.index_select(0, group)
     state.rows.append(pixel)
-    state.ranks.append(state.filled[pixel] + torch.arange(hits.numel(), device=hits.device) - group_start[group])
-    state.slots.append(slots[group // width, hit_column])
+    state.ranks.append(rank + state.filled.index_select(0, pixel))
+    slot_index = (tile_of_group.index_select(0, group) << COLUMN_BITS) + hit_column
+    state.slots.append(slots.view(-1).index_select(0, slot_index))
     state.values.append(hit_alpha * (hit_after / (1.0 - hit_alpha)))   # alpha * T in front of it
     # T stays at its value after the last contribution; the candidate that would end it is excluded.
     last = (group_start + counts - 1)[counts > 0]
-    state.transmittance[pixel[last]] = hit_after[last]
+    state.transmittance[pixel.index_select(0, last)] = hit_after.index_select(0, last)
     state.filled.view(-1)[pixel_rows.view(-1)] += counts
