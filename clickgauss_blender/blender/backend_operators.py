@@ -10,7 +10,8 @@ import os
 import time
 
 import bpy
-from bpy.props import EnumProperty
+from bpy.props import EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 
@@ -281,6 +282,76 @@ class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
         return {"FINISHED"}
 
 
+# -- the trained feature field as a file ------------------------------------------------------
+def save_features(client: BackendClient, scene_id: str, path: str) -> int:
+    """Download the scene's feature field (the backend's .npz) to `path`; returns its size."""
+    data = client.download_field(scene_id)
+    with open(path, "wb") as stream:
+        stream.write(data)
+    return len(data)
+
+
+def load_features(client: BackendClient, ply_path: str, dataset_path: str | None, field_path: str) -> dict:
+    """Open the scene on the backend and give it the feature field saved in `field_path`."""
+    scene = open_scene(client, ply_path, dataset_path)
+    return client.upload_field(scene["scene_id"], field_path)
+
+
+class CLICKGAUSS_OT_save_features(bpy.types.Operator, ExportHelper):
+    """Save the trained features of the active splat object to a file (to use them on another backend)"""
+    bl_idname = "clickgauss.save_features"
+    bl_label = "Save Features"
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        return obj is not None and obj.clickgauss.scene_id and obj.clickgauss.has_features
+
+    def execute(self, context):
+        client, name = client_from_preferences(context), context.active_object.name
+        scene_id, path = context.active_object.clickgauss.scene_id, self.filepath
+
+        def done(size, error):
+            if error is not None:
+                STATE.errors[name] = f"saving features failed: {error}"
+
+        TASKS.submit(lambda: save_features(client, scene_id, path), done)
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
+    """Give the active splat object's scene features saved earlier (no training needed)"""
+    bl_idname = "clickgauss.load_features"
+    bl_label = "Load Features"
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        return _active_splat(context) is not None
+
+    def execute(self, context):
+        obj = context.active_object
+        client, name, field_path = client_from_preferences(context), obj.name, self.filepath
+        ply_path = obj.get(SOURCE_KEY) or ""
+        dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+
+        def done(scene, error):
+            obj_now = bpy.data.objects.get(name)
+            if error is not None:
+                STATE.errors[name] = f"loading features failed: {error}"
+            elif obj_now is not None:
+                STATE.errors.pop(name, None)
+                record_scene(obj_now, scene)
+
+        TASKS.submit(lambda: load_features(client, ply_path, dataset, field_path), done)
+        return {"FINISHED"}
+
+
 # -- click ------------------------------------------------------------------------------------
 class CLICKGAUSS_OT_click_select(bpy.types.Operator):
     """Select the object under the mouse in the active splat object (Click-Gaussian)"""
@@ -324,7 +395,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
 
 CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
            CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
-           CLICKGAUSS_OT_click_select)
+           CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_click_select)
 _keymap_items: list = []
 
 

@@ -81,6 +81,9 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("clickgauss.train_features", icon="PLAY")
             row.operator("clickgauss.connect_scene", text="", icon="LINKED")
+            row = box.row(align=True)
+            row.operator("clickgauss.save_features", icon="FILE_TICK")
+            row.operator("clickgauss.load_features", icon="FILE_FOLDER")
             if settings.has_features:
                 box.label(text="Features ready: Shift+click to select", icon="CHECKMARK")
             elif job is not None:

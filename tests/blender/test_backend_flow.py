@@ -247,3 +247,15 @@ def test_cancel_training_operator(training_run, clean_scene, addon_module, synth
         session.TASKS.deliver_finished()
         time.sleep(0.05)
     assert obj.clickgauss.has_features
+
+
+def test_save_and_load_features_file(connected_object, addon_module, backend, tmp_path):
+    backend_operators = addon_module("blender.backend_operators")
+    obj = connected_object
+    path = tmp_path / "features.npz"
+    size = backend_operators.save_features(backend, obj.clickgauss.scene_id, str(path))
+    assert size == path.stat().st_size > 0
+    with np.load(path, allow_pickle=False) as field:  # a plain npz, no pickled objects
+        assert len(field.files) > 0
+    scene = backend_operators.load_features(backend, obj["clickgauss_source"], None, str(path))
+    assert scene["scene_id"] == obj.clickgauss.scene_id and scene["has_features"]
