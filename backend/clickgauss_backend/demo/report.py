@@ -139,4 +139,25 @@ def write_report(synthetic: SyntheticScene, plan: list[dict], selections: dict[s
                                   "clicks": rs} for level, rs in results.items()},
                "pictures": pictures, **(extra or {})}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "summary.md").write_text(summary_markdown(summary))
     return summary
+
+
+def summary_markdown(summary: dict) -> str:
+    """The summary for people: IoU per object / part and level, training time, click latency."""
+    lines = ["# ClickGauss demo summary", ""]
+    if "training_seconds" in summary:
+        lines.append(f"- Training: {summary['training_seconds']} s (preset {summary.get('training_preset')}, "
+                     f"device {summary.get('device')}, {summary.get('gaussians', 0):,} Gaussians)")
+    if "click_latency_ms" in summary:
+        latency = summary["click_latency_ms"]
+        lines.append(f"- Click latency through the add-on (request + decode + apply): median {latency['median']} ms, "
+                     f"p95 {latency['p95']} ms over {latency['count']} clicks")
+    for level, values in summary["levels"].items():
+        lines += ["", f"## {level} level: mean IoU 3D {values['mean_iou_3d']:.3f}, 2D {values['mean_iou_2d']:.3f}", "",
+                  "| target | view | selected | 3D IoU | 2D IoU |", "|---|---|---|---|---|"]
+        lines += [f"| {c['name']} | {c['view']} | {c['selected']} | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} |"
+                  for c in values["clicks"]]
+    lines += ["", "3D IoU: on the Gaussians that some view shows (ground-truth labels of the synthetic scene); "
+              "2D IoU: the selection rendered in the held-out views, LERF-Mask style.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The README's first command, end to end, on a smaller preset: runs demo/run_demo.py (headless
+Blender with the installed add-on, a real backend process) and checks what it leaves behind.
+
+Runs under a Blender environment's Python (run-tests runs it once, with Blender 4.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Reading the outputs back: our pure core, and plyfile straight from the add-on's wheel (a zip import).
+sys.path[:0] = [str(REPO_ROOT / "core"), str(next((REPO_ROOT / "wheels").glob("plyfile-*.whl")))]
+from clickgauss_core.ply import read_gaussian_ply  # noqa: E402
+
+BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"))
+# The training issue's bars, checked on the demo's own summary.
+MIN_COARSE_IOU, MIN_FINE_IOU = 0.90, 0.85
+SCENE_PRESET, TRAIN_PRESET = "tiny", "cpu-fast"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "demo" / "run_demo.py"), "--out", str(out),
+                             "--scene-preset", SCENE_PRESET, "--train-preset", TRAIN_PRESET, "--device", "cpu",
+                             "--backend-python", BACKEND_PYTHON], capture_output=True, text=True)
+    assert result.returncode == 0, f"demo failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return out, result.stdout, json.loads((out / "summary.json").read_text())
+
+
+def test_the_demo_leaves_every_promised_file(demo):
+    out, stdout, summary = demo
+    for name in ("edited.ply", "clickgauss_demo.blend", "summary.json", "summary.md", "scene.png",
+                 "clicks_coarse.png", "clicks_fine.png", "clickgauss-addon.zip"):
+        assert (out / name).is_file(), name
+    segments = sorted((out / "segments").glob("*.ply"))
+    assert len(segments) == summary["segments"] >= 2
+    assert sum(len(read_gaussian_ply(p)) for p in segments) == summary["gaussians"]  # a partition of the scene
+    header = (out / "clickgauss_demo.blend").read_bytes()[:7]
+    assert header == b"BLENDER" or header[:4] == b"\x28\xb5\x2f\xfd"  # plain or zstd-compressed .blend
+    assert str(out) in stdout and "Next:" in stdout  # tells the user where things are and what to do
+
+
+def test_the_pictures_are_images_of_the_expected_size(demo):
+    out, _, summary = demo
+    scene = json.loads((out / "scene" / "scene.json").read_text())
+    width, height = scene["config"]["width"], scene["config"]["height"]
+    for level in ("coarse", "fine"):
+        with Image.open(out / f"clicks_{level}.png") as picture:
+            picture.verify()
+        with Image.open(out / f"clicks_{level}.png") as picture:
+            rows = len(summary["levels"][level]["clicks"])
+            assert picture.size[0] == 4 * 2 * width  # view, selection, GT Gaussians, GT pixels at 2x
+            assert picture.size[1] > rows * 2 * height
+    with Image.open(out / "scene.png") as picture:
+        assert picture.size[0] == min(4, scene["config"]["n_test"]) * 2 * width
+
+
+def test_the_edited_ply_has_the_deletion_and_the_recolour(demo):
+    out, _, summary = demo
+    edits = summary["edits"]
+    original = read_gaussian_ply(out / "scene" / "point_cloud.ply")
+    edited = read_gaussian_ply(out / "edited.ply")
+    assert len(edited) == edits["gaussians_after_edit"] < len(original)
+    with np.load(out / "scene" / "labels.npz") as labels:
+        objects = labels["gaussian_objects"]
+    # Match the Gaussians by position (the demo's object sits at the identity transform).
+    index_of = {tuple(p): i for i, p in enumerate(np.round(original.positions, 4))}
+    kept = np.array([index_of[tuple(p)] for p in np.round(edited.positions, 4)])
+    deleted_object = objects == edits["deleted_label"]
+    assert np.isin(np.flatnonzero(deleted_object), kept).mean() < 1 - MIN_COARSE_IOU + 0.05
+    recoloured_rows = objects[kept] == edits["recoloured_label"]
+    expected_dc = (np.asarray(edits["recolour_rgb"]) - 0.5) / 0.28209479177387814
+    close = np.abs(edited.sh_dc[recoloured_rows] - expected_dc).max(axis=1) < 0.05
+    assert close.mean() > MIN_COARSE_IOU - 0.05
+    others = ~recoloured_rows
+    unchanged = np.all(edited.sh_dc[others] == original.sh_dc[kept][others], axis=1)
+    assert unchanged.mean() > 0.97  # the recolour stayed (almost entirely) on its object
+
+
+def test_the_summary_meets_the_training_bars(demo):
+    _, _, summary = demo
+    coarse, fine = summary["levels"]["coarse"], summary["levels"]["fine"]
+    assert len(coarse["clicks"]) >= 4 and len(fine["clicks"]) >= 8
+    assert coarse["mean_iou_3d"] >= MIN_COARSE_IOU and coarse["mean_iou_2d"] >= MIN_COARSE_IOU
+    assert fine["mean_iou_3d"] >= MIN_FINE_IOU and fine["mean_iou_2d"] >= MIN_FINE_IOU
+    assert summary["training_seconds"] > 0 and summary["click_latency_ms"]["median"] > 0
