@@ -44,8 +44,10 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(tiny, tmp_pat
     assert [k for k in first if first[k] != second[k]] == []
     for name in ("gaussian_objects", "gaussian_parts", "object_maps", "part_maps"):
         assert np.array_equal(getattr(tiny, name), getattr(again, name))
-    other = generate_scene(tmp_path / "other", preset="tiny", seed=4, n_train=2, n_test=1)
+    # Another seed into the same folder: other files, and none of the old views left behind.
+    other = generate_scene(tmp_path / "again", preset="tiny", seed=4, n_train=2, n_test=1)
     assert (other.root / "point_cloud.ply").read_bytes() != first["point_cloud.ply"]
+    assert len(list(other.images_dir.iterdir())) == 3 and len(list(other.masks_dir.iterdir())) == 6
 
 
 def test_mask_noise_override_keeps_geometry_and_views(tiny, tmp_path):
@@ -71,6 +73,10 @@ def test_unknown_settings_are_refused(tmp_path):
         generate_scene(tmp_path, preset="tiny", n_gausians=10)
     with pytest.raises(ValueError, match="unknown preset"):
         generate_scene(tmp_path, preset="huge")
+    with pytest.raises(ValueError, match="n_train must be at least 1"):
+        generate_scene(tmp_path, preset="tiny", n_train=0)
+    with pytest.raises(ValueError, match="mask noise rates must be in"):
+        generate_scene(tmp_path, preset="tiny", drop_rate=1.5)
 
 
 # -- the files, through the normal readers ---------------------------------------------------------

@@ -18,10 +18,17 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                         help="size of the scene (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
-    parser.add_argument("--n-gaussians", type=int, default=None, help="override the number of Gaussians")
+    parser.add_argument("--n-gaussians", type=_gaussian_count, default=None, help="override the number of Gaussians")
     parser.add_argument("--preview", action="store_true",
                         help="also write preview.png: renders beside GT label maps and the masks")
     parser.set_defaults(func=run_synth)
+
+
+def _gaussian_count(text: str) -> int:
+    count = int(text)
+    if count < 100:
+        raise argparse.ArgumentTypeError("must be at least 100 (every part needs a few Gaussians)")
+    return count
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -30,8 +37,6 @@ def run_synth(args: argparse.Namespace) -> int:
 
     overrides = {}
     if args.n_gaussians is not None:
-        if args.n_gaussians < 100:
-            raise SystemExit("error: --n-gaussians must be at least 100")
         overrides["n_gaussians"] = args.n_gaussians
     start = time.perf_counter()
     scene = generate_scene(args.out, preset=args.preset, seed=args.seed, **overrides)

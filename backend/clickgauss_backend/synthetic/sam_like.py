@@ -37,6 +37,12 @@ class MaskNoise:
     background_rate: float = 0.5     # the floor / each wall segmented
     min_area_px: int = 3             # anything smaller is never a mask (SAM's min region area)
 
+    def __post_init__(self):
+        rates = [f.name for f in fields(self) if f.name.endswith("_rate") or f.name.endswith("_fraction")]
+        bad = [name for name in rates if not 0.0 <= getattr(self, name) <= 1.0]
+        if bad or self.boundary_jitter < 0 or self.min_area_px < 0:
+            raise ValueError(f"mask noise rates must be in [0, 1] and the jitter / min area >= 0 (bad: {bad or 'jitter/area'})")
+
     @classmethod
     def consistent(cls) -> "MaskNoise":
         """No inconsistency at all: masks equal the ground truth (background never segmented)."""

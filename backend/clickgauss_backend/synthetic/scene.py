@@ -59,6 +59,15 @@ class SyntheticConfig:
     label_alpha_threshold: float = 0.5    # a pixel is labelled where the render is this opaque
     mask_noise: MaskNoise = field(default_factory=MaskNoise)
 
+    def __post_init__(self):
+        problems = [f"{name} must be at least {low}" for name, low in
+                    (("n_gaussians", 100), ("width", 8), ("height", 8), ("n_train", 1), ("n_test", 0))
+                    if getattr(self, name) < low]
+        if not 0.0 <= self.background_fraction < 1.0:
+            problems.append("background_fraction must be in [0, 1)")
+        if problems:
+            raise ValueError(f"invalid synthetic scene settings: {'; '.join(problems)}")
+
     def with_overrides(self, **overrides) -> "SyntheticConfig":
         """Override any setting, or any `MaskNoise` rate by its name."""
         own = {f for f in self.__dataclass_fields__ if f != "mask_noise"}
@@ -222,6 +231,9 @@ def generate_scene(out_dir: str | os.PathLike, preset: str = "demo", seed: int =
     root = Path(out_dir)
     for folder in (root, root / IMAGES_DIR, root / MASKS_DIR, root / SPARSE_DIR):
         folder.mkdir(parents=True, exist_ok=True)
+    # A previous, larger scene in the same folder must not leave views behind.
+    for stale in [*(root / IMAGES_DIR).glob("view_*.png"), *(root / MASKS_DIR).glob("view_*_*.png")]:
+        stale.unlink()
     # Independent streams, so changing e.g. the mask noise leaves the geometry and views unchanged.
     geometry_rng, camera_rng, mask_rng, points_rng = (np.random.default_rng([seed, k]) for k in range(4))
 
