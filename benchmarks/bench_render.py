@@ -46,7 +46,7 @@ def synthetic_scene(num_gaussians: int, seed: int, device: str):
     means = torch.rand(num_gaussians, 3, generator=gen) * 2 - 1
     means[:, 2] += 3.0
     # Scale ~ spacing of the points, so that a ray meets a similar number of Gaussians at any count.
-    typical = 1.2 * num_gaussians ** (-1 / 3)
+    typical = 0.8 * num_gaussians ** (-1 / 3)
     scales = typical * torch.exp(0.5 * torch.randn(num_gaussians, 3, generator=gen))
     gaussians = GaussianTensors(
         means=means, quats=torch.nn.functional.normalize(torch.randn(num_gaussians, 4, generator=gen), dim=-1),
@@ -118,6 +118,15 @@ def run_configuration(config: dict) -> dict:
     row["peak_cpu_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline_rss) / 2**20
     if device.startswith("cuda"):
         row["peak_gpu_mib"] = (torch.cuda.max_memory_allocated() - baseline_gpu) / 2**20
+    if config["backend"] == "torch":
+        from clickgauss_backend.render.torch_rasterizer import compositing_weights
+
+        requested = pixels if pixels is not None else torch.stack(
+            [axis.reshape(-1) for axis in torch.meshgrid(torch.arange(config["side"], device=device),
+                                                         torch.arange(config["side"], device=device),
+                                                         indexing="xy")], dim=1)
+        weights = compositing_weights(gaussians, camera, requested)
+        row["contributions_per_pixel"] = weights.weights.numel() / requested.shape[0]
     if config["backend"] == "gsplat":
         with torch.no_grad():
             reference = rasterize(gaussians, features, camera, backend="torch", pixels=pixels)

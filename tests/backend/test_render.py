@@ -365,3 +365,15 @@ def test_auto_backend_on_cpu_tensors_is_the_torch_rasterizer():
     cam = camera(20, 20, f=30.0)
     torch.testing.assert_close(rasterize(g, features, cam).features,
                                rasterize(g, features, cam, backend="torch").features)
+
+
+def test_no_requested_pixels_gives_empty_results():
+    g = random_scene(n=20, seed=10)
+    out = rasterize(g, torch.ones(20, 4), camera(), backend="torch", pixels=torch.zeros(0, 2, dtype=torch.int64))
+    assert out.features.shape == (0, 4) and out.alpha.shape == (0,) and out.depth.shape == (0,)
+
+
+def test_gaussian_tensors_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"GaussianTensors.scales has shape \(2, 2\), expected \(2, 3\)"):
+        GaussianTensors(means=torch.zeros(2, 3), quats=torch.zeros(2, 4), scales=torch.zeros(2, 2),
+                        opacities=torch.zeros(2))

@@ -46,7 +46,8 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
     if pixels is not None and pixels.shape[0] == 0:
         empty = features.new_zeros((0,))
         return RenderResult(features.new_zeros((0, features.shape[1])) + features.sum() * 0, empty, empty)
-    if resolve_backend(gaussians, backend) == "gsplat":
+    # gsplat cannot launch on zero Gaussians; the torch path runs on any device and returns the background.
+    if resolve_backend(gaussians, backend) == "gsplat" and len(gaussians) > 0:
         return _rasterize_with_gsplat(gaussians, features, camera, background, pixels)
 
     whole_image = pixels is None

@@ -28,7 +28,7 @@ MAX_ALPHA = 0.999               # gsplat 1.5's clamp (the original 3DGS used 0.9
 MIN_TRANSMITTANCE = 1e-4        # a pixel is done once T would drop to this (exclusive, as gsplat)
 TILE_SIZE = 16
 SIGMA_CUTOFF = 6.0              # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
-ELEMENTS_PER_BLOCK = 1 << 19    # pixel x candidate pairs evaluated per step (bounds the memory)
+ELEMENTS_PER_BLOCK = 1 << 18    # pixel x candidate pairs evaluated per step (bounds the memory)
 COLUMN_BITS = 6
 BLOCK_COLUMNS = 1 << COLUMN_BITS  # list entries per step: the granularity of stopping early
 
@@ -112,12 +112,15 @@ class _TileBins:
 
 def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, tile_size: int,
                     wanted_tiles: torch.Tensor) -> _TileBins:
-    """Bin the visible Gaussians into the tiles flagged in `wanted_tiles` ((tiles,) bool)."""
+    """Bin the visible Gaussians into the tiles flagged in `wanted_tiles` ((tiles,) bool).
+
+    Gathers use index_select: on CPU it is several times faster than advanced indexing.
+    """
     device = projected.means2d.device
     num_tiles = tiles_x * tiles_y
     visible_ids = projected.visible.nonzero().squeeze(1)
-    means = projected.means2d[visible_ids]
-    radii = projected.radii[visible_ids]
+    means = projected.means2d.index_select(0, visible_ids)
+    radii = projected.radii.index_select(0, visible_ids)
     low = torch.floor((means - radii) / tile_size).long()
     high = torch.ceil((means + radii) / tile_size).long()
     x0, x1 = low[:, 0].clamp(0, tiles_x), high[:, 0].clamp(0, tiles_x)
@@ -133,32 +136,37 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
     tiles_per_gaussian = span_x * (y1 - y0).clamp_min(0)
     keep = (tiles_per_gaussian > 0).nonzero().squeeze(1)
     # Stable sort: equal depths keep the file order, like gsplat's stable radix sort.
-    keep = keep[torch.argsort(projected.depths[visible_ids[keep]], stable=True)]
+    keep = keep.index_select(0, torch.argsort(projected.depths.index_select(0, visible_ids.index_select(0, keep)),
+                                              stable=True))
     visible_ids, x0, y0, span_x, tiles_per_gaussian = (
-        visible_ids[keep], x0[keep], y0[keep], span_x[keep], tiles_per_gaussian[keep])
+        t.index_select(0, keep) for t in (visible_ids, x0, y0, span_x, tiles_per_gaussian))
 
+    # One (Gaussian, tile) pair per tile of each footprint's bounding box, in depth order.
     owner = torch.repeat_interleave(torch.arange(len(visible_ids), device=device), tiles_per_gaussian)
     first_pair = torch.cumsum(tiles_per_gaussian, 0) - tiles_per_gaussian
-    local = torch.arange(owner.numel(), device=device) - first_pair[owner]
-    owner_span = span_x[owner]
-    tile_ids = (y0[owner] + local // owner_span) * tiles_x + x0[owner] + local % owner_span
-    wanted_pair = wanted_tiles[tile_ids].nonzero().squeeze(1)
-    owner, tile_ids = owner[wanted_pair], tile_ids[wanted_pair]
-    # Pairs come out in depth order; a stable sort by tile keeps that order inside each tile.
+    local = torch.arange(owner.numel(), device=device) - first_pair.index_select(0, owner)
+    owner_span = span_x.index_select(0, owner)
+    row_in_box = torch.div(local, owner_span, rounding_mode="floor")
+    tile_ids = ((y0.index_select(0, owner) + row_in_box) * tiles_x + x0.index_select(0, owner)
+                + local - row_in_box * owner_span)
+    wanted_pair = wanted_tiles.index_select(0, tile_ids).nonzero().squeeze(1)
+    owner, tile_ids = owner.index_select(0, wanted_pair), tile_ids.index_select(0, wanted_pair)
+    # A stable sort by tile keeps the depth order inside each tile.
     tile_ids, order = torch.sort(tile_ids, stable=True)
+    owner = owner.index_select(0, order)
     counts = torch.bincount(tile_ids, minlength=num_tiles)
     # Tile t's list starts after the lists and padding slots of tiles 0..t-1.
     list_end = torch.cumsum(counts + 1, 0) - 1
     list_start = list_end - counts
     slots = torch.arange(tile_ids.numel(), device=device) + tile_ids  # sorted pair k -> its slot
-    pair_ids = visible_ids[owner[order]]
+    conics = projected.conics.index_select(0, visible_ids)
+    per_gaussian = torch.stack([means_2d_row for means_2d_row in projected.means2d.index_select(0, visible_ids).T]
+                               + [-0.5 * conics[:, 0], -conics[:, 1], -0.5 * conics[:, 2],
+                                  projected.opacities.index_select(0, visible_ids)])
+    splats = torch.zeros(6, tile_ids.numel() + num_tiles, dtype=per_gaussian.dtype, device=device)
+    splats.index_copy_(1, slots, per_gaussian.index_select(1, owner))
     gaussian_ids = torch.zeros(tile_ids.numel() + num_tiles, dtype=torch.int64, device=device)
-    gaussian_ids[slots] = pair_ids
-    conics = projected.conics[pair_ids]
-    splats = torch.zeros(6, gaussian_ids.numel(), dtype=projected.means2d.dtype, device=device)
-    splats[:, slots] = torch.stack([projected.means2d[pair_ids, 0], projected.means2d[pair_ids, 1],
-                                    -0.5 * conics[:, 0], -conics[:, 1], -0.5 * conics[:, 2],
-                                    projected.opacities[pair_ids]])
+    gaussian_ids.index_copy_(0, slots, visible_ids.index_select(0, owner))
     return _TileBins(list_start=list_start, list_end=list_end, gaussian_ids=gaussian_ids, splats=splats)
 
 
