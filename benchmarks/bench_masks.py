@@ -1,0 +1,160 @@
+"""Mask generation and the synthetic scene: how long each costs per view, and the mask cache.
+
+    OMP_NUM_THREADS=2 backend/.venv/bin/python benchmarks/bench_masks.py --out benchmarks/results/bench_masks_cpu.json
+
+Rows:
+- `synthetic cloud N`: building the labelled room cloud with N Gaussians (numpy only) and writing its PLY;
+- `generate_scene <preset> [n=N]`: the whole scene (cloud, PLY, views rendered with rasterize(),
+  label maps, SAM-like masks, COLMAP), per view; `--scene-gaussians` = the tiny preset's views
+  with N Gaussians (what the service benchmarks generate);
+- `precomputed cold / warm`: MaskStore.build over the scene's mask folder, first (reads, resizes,
+  writes the cache) and second time (cache hits only), per view; `load()` from disk per view;
+- `SAM tiny random pps=K`: SamMaskGenerator with a tiny random-weight SAM (the plumbing cost: image
+  read, SAM's 1024-px preprocessing, K x K point prompts, post-processing, two-level maps, resize);
+  NOT the cost of a real vit_h, which is dominated by its image encoder;
+- `SAM <model> (checkpoint)`: a real checkpoint when `--sam-checkpoint` is given (GPU if present).
+Prints a table and writes JSON (`--out`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
+from clickgauss_backend.features.sam import SamArchitecture, SamMaskGenerator
+from clickgauss_backend.synthetic import generate_scene
+from clickgauss_backend.synthetic.geometry import build_room_cloud
+from clickgauss_core.ply import write_gaussian_ply
+
+TINY_SAM = SamArchitecture("tiny-random", embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,))
+
+
+def timed(function):
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def bench_cloud(n: int, folder: Path) -> dict:
+    labelled, build_s = timed(lambda: build_room_cloud(n, np.random.default_rng(0)))
+    _, write_s = timed(lambda: write_gaussian_ply(folder / f"cloud_{n}.ply", labelled.cloud))
+    (folder / f"cloud_{n}.ply").unlink()
+    return {"row": f"synthetic cloud {n:,}", "build_s": build_s, "ply_write_s": write_s}
+
+
+def bench_scene(preset: str, folder: Path, n_gaussians: int | None = None) -> tuple[dict, object]:
+    overrides = {} if n_gaussians is None else {"n_gaussians": n_gaussians}
+    scene, seconds = timed(lambda: generate_scene(folder / preset, preset=preset, seed=0, **overrides))
+    views = len(scene.view_names)
+    label = f"generate_scene {preset}" + ("" if n_gaussians is None else f" n={n_gaussians:,}")
+    return {"row": label, "gaussians": len(scene.gaussian_objects), "views": views,
+            "size": f"{scene.config.width}x{scene.config.height}", "total_s": seconds,
+            "per_view_s": seconds / views}, scene
+
+
+def bench_precomputed(scene, folder: Path) -> list[dict]:
+    views = scene.dataset().views
+    size = lambda view: (view.camera.width, view.camera.height)
+    cold, cold_s = timed(lambda: MaskStore.build(PrecomputedMasks(scene.masks_dir), views, size, folder / "cache"))
+    _, warm_s = timed(lambda: MaskStore.build(PrecomputedMasks(scene.masks_dir), views, size, folder / "cache"))
+    fresh = MaskStore.build(PrecomputedMasks(scene.masks_dir), views, size, folder / "cache", memory_cache_size=1)
+    _, load_s = timed(lambda: [fresh.load(i) for i in range(len(views))])
+    n = len(views)
+    return [{"row": "precomputed cold (read+resize+cache)", "views": n, "total_s": cold_s, "per_view_s": cold_s / n,
+             "generated": cold.stats["generated"]},
+            {"row": "precomputed warm (cache hits)", "views": n, "total_s": warm_s, "per_view_s": warm_s / n},
+            {"row": "MaskStore.load from disk", "views": n, "total_s": load_s, "per_view_s": load_s / n}]
+
+
+def bench_sam(scene, folder: Path, points_per_side: int, n_views: int, checkpoint: Path | None = None,
+              model_type: str | SamArchitecture = TINY_SAM, device: str | None = None) -> dict:
+    if checkpoint is None:
+        torch.manual_seed(0)
+        from segment_anything.build_sam import _build_sam
+
+        model = _build_sam(TINY_SAM.embed_dim, TINY_SAM.depth, TINY_SAM.num_heads, list(TINY_SAM.global_attn_indexes))
+        checkpoint = folder / "tiny_sam.pth"
+        torch.save(model.state_dict(), checkpoint)
+        settings = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)  # random weights: keep everything
+    else:
+        settings = {}
+    generator, load_s = timed(lambda: SamMaskGenerator(checkpoint, model_type=model_type, device=device,
+                                                       points_per_side=points_per_side, **settings))
+    views = scene.dataset().views[:n_views]
+    size = lambda view: (view.camera.width, view.camera.height)
+    store, seconds = timed(lambda: MaskStore.build(generator, views, size, folder / f"sam_cache_{points_per_side}"))
+    segments = np.mean([len(np.unique(store.load(i).fine)) - 1 for i in range(len(views))])
+    name = model_type.name if isinstance(model_type, SamArchitecture) else model_type
+    return {"row": f"SAM {name} pps={points_per_side}", "device": generator.device, "views": len(views),
+            "load_s": load_s, "total_s": seconds, "per_view_s": seconds / len(views),
+            "fine_segments_per_view": float(segments)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gaussians", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--presets", nargs="*", default=["tiny", "demo"])
+    parser.add_argument("--scene-gaussians", type=int, nargs="*", default=[100_000],
+                        help="also generate the tiny preset's views with this many Gaussians")
+    parser.add_argument("--sam-points", type=int, nargs="*", default=[8, 16])
+    parser.add_argument("--sam-views", type=int, default=3)
+    parser.add_argument("--sam-checkpoint", type=Path, default=None, help="also time a real SAM checkpoint")
+    parser.add_argument("--sam-model", default="vit_h")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_masks_") as tmp:
+        folder = Path(tmp)
+        for n in args.gaussians:
+            rows.append(bench_cloud(n, folder))
+            print(rows[-1], flush=True)
+        for n in args.scene_gaussians:
+            rows.append(bench_scene("tiny", folder / "large", n)[0])
+            print(rows[-1], flush=True)
+        scene = None
+        for preset in args.presets:
+            row, scene = bench_scene(preset, folder)
+            rows.append(row)
+            print(rows[-1], flush=True)
+        if scene is not None:
+            rows.extend(bench_precomputed(scene, folder))
+            for points in args.sam_points:
+                rows.append(bench_sam(scene, folder, points, args.sam_views))
+                print(rows[-1], flush=True)
+            if args.sam_checkpoint:
+                rows.append(bench_sam(scene, folder, 32, args.sam_views, args.sam_checkpoint, args.sam_model))
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n{'row':42s} {'views':>6s} {'total s':>9s} {'per view s':>11s}  notes")
+    for row in rows:
+        notes = {k: v for k, v in row.items() if k not in ("row", "views", "total_s", "per_view_s")}
+        notes = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in notes.items())
+        total = row.get("total_s")
+        per_view = row.get("per_view_s")
+        print(f"{row['row']:42s} {row.get('views', ''):>6} {'' if total is None else f'{total:9.3f}':>9s} "
+              f"{'' if per_view is None else f'{per_view:11.4f}':>11s}  {notes}")
+    print(f"peak RSS {peak_mb:.0f} MB")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
+            "machine": {"platform": platform.platform(), "cpus": torch.get_num_threads(),
+                        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+            "peak_rss_mb": peak_mb, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
