@@ -61,6 +61,7 @@ def clean_scene(addon):
     """An empty scene (objects, meshes, materials and node groups removed) for one test."""
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):
         bpy.data.batch_remove(list(collection))
+    bpy.context.view_layer.update()
     yield bpy.context.scene
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):
         bpy.data.batch_remove(list(collection))
