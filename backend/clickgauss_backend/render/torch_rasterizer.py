@@ -60,7 +60,8 @@ class CompositingWeights:
         torch.cumsum(counts, 0, out=offsets[1:])
         rows = torch.repeat_interleave(torch.arange(self.num_pixels, device=counts.device),
                                        self.row_offsets.diff())
-        return _csr(offsets, rows[order], self.weights[order].to(dtype), (self.num_gaussians, self.num_pixels))
+        return _csr(offsets, rows.index_select(0, order), self.weights.index_select(0, order).to(dtype),
+                    (self.num_gaussians, self.num_pixels))
 
 
 def _csr(row_offsets, columns, values, shape) -> torch.Tensor:
@@ -87,9 +88,6 @@ class _WeightedSum(torch.autograd.Function):
 
 def weighted_sum(weights: CompositingWeights, features: torch.Tensor) -> torch.Tensor:
     """(P, C) = W @ features, differentiable w.r.t. features."""
-    if weights.weights.numel() == 0:
-        # An empty sparse product would still need a gradient path: keep it in autograd.
-        return features[:0].sum(0, keepdim=True).expand(weights.num_pixels, -1) * 0
     return _WeightedSum.apply(features, weights)
 
 
