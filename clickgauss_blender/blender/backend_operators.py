@@ -24,6 +24,7 @@ from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_tim
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
 UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
+RESUMABLE_JOB_STATES = ("cancelled", "failed", "interrupted")
 
 
 def _active_splat(context):
@@ -282,6 +283,36 @@ class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
+    """Continue the active splat object's cancelled, failed or interrupted training from its last checkpoint"""
+    bl_idname = "clickgauss.resume_training"
+    bl_label = "Resume Training"
+
+    @classmethod
+    def poll(cls, context):
+        obj = _active_splat(context)
+        return (obj is not None and obj.clickgauss.job_id
+                and STATE.jobs.get(obj.name, {}).get("state") in RESUMABLE_JOB_STATES)
+
+    def execute(self, context):
+        name, job_id = context.active_object.name, context.active_object.clickgauss.job_id
+        client = client_from_preferences(context)
+
+        def done(job, error):
+            if error is not None:
+                STATE.errors[name] = str(error)
+                return
+            STATE.errors.pop(name, None)
+            STATE.jobs[name] = job
+            obj = bpy.data.objects.get(name)
+            if obj is not None:
+                obj.clickgauss.has_features = False
+            watch_job(client, name, job_id)
+
+        TASKS.submit(lambda: client.resume_job(job_id), done)
+        return {"FINISHED"}
+
+
 # -- the trained feature field as a file ------------------------------------------------------
 def save_features(client: BackendClient, scene_id: str, path: str) -> int:
     """Download the scene's feature field (the backend's .npz) to `path`; returns its size."""
@@ -395,6 +426,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
 
 CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
            CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
+           CLICKGAUSS_OT_resume_training,
            CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_click_select)
 _keymap_items: list = []
 

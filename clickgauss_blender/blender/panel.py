@@ -88,6 +88,8 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
                 box.label(text="Features ready: Shift+click to select", icon="CHECKMARK")
             elif job is not None:
                 box.label(text=f"Training {job.get('state')}", icon="INFO")
+            if job is not None and job.get("state") in ("cancelled", "failed", "interrupted"):
+                box.operator("clickgauss.resume_training", icon="RECOVER_LAST")
         error = STATE.errors.get(obj.name)
         if error:
             box.label(text=error[:160], icon="ERROR")

@@ -248,6 +248,13 @@ def test_cancel_training_operator(training_run, clean_scene, addon_module, synth
         time.sleep(0.05)
     assert obj.clickgauss.has_features
 
+    # resume continues the same job from its checkpoint to the end
+    assert bpy.ops.clickgauss.resume_training() == {"FINISHED"}
+    job = deliver_until(lambda j: j.get("state") in ("queued", "running"))
+    job = deliver_until(lambda j: j.get("state") in session.FINAL_JOB_STATES)
+    assert job["state"] == "done" and job["job_id"] == obj.clickgauss.job_id, job
+    assert obj.clickgauss.has_features
+
 
 def test_save_and_load_features_file(connected_object, addon_module, backend, tmp_path):
     backend_operators = addon_module("blender.backend_operators")
