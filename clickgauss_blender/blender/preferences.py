@@ -3,6 +3,8 @@ stored in the .blend: per splat object (dataset, masks, backend scene) and per s
 
 from __future__ import annotations
 
+import os
+
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, PointerProperty,
                        StringProperty)
@@ -19,7 +21,8 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
                                 description="Address of the ClickGauss backend service")
     token: StringProperty(name="Token", subtype="PASSWORD", default="",
                           description="Bearer token, when the backend was started with --token")
-    backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH", default="",
+    backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH",
+                                   default=os.environ.get("CLICKGAUSS_BACKEND_PYTHON", ""),
                                    description="Python interpreter of the backend environment "
                                                "(the one with clickgauss_backend installed), for 'Start local backend'")
     local_data_root: StringProperty(name="Data Root", subtype="DIR_PATH", default="",
