@@ -233,7 +233,7 @@ def test_sam_masks_go_through_the_cache(tiny_sam_checkpoint, tmp_path):
     assert np.array_equal(first.load(1).coarse, second.load(1).coarse)
     stricter = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu",
                                 **{**PERMISSIVE, "points_per_side": 3})
-    assert MaskStore.build(stricter, views, lambda v: (16, 12), tmp_path / "cache").stats["generated"] == 2
+    assert MaskStore.build(stricter, views[:1], lambda v: (16, 12), tmp_path / "cache").stats["generated"] == 1
 
 
 def test_sam_missing_image_is_a_clear_error(tiny_sam_checkpoint, tmp_path):
@@ -258,6 +258,10 @@ def test_sam_checkpoint_errors(tiny_sam_checkpoint, tmp_path):
         SamMaskGenerator(tiny_sam_checkpoint, model_type="vit_b")
     with pytest.raises(MaskError, match="unknown SAM model type 'vit_x'"):
         SamMaskGenerator(tiny_sam_checkpoint, model_type="vit_x")
+    with pytest.raises(MaskError, match="device 'cuda:99' is not available here"):
+        SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cuda:99")
+    with pytest.raises(MaskError, match="unknown device 'gpu'"):
+        SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="gpu")
 
 
 def test_wrong_model_type_names_the_variant_the_file_looks_like(tmp_path):

@@ -95,6 +95,17 @@ def load_sam_model(checkpoint: str | os.PathLike, architecture: SamArchitecture)
     return model.eval()
 
 
+def _check_device(device: str) -> None:
+    """Refuse an unusable device up front, not after the checkpoint has been loaded."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise MaskError(None, f"unknown device '{device}' for SAM (use cpu, cuda or cuda:N)") from None
+    if parsed.type == "cuda" and (not torch.cuda.is_available() or (parsed.index or 0) >= torch.cuda.device_count()):
+        raise MaskError(None, f"device '{device}' is not available here "
+                              f"({torch.cuda.device_count()} CUDA device(s)); use device='cpu'")
+
+
 class SamMaskGenerator:
     """SAM automatic masks per view -> TwoLevelMasks at the training size.
 
@@ -114,6 +125,7 @@ class SamMaskGenerator:
         self.architecture = model_type
         self.checkpoint = Path(checkpoint)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        _check_device(self.device)
         self.input_long_side = min(int(input_long_side), SAM_INPUT_LONG_SIDE)
         self.settings = dict(points_per_side=points_per_side, pred_iou_thresh=pred_iou_thresh,
                              stability_score_thresh=stability_score_thresh,
