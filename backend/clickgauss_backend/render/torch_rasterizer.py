@@ -37,8 +37,8 @@ BLOCK_COLUMNS = 1 << COLUMN_BITS  # list entries per step: the granularity of st
 class CompositingWeights:
     """W (P x N) as CSR arrays, rows = requested pixels in request order, plus T at the end."""
 
-    row_offsets: torch.Tensor    # (P + 1,) int64
-    gaussian_ids: torch.Tensor   # (nnz,) int64, front to back within a row
+    row_offsets: torch.Tensor    # (P + 1,) int32 (int64 past 2^31 entries)
+    gaussian_ids: torch.Tensor   # (nnz,) same dtype, front to back within a row
     weights: torch.Tensor        # (nnz,) alpha_i T_i
     transmittance: torch.Tensor  # (P,) final T of every pixel
     num_gaussians: int
@@ -53,12 +53,12 @@ class CompositingWeights:
 
     def transposed_matrix(self, dtype: torch.dtype) -> torch.Tensor:
         """W^T as CSR (N x P): the entries regrouped by Gaussian, for the backward pass."""
-        # int32 keys sort markedly faster than int64 on CPU.
-        order = torch.argsort(self.gaussian_ids.to(torch.int32), stable=True)
+        index_dtype = self.gaussian_ids.dtype
+        order = torch.argsort(self.gaussian_ids, stable=True)
         counts = torch.bincount(self.gaussian_ids, minlength=self.num_gaussians)
-        offsets = torch.zeros(self.num_gaussians + 1, dtype=torch.int64, device=counts.device)
+        offsets = torch.zeros(self.num_gaussians + 1, dtype=index_dtype, device=counts.device)
         torch.cumsum(counts, 0, out=offsets[1:])
-        rows = torch.repeat_interleave(torch.arange(self.num_pixels, device=counts.device),
+        rows = torch.repeat_interleave(torch.arange(self.num_pixels, dtype=index_dtype, device=counts.device),
                                        self.row_offsets.diff())
         return _csr(offsets, rows.index_select(0, order), self.weights.index_select(0, order).to(dtype),
                     (self.num_gaussians, self.num_pixels))
@@ -245,13 +245,15 @@ class _PixelState:
         row_offsets = torch.zeros(num_pixels + 1, dtype=torch.int64, device=device)
         torch.cumsum(self.filled[:num_pixels], 0, out=row_offsets[1:])
         nnz = int(row_offsets[-1])
-        gaussian_ids = torch.zeros(nnz, dtype=torch.int64, device=device)
+        # int32 indices halve the memory and sort faster; CSR wants row and column indices alike.
+        index_dtype = torch.int32 if max(nnz, num_gaussians) < 2**31 - 1 else torch.int64
+        gaussian_ids = torch.zeros(nnz, dtype=index_dtype, device=device)
         values = self.transmittance.new_zeros(nnz)
         for rows, ranks, slots, block_values in zip(self.rows, self.ranks, self.slots, self.values):
             where = row_offsets.index_select(0, rows) + ranks
-            gaussian_ids.index_copy_(0, where, bins.gaussian_ids.index_select(0, slots))
+            gaussian_ids.index_copy_(0, where, bins.gaussian_ids.index_select(0, slots).to(index_dtype))
             values.index_copy_(0, where, block_values)
-        return CompositingWeights(row_offsets=row_offsets, gaussian_ids=gaussian_ids, weights=values,
+        return CompositingWeights(row_offsets=row_offsets.to(index_dtype), gaussian_ids=gaussian_ids, weights=values,
                                   transmittance=self.transmittance[:num_pixels], num_gaussians=num_gaussians)
 
 
@@ -311,10 +313,11 @@ def _record_hits(state: _PixelState, hits, pixel_rows, slots, alpha, after) -> N
     counts = torch.bincount(group, minlength=pixel_rows.numel())
     group_start = torch.cumsum(counts, 0) - counts
     rank = torch.arange(hits.numel(), device=hits.device) - group_start.index_select(0, group)
-    state.rows.append(pixel)
-    state.ranks.append(rank + state.filled.index_select(0, pixel))
+    # Kept as int32 until the end: these lists are the largest memory of a big render.
+    state.rows.append(pixel.to(torch.int32))
+    state.ranks.append((rank + state.filled.index_select(0, pixel)).to(torch.int32))
     slot_index = (tile_of_group.index_select(0, group) << COLUMN_BITS) + hit_column
-    state.slots.append(slots.view(-1).index_select(0, slot_index))
+    state.slots.append(slots.view(-1).index_select(0, slot_index).to(torch.int32))
     state.values.append(hit_alpha * (hit_after / (1.0 - hit_alpha)))   # alpha * T in front of it
     # T stays at its value after the last contribution; the candidate that would end it is excluded.
     last = (group_start + counts - 1)[counts > 0]
