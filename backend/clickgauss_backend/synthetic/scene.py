@@ -143,7 +143,7 @@ class SyntheticScene:
 
     def pixel_labels(self, view: str | int, level: str) -> np.ndarray:
         """GT label map of one view (by index or image name) at "coarse" or "fine"."""
-        index = view if isinstance(view, int) else self.view_names.index(view)
+        index = int(view) if isinstance(view, (int, np.integer)) else self.view_names.index(view)
         return {"coarse": self.object_maps, "fine": self.part_maps}[level][index]
 
 
@@ -156,12 +156,13 @@ def ring_cameras(config: SyntheticConfig, rng: np.random.Generator) -> list[Came
     radius = rng.uniform(2.6, 3.1, size=n_views)
     height = np.where(np.arange(n_views) % 2 == 0, 1.3, 2.2) + rng.uniform(-0.15, 0.15, size=n_views)
     fx = config.width / 2 / np.tan(np.radians(config.horizontal_fov_deg) / 2)
+    digits = max(3, len(str(n_views - 1)))  # zero-padded: sorting by name (as dataset readers do) keeps the order
     cameras = []
     for i in range(n_views):
         eye = (radius[i] * np.cos(azimuth[i]), radius[i] * np.sin(azimuth[i]), height[i])
         target = np.asarray(LOOK_AT) + rng.uniform(-0.15, 0.15, size=3)
         cameras.append(Camera.look_at(eye, target, width=config.width, height=config.height, fx=fx, fy=fx,
-                                      cx=config.width / 2, cy=config.height / 2, name=f"view_{i:03d}.png"))
+                                      cx=config.width / 2, cy=config.height / 2, name=f"view_{i:0{digits}d}.png"))
     return cameras
 
 
