@@ -149,8 +149,8 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
                 + local - row_in_box * owner_span)
     wanted_pair = wanted_tiles.index_select(0, tile_ids).nonzero().squeeze(1)
     owner, tile_ids = owner.index_select(0, wanted_pair), tile_ids.index_select(0, wanted_pair)
-    # A stable sort by tile keeps the depth order inside each tile.
-    tile_ids, order = torch.sort(tile_ids, stable=True)
+    # A stable sort by tile keeps the depth order inside each tile (int32 keys sort faster).
+    tile_ids, order = torch.sort(tile_ids.to(torch.int32), stable=True)
     owner = owner.index_select(0, order)
     counts = torch.bincount(tile_ids, minlength=num_tiles)
     # Tile t's list starts after the lists and padding slots of tiles 0..t-1.
