@@ -202,7 +202,8 @@ class PrecomputedMasks:
         want_width, want_height = size
         if abs((width / height) / (want_width / want_height) - 1.0) > ASPECT_TOLERANCE:
             raise MaskError(files["coarse"], f"mask is {width}x{height} but view '{_view_label(view)}' is "
-                                             f"{want_width}x{want_height} (another aspect ratio: masks of another image?)")
+                                             f"{want_width}x{want_height} (another aspect ratio: "
+                                             "masks of another image?)")
         return TwoLevelMasks(resize_ids(maps["coarse"], size), resize_ids(maps["fine"], size))
 
 

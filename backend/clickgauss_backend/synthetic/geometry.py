@@ -183,8 +183,10 @@ def room_objects() -> tuple[SceneObject, ...]:
             _legs((-0.54, 0.54), (-0.34, 0.34), 0.0, table_top_z, 0.06, "table legs", (0.33, 0.20, 0.10)),
         )),
         SceneObject("mug", (
-            Part("mug body", (0.15, 0.35, 0.85), (Frustum((0.22, 0.1, table_top_z + 0.05), 0.12, 0.12, 0.24, top_cap=False),)),
-            Part("mug handle", (0.95, 0.80, 0.10), (TorusArc((0.34, 0.1, table_top_z + 0.17), 0.09, 0.025, -1.4, 1.4),)),
+            Part("mug body", (0.15, 0.35, 0.85),
+                 (Frustum((0.22, 0.1, table_top_z + 0.05), 0.12, 0.12, 0.24, top_cap=False),)),
+            Part("mug handle", (0.95, 0.80, 0.10),
+                 (TorusArc((0.34, 0.1, table_top_z + 0.17), 0.09, 0.025, -1.4, 1.4),)),
         )),
         SceneObject("lamp", (
             Part("lamp base", (0.35, 0.35, 0.38), (Frustum((-1.25, 0.65, 0.0), 0.2, 0.16, 0.05),)),

@@ -27,7 +27,8 @@ def id_colors(ids: np.ndarray) -> np.ndarray:
 
 def write_preview(scene: SyntheticScene, path: str | os.PathLike, n_views: int = 4, scale: int | None = None) -> Path:
     """Write the contact sheet for `n_views` views spread over the scene; returns its path."""
-    picks = np.unique(np.linspace(0, len(scene.view_names) - 1, min(n_views, len(scene.view_names))).round().astype(int))
+    count = len(scene.view_names)
+    picks = np.unique(np.linspace(0, count - 1, min(n_views, count)).round().astype(int))
     width, height = scene.config.width, scene.config.height
     scale = scale or max(1, 320 // width)
     label_height = 14

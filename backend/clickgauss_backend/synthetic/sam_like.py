@@ -41,12 +41,14 @@ class MaskNoise:
         rates = [f.name for f in fields(self) if f.name.endswith("_rate") or f.name.endswith("_fraction")]
         bad = [name for name in rates if not 0.0 <= getattr(self, name) <= 1.0]
         if bad or self.boundary_jitter < 0 or self.min_area_px < 0:
-            raise ValueError(f"mask noise rates must be in [0, 1] and the jitter / min area >= 0 (bad: {bad or 'jitter/area'})")
+            raise ValueError("mask noise rates must be in [0, 1] and the jitter / min area >= 0 "
+                             f"(bad: {bad or 'jitter/area'})")
 
     @classmethod
     def consistent(cls) -> "MaskNoise":
         """No inconsistency at all: masks equal the ground truth (background never segmented)."""
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1)
+        return cls(part_merge_rate=0.0, object_merge_rate=0.0, drop_rate=0.0, small_drop_rate=0.0,
+                   split_rate=0.0, boundary_jitter=0.0, background_rate=0.0, min_area_px=1)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -62,7 +64,8 @@ def touching_pairs(labels: np.ndarray) -> np.ndarray:
     return np.unique(np.sort(pairs, axis=1), axis=0)
 
 
-def merge_groups(labels_present: np.ndarray, pairs: np.ndarray, rate: float, rng: np.random.Generator) -> list[np.ndarray]:
+def merge_groups(labels_present: np.ndarray, pairs: np.ndarray, rate: float,
+                 rng: np.random.Generator) -> list[np.ndarray]:
     """Each touching pair is merged with probability `rate`; returns the merged groups of labels."""
     chosen = pairs[rng.uniform(size=len(pairs)) < rate] if len(pairs) else pairs
     index = {int(label): i for i, label in enumerate(labels_present)}
