@@ -3,7 +3,6 @@ model built with segment_anything itself), the two-level rule, and MaskStore's d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from clickgauss_core.cameras import Camera
+from clickgauss_core.datasets import View
 from clickgauss_core.errors import MaskError
 from clickgauss_backend.features.masks import (
     MaskStore, PrecomputedMasks, TwoLevelMasks, read_mask_file, resize_ids, two_level_from_masks, write_mask_png,
@@ -23,21 +24,21 @@ PERMISSIVE = dict(points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh
                   min_mask_region_area=4, points_per_batch=4)
 
 
-@dataclass
-class FakeView:
-    """Stands in for clickgauss_core.datasets.View: only image_path and name are read."""
-    image_path: str
-    name: str
+def dataset_view(image_path: str | Path, name: str, size=(32, 24)) -> View:
+    """A dataset view as clickgauss_core.datasets builds them (the camera is not read by mask sources)."""
+    width, height = size
+    camera = Camera(np.eye(4), width, height, fx=width, fy=width, cx=width / 2, cy=height / 2)
+    return View(camera=camera, image_path=str(image_path), name=name)
 
 
-def _view(folder: Path, stem: str, size=(32, 24), seed=0) -> FakeView:
+def _view(folder: Path, stem: str, size=(32, 24), seed=0) -> View:
     rng = np.random.default_rng(seed)
     image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
     image[:, : size[0] // 2] = rng.integers(0, 255, size=3)
     image[size[1] // 3:, size[0] // 2:] = rng.integers(0, 255, size=3)
     path = folder / f"{stem}.jpg"
     Image.fromarray(image).save(path)
-    return FakeView(str(path), f"{stem}.jpg")
+    return dataset_view(path, f"{stem}.jpg", size)
 
 
 # -- the two-level rule ----------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def test_precomputed_png_and_npy_are_read_and_resized(tmp_path):
     write_mask_png(tmp_path / "frame_01_coarse.png", coarse)
     np.save(tmp_path / "frame_01_fine.npy", fine.astype(np.uint16))
     source = PrecomputedMasks(tmp_path)
-    view = FakeView(str(tmp_path / "images" / "frame_01.jpg"), "frame_01.jpg")  # image need not exist
+    view = dataset_view(str(tmp_path / "images" / "frame_01.jpg"), "frame_01.jpg")  # image need not exist
     same = source.generate(view, (16, 12))
     assert np.array_equal(same.coarse, coarse) and np.array_equal(same.fine, fine)
     doubled = source.generate(view, (32, 24))
@@ -85,7 +86,7 @@ def test_precomputed_png_and_npy_are_read_and_resized(tmp_path):
 def test_8bit_png_masks_are_accepted(tmp_path):
     Image.fromarray(np.full((6, 8), 3, np.uint8)).save(tmp_path / "a_coarse.png")
     Image.fromarray(np.full((6, 8), 5, np.uint8)).save(tmp_path / "a_fine.png")
-    masks = PrecomputedMasks(tmp_path).generate(FakeView("a.png", "a.png"), (8, 6))
+    masks = PrecomputedMasks(tmp_path).generate(dataset_view("a.png", "a.png"), (8, 6))
     assert (masks.coarse == 3).all() and (masks.fine == 5).all()
 
 
@@ -93,7 +94,7 @@ def test_precomputed_errors_name_the_file(tmp_path):
     with pytest.raises(MaskError, match="mask folder not found"):
         PrecomputedMasks(tmp_path / "nope")
     source = PrecomputedMasks(tmp_path)
-    view = FakeView("cam/b.png", "b.png")
+    view = dataset_view("cam/b.png", "b.png")
     with pytest.raises(MaskError, match=r"b_coarse\.png.*missing coarse mask"):
         source.generate(view, (8, 6))
 
@@ -132,13 +133,13 @@ def test_npy_mask_errors(tmp_path):
 
 # -- the cache -------------------------------------------------------------------------------------
 
-def _precomputed_views(folder: Path, count: int) -> list[FakeView]:
+def _precomputed_views(folder: Path, count: int) -> list[View]:
     rng = np.random.default_rng(1)
     views = []
     for i in range(count):
         write_mask_png(folder / f"v{i}_coarse.png", rng.integers(0, 4, size=(12, 16)))
         write_mask_png(folder / f"v{i}_fine.png", rng.integers(0, 9, size=(12, 16)))
-        views.append(FakeView(f"images/v{i}.png", f"v{i}.png"))
+        views.append(dataset_view(f"images/v{i}.png", f"v{i}.png"))
     return views
 
 
@@ -239,7 +240,7 @@ def test_sam_masks_go_through_the_cache(tiny_sam_checkpoint, tmp_path):
 def test_sam_missing_image_is_a_clear_error(tiny_sam_checkpoint, tmp_path):
     generator = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", **PERMISSIVE)
     with pytest.raises(MaskError, match=r"gone\.png: image not found"):
-        generator.generate(FakeView(str(tmp_path / "gone.png"), "gone.png"), (8, 6))
+        generator.generate(dataset_view(str(tmp_path / "gone.png"), "gone.png"), (8, 6))
 
 
 def test_sam_checkpoint_errors(tiny_sam_checkpoint, tmp_path):
