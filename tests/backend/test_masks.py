@@ -290,3 +290,12 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(1), "note": object()}, path)
     with pytest.raises(MaskError, match=r"evil\.pth: not a PyTorch checkpoint that loads safely"):
         SamMaskGenerator(path, model_type=TINY_SAM)
+
+
+def test_sam_is_fed_at_most_1024_pixels_on_the_long_side(tiny_sam_checkpoint, tmp_path):
+    generator = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", **PERMISSIVE)
+    large = tmp_path / "large.png"
+    Image.fromarray(np.zeros((60, 1280, 3), np.uint8)).save(large)
+    assert generator._read_image(dataset_view(large, "large.png")).shape == (48, 1024, 3)
+    small = _view(tmp_path, "small", size=(40, 30))
+    assert generator._read_image(small).shape == (30, 40, 3)  # never upscaled: SAM does that itself
