@@ -261,15 +261,16 @@ def _composite_tiles(bins: _TileBins, state: _PixelState, table: torch.Tensor, l
                      list_end: torch.Tensor) -> None:
     """Composite the pixels `table` (tiles, K) through their tiles' lists, BLOCK_COLUMNS at a time.
 
-    A tile stops once all its pixels are done, like a gsplat thread block. Written for CPU
-    speed: in-place arithmetic, float masks instead of torch.where, and everything that only
-    concerns contributions (weights, transmittance) computed on the few hits, not the block.
+    After each block the pixels that are done leave their tile's row of the table (it shrinks
+    to the most pixels still open in any tile), and a tile leaves once none is open. Written
+    for CPU speed: in-place arithmetic, float masks instead of torch.where, and everything that
+    only concerns contributions (weights, transmittance) computed on the few hits.
     """
-    tiles = torch.arange(table.shape[0], device=table.device)
+    padding_pixel = state.open.shape[0] - 1
+    pixel_rows, start, end = table, list_start, list_end
     column = 0
     columns = torch.arange(BLOCK_COLUMNS, device=table.device)
-    while tiles.numel() > 0:
-        start, end, pixel_rows = list_start[tiles], list_end[tiles], table[tiles]
+    while pixel_rows.numel() > 0:
         num_tiles, width = pixel_rows.shape
         slots = torch.minimum(start[:, None] + (column + columns), end[:, None])            # (tiles, B)
         splat = bins.splats.index_select(1, slots.view(-1)).view(6, num_tiles, 1, BLOCK_COLUMNS)
@@ -283,18 +284,26 @@ def _composite_tiles(bins: _TileBins, state: _PixelState, table: torch.Tensor, l
         # from producing denormals, which are many times slower on CPUs. gsplat's extra
         # "sigma < 0" skip only fires on rounding noise of a positive-definite conic; not copied.
         alpha = exponent.clamp_(min=-SIGMA_CUTOFF).exp_().mul_(opacity).clamp_(max=MAX_ALPHA)
-        alpha.mul_(alpha >= ALPHA_THRESHOLD)
+        counted = alpha >= ALPHA_THRESHOLD
+        alpha.mul_(counted)
         start_t = (state.transmittance[pixel_rows] * state.open[pixel_rows]).unsqueeze(-1)
         after = torch.cumprod(1.0 - alpha, dim=2).mul_(start_t)                             # T after each
-        included = (after > MIN_TRANSMITTANCE) & (alpha > 0)
-        hits = included.view(-1).nonzero().squeeze(1)
+        hits = (counted & (after > MIN_TRANSMITTANCE)).view(-1).nonzero().squeeze(1)
         if hits.numel():
             _record_hits(state, hits, pixel_rows, slots, alpha, after)
-        state.open[pixel_rows] *= after[..., -1] > MIN_TRANSMITTANCE
-        state.open[-1] = 0.0  # padding entries of the table may have written the padding pixel
+        still_open = after[..., -1] > MIN_TRANSMITTANCE                                     # (tiles, K)
+        state.open[pixel_rows] *= still_open
+        state.open[padding_pixel] = 0.0  # padding entries of the table may have written it
         column += BLOCK_COLUMNS
-        still_open = (state.open[pixel_rows].amax(dim=1) > 0) & (end - start > column)
-        tiles = tiles[still_open]
+
+        keep_tiles = (still_open.any(dim=1) & (end - start > column)).nonzero().squeeze(1)
+        pixel_rows, still_open = pixel_rows.index_select(0, keep_tiles), still_open.index_select(0, keep_tiles)
+        start, end = start.index_select(0, keep_tiles), end.index_select(0, keep_tiles)
+        open_width = int(still_open.sum(dim=1).max()) if keep_tiles.numel() else 0
+        if open_width < width:
+            # Open pixels first in each row (stable), then cut the row to the widest open count.
+            order = torch.argsort(still_open.to(torch.uint8), dim=1, descending=True, stable=True)[:, :open_width]
+            pixel_rows = torch.where(still_open.gather(1, order), pixel_rows.gather(1, order), padding_pixel)
 
 
 def _record_hits(state: _PixelState, hits, pixel_rows, slots, alpha, after) -> None:
