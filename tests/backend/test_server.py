@@ -200,6 +200,11 @@ def test_bad_feature_field_uploads_are_refused(server, trained, tiny_synthetic_s
         return response.json()["error"]["code"]
 
     assert error_code(upload(b"not an npz")) == "invalid_field"
+    assert error_code(upload(b"")) == "invalid_field"
+    odd_metadata = io.BytesIO()
+    np.savez(odd_metadata, features=field.features, clusters_coarse=field.clusters["coarse"],
+             clusters_fine=field.clusters["fine"], metadata_json=np.array("[1, 2]"))
+    assert error_code(upload(odd_metadata.getvalue())) == "invalid_field"
     other_scene = FeatureField(field.features, dict(field.clusters), {**field.metadata, "scene_hash": "f" * 64})
     other_scene.save(tmp_path / "other.npz")
     assert error_code(upload((tmp_path / "other.npz").read_bytes())) == "invalid_field"

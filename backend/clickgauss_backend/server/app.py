@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import importlib.metadata
 import importlib.util
+import inspect
 import math
 import os
 from contextlib import asynccontextmanager
@@ -34,8 +35,8 @@ from .jobs import JobManager
 from .paths import resolve_inside_roots
 from .scenes import SceneManager, detect_dataset
 from .settings import ServerSettings, resolve_device
-from .store import SCENE_ID_PATTERN, Store
-from .training import build_config, make_training_runner
+from .store import Store
+from .training import make_training_runner
 from .uploads import receive_file_upload
 
 API_VERSION = "v1"
@@ -300,13 +301,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
             if settings.sam_checkpoint is None:
                 raise ApiError(400, "sam_not_configured", "this server has no SAM checkpoint: start it with "
                                                           "--sam-checkpoint FILE, or use precomputed masks")
+            check_overrides(body.masks.settings, sam_generator_defaults(), "masks.settings")
             masks["settings"] = dict(body.masks.settings)
+        check_overrides(body.settings, TrainConfig().to_dict(), "settings")
         preset = body.preset or ("paper" if device == "cuda" else "cpu-fast")
-        try:
-            build_config(preset, body.settings)
-        except (TypeError, ValueError) as exc:
-            raise ApiError(422, "bad_request", f"settings: {exc}") from exc
-        check_setting_types(body.settings)
         return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": dict(body.settings),
                                              "seed": body.seed})
 
@@ -371,19 +369,22 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def upload_field(scene_id: str, request: Request) -> SceneResponse:
         record = scenes.record(scene_id)
         refuse_during_training(scene_id)
-        received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes, "uploaded feature field")
+        upload_name = f"uploaded feature field for scene {scene_id}"
+        received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes, upload_name)
         try:
+            if received.size == 0:  # np.load reports an empty file as EOFError, not as a bad file
+                raise ApiError(400, "invalid_field", f"{upload_name}: the file is empty")
             field = FeatureField.load(received.path)
-            field_path_name = f"uploaded feature field for scene {scene_id}"
             if field.scene_hash != scene_id:
-                raise ApiError(400, "invalid_field", f"{field_path_name}: it was trained for scene {field.scene_hash}")
+                raise ApiError(400, "invalid_field", f"{upload_name}: it was trained for scene {field.scene_hash}")
             if len(field) != record.n_gaussians:
-                raise ApiError(400, "invalid_field", f"{field_path_name}: it has {len(field)} Gaussians, the scene "
+                raise ApiError(400, "invalid_field", f"{upload_name}: it has {len(field)} Gaussians, the scene "
                                                      f"has {record.n_gaussians}")
             refuse_during_training(scene_id)
             scenes.install_field(scene_id, field, saved_at=received.path)
-        except ClickGaussInputError as exc:
-            raise ApiError(400, "invalid_field", str(exc)) from exc
+        except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
+            raise ApiError(400, "invalid_field", f"{upload_name}: not a usable feature field ({exc})") from exc
         finally:
             received.path.unlink(missing_ok=True)
         return scene_response(scene_id)
@@ -397,17 +398,29 @@ def create_app(settings: ServerSettings) -> FastAPI:
     return app
 
 
-def check_setting_types(overrides: dict) -> None:
-    """Each TrainConfig override must have its field's type (JSON has no int/float/bool split)."""
-    defaults = TrainConfig().to_dict()
+def check_overrides(overrides: dict, defaults: dict, where: str) -> None:
+    """Each override must name a known setting and have its default's type (JSON blurs int/float/bool)."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ApiError(422, "bad_request", f"{where}: unknown setting(s) {', '.join(unknown)}; "
+                                           f"known: {', '.join(sorted(defaults))}")
     for name, value in overrides.items():
         expected = type(defaults[name])
         if expected is bool and not isinstance(value, bool):
-            raise ApiError(422, "bad_request", f"settings.{name}: expected true/false, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: expected true/false, got {value!r}")
         if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ApiError(422, "bad_request", f"settings.{name}: expected a positive integer, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: expected a positive integer, got {value!r}")
         if expected is float and (isinstance(value, bool) or not math.isfinite(value) or value < 0):
-            raise ApiError(422, "bad_request", f"settings.{name}: expected a finite number >= 0, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: expected a finite number >= 0, got {value!r}")
+
+
+def sam_generator_defaults() -> dict:
+    """The SAM generator's tunable keyword arguments and their defaults."""
+    from ..features.masks import SamMaskGenerator  # imports segment_anything: only when SAM is asked for
+
+    fixed = {"self", "checkpoint", "model_type", "device"}
+    return {name: parameter.default for name, parameter in inspect.signature(SamMaskGenerator.__init__).parameters.items()
+            if name not in fixed and parameter.default is not inspect.Parameter.empty}
 
 
 def package_version() -> str:

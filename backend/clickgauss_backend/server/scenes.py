@@ -47,8 +47,6 @@ class SceneManager:
     def open(self, ply_path: Path, dataset_path: Path | None, images: str | None,
              resolution: int | None, uploaded: bool = False) -> SceneRecord:
         """Load the PLY (+ dataset), remember it under its content hash and return its record."""
-        if dataset_path is None:
-            dataset_path = detect_dataset(ply_path)
         scene = Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
         record = SceneRecord(scene_id=scene.content_hash, ply_path=os.fspath(ply_path),
                              dataset_path=None if dataset_path is None else os.fspath(dataset_path),

@@ -20,11 +20,6 @@ def training_size(view) -> tuple[int, int]:
     return view.camera.width, view.camera.height
 
 
-def build_config(preset: str, overrides: dict) -> TrainConfig:
-    """`TrainConfig.preset(preset)` with `overrides` applied; ValueError names a bad setting."""
-    return TrainConfig.from_dict({**TrainConfig.preset(preset).to_dict(), **overrides})
-
-
 def make_mask_source(masks: dict, settings: ServerSettings, device: str):
     if masks["source"] == "folder":
         return PrecomputedMasks(masks["path"])
@@ -52,7 +47,7 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
         source = make_mask_source(request["masks"], settings, scenes.device)
         mask_store = MaskStore.build(source, scene.views, training_size, store.mask_cache_dir(job.scene_id),
                                      progress=on_masks_built)
-        config = build_config(request["preset"], request["settings"])
+        config = TrainConfig.preset(request["preset"]).with_changes(**request["settings"])
 
         def on_progress(event: TrainingProgress) -> None:
             report(event.stage, event.iteration, event.total, event.losses, event.eta_seconds)
