@@ -1,8 +1,9 @@
 """Operators that talk to the backend: status, start/stop a local backend, Train Features
-(open the scene, start the job, follow its progress), cancel, and the Shift+click selection.
+(open the scene, start the job, follow its progress), cancel / resume, feature files, and the
+Shift+click selection.
 
-Everything but the click runs on a worker thread (session.TASKS); the click is one short query
-(connect timeout 2 s) applied inside the operator so that each click is one undo step."""
+Every network call runs on a worker thread (session.TASKS); results come back on the main thread
+through a bpy.app.timers callback, so the UI never waits for the backend."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 from clickgauss_core import wire
-from clickgauss_core.errors import ClickGaussInputError
 
 from ..client import BackendClient, BackendError
 from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
-from .selection import click_select, viewport_camera
+from .selection import apply_click, query_click, viewport_camera
 from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_timer
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
@@ -384,11 +384,60 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
 
 
 # -- click ------------------------------------------------------------------------------------
+def start_click(client: BackendClient, obj, camera, pixel_xy, level: str, threshold: float | None,
+                mode: str) -> None:
+    """The click after the viewport: the query runs on the worker thread; its answer is applied
+    by CLICKGAUSS_OT_apply_click on the main thread, which makes it one undo step. The outcome
+    lands in STATE.clicks[object name] (a ClickResult, or an error message in STATE.errors)."""
+    name, scene_id = obj.name, obj.clickgauss.scene_id
+
+    def done(result, error):
+        if error is not None:
+            STATE.errors[name] = f"click failed: {error}"
+            return
+        STATE.pending_clicks[name] = (*result, mode)
+        # undo=True: called from a timer, the operator still pushes its own undo step.
+        bpy.ops.clickgauss.apply_click("EXEC_DEFAULT", True, object_name=name)
+
+    STATE.errors.pop(name, None)
+    TASKS.submit(lambda: query_click(client, scene_id, camera, pixel_xy, level, threshold), done)
+
+
+class CLICKGAUSS_OT_apply_click(bpy.types.Operator):
+    """Apply the answer of a ClickGauss click to the object's selection"""
+    bl_idname = "clickgauss.apply_click"
+    bl_label = "ClickGauss Click"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    object_name: StringProperty()
+
+    def execute(self, context):
+        obj = bpy.data.objects.get(self.object_name)
+        pending = STATE.pending_clicks.pop(self.object_name, None)
+        if obj is None or pending is None:
+            return {"CANCELLED"}
+        mask, response, mode = pending
+        if obj.mode == "EDIT":
+            with context.temp_override(active_object=obj, object=obj):
+                bpy.ops.object.mode_set(mode="OBJECT")
+        try:
+            result = apply_click(obj, mask, response, mode)
+        except ValueError as exc:
+            STATE.errors[self.object_name] = str(exc)
+            return {"CANCELLED"}
+        STATE.clicks[self.object_name] = result
+        self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
+                              f"({result.selected_in_scene:,} hit, threshold {result.threshold:.2f})")
+        return {"FINISHED"}
+
+
 class CLICKGAUSS_OT_click_select(bpy.types.Operator):
     """Select the object under the mouse in the active splat object (Click-Gaussian)"""
     bl_idname = "clickgauss.click_select"
     bl_label = "Click Select Gaussians"
-    bl_options = {"REGISTER", "UNDO"}
+    # No UNDO here: nothing changes until the answer arrives; CLICKGAUSS_OT_apply_click is the
+    # click's single undo step.
+    bl_options = {"REGISTER"}
 
     mode: EnumProperty(name="Mode", default="SCENE", items=(
         ("SCENE", "From Panel", "Use the click mode of the ClickGauss panel"),
@@ -407,27 +456,22 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
         scene_settings = context.scene.clickgauss
         try:
             camera = viewport_camera(region, region_3d, obj)
+            client = client_from_preferences(context)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
         mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
         threshold = scene_settings.threshold if scene_settings.use_threshold else None
-        try:
-            result = click_select(client_from_preferences(context), obj, settings.scene_id, camera, pixel,
-                                  scene_settings.level, threshold, mode)
-        except (BackendError, ClickGaussInputError, ValueError) as exc:
-            self.report({"ERROR"}, f"ClickGauss: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
-                              f"({result.selected_in_scene:,} hit, threshold {result.threshold:.2f})")
+        start_click(client, obj, camera, pixel, scene_settings.level, threshold, mode)
         return {"FINISHED"}
 
 
 CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
            CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
            CLICKGAUSS_OT_resume_training,
-           CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_click_select)
+           CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_apply_click,
+           CLICKGAUSS_OT_click_select)
 _keymap_items: list = []
 
 

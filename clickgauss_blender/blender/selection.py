@@ -78,14 +78,26 @@ class ClickResult:
     threshold: float
 
 
-def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
-                 threshold: float | None = None, mode: str = "NEW") -> ClickResult:
-    """The click after the viewport: `camera` is in the object's local (PLY) frame, `pixel_xy`
-    in its pixels (origin top-left). Raises BackendError / WireFormatError / ValueError."""
+def query_click(client: BackendClient, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
+                threshold: float | None = None) -> tuple[np.ndarray, dict]:
+    """The network half of a click (no bpy: runs on a worker thread): the backend's selection
+    over the file's Gaussians, decoded, and its response. `camera` is in the object's local (PLY)
+    frame, `pixel_xy` in its pixels (origin top-left)."""
     response = client.click(scene_id, wire.camera_to_dict(camera), pixel_xy, level, threshold)
-    mask = wire.decode_mask(response["mask"])
+    return wire.decode_mask(response["mask"]), response
+
+
+def apply_click(obj, mask: np.ndarray, response: dict, mode: str = "NEW") -> ClickResult:
+    """The Blender half of a click (main thread): the mask onto the object's selection."""
     count = apply_mask(obj, mask, mode)
     return ClickResult(int(response.get("selected", mask.sum())), count, float(response["threshold"]))
+
+
+def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
+                 threshold: float | None = None, mode: str = "NEW") -> ClickResult:
+    """Both halves in one call (scripts, tests). Raises BackendError / WireFormatError / ValueError."""
+    mask, response = query_click(client, scene_id, camera, pixel_xy, level, threshold)
+    return apply_click(obj, mask, response, mode)
 
 
 def viewport_camera(region, region_3d, obj) -> Camera:

@@ -29,6 +29,8 @@ class SessionState:
     jobs: dict[str, dict] = field(default_factory=dict)          # object name -> latest job object
     errors: dict[str, str] = field(default_factory=dict)         # object name -> last error for the panel
     segments: dict[str, dict] = field(default_factory=dict)      # scene id -> {"coarse": ids, "fine": ids}
+    pending_clicks: dict[str, tuple] = field(default_factory=dict)  # object name -> (mask, response, mode)
+    clicks: dict[str, Any] = field(default_factory=dict)         # object name -> latest ClickResult
     local_process: Any = None                                     # subprocess.Popen of "Start local backend"
     local_log: str = ""
 

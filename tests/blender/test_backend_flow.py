@@ -89,7 +89,6 @@ def _click_object(addon_module, backend, obj, synthetic_scene, label, orthograph
     from clickgauss_core import wire
     from clickgauss_core.datasets import load_dataset
 
-    selection = addon_module("blender.selection")
     mesh_io = addon_module("blender.mesh_io")
     objects, parts = _labels(synthetic_scene)
     truth = (objects if level == "coarse" else parts)[mesh_io.read_attribute(obj.data, "cg_id")]
@@ -110,7 +109,21 @@ def _click_object(addon_module, backend, obj, synthetic_scene, label, orthograph
     uv, _ = camera.project(local)
     np.testing.assert_allclose(uv, np.stack([region[:, 0], height - region[:, 1]], axis=1), atol=1e-3)
     pixel = wire.blender_region_to_pixel(*region_xy, height)
-    return selection.click_select(backend, obj, obj.clickgauss.scene_id, camera, pixel, level, None, mode), truth
+    return _click_through_operator_path(addon_module, backend, obj, camera, pixel, level, mode), truth
+
+
+def _click_through_operator_path(addon_module, backend, obj, camera, pixel, level, mode):
+    """What the Shift+click operator does after reading the viewport: the query on the worker
+    thread, then (delivered like the UI timer would) the undoable apply operator."""
+    backend_operators, session = addon_module("blender.backend_operators"), addon_module("blender.session")
+    session.STATE.clicks.pop(obj.name, None)
+    backend_operators.start_click(backend, obj, camera, pixel, level, None, mode)
+    deadline = time.monotonic() + 60
+    while obj.name not in session.STATE.clicks and time.monotonic() < deadline:
+        assert obj.name not in session.STATE.errors, session.STATE.errors[obj.name]
+        session.TASKS.deliver_finished()
+        time.sleep(0.01)
+    return session.STATE.clicks[obj.name]
 
 
 def _iou(selected, truth):

@@ -45,6 +45,9 @@ def test_registers_menus_panel_keymap_and_operators(addon):
     assert len(clicks) == 1 and clicks[0].type == "LEFTMOUSE" and clicks[0].shift  # rebindable add-on keymap item
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     assert prefs.backend_url.startswith("http://")
+    # one undo step per click: the answer is applied by an undoable operator, the click itself adds none
+    assert "UNDO" in bpy.types.CLICKGAUSS_OT_apply_click.bl_options
+    assert "UNDO" not in bpy.types.CLICKGAUSS_OT_click_select.bl_options
 
 
 def test_disable_and_enable_again(addon):
