@@ -41,6 +41,13 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
 
     `pixels`: None renders the whole image; a (P, 2) integer tensor of (x, y) renders only those
     pixels (in that order). Differentiable w.r.t. `features`.
+
+    Pixel subsets equal the same pixels of the whole image (torch backend). A cropped camera
+    (`camera.cropped`) does too for orthographic cameras; for perspective ones gsplat's
+    projection clamps the Jacobian of Gaussians centred beyond 1.3x the half field of view of
+    *the given image*, so a small crop (a 1x1 click) differs from the full render by a few
+    percent where large off-crop Gaussians reach in. `pixels=` with the full camera is exact.
+    The gsplat backend renders pixel subsets through their bounding crop (same caveat).
     """
     _check_inputs(gaussians, features, camera, background, pixels)
     if pixels is not None and pixels.shape[0] == 0:

@@ -6,9 +6,12 @@ as a sparse (pixels x Gaussians) matrix W; the rendered features are then F = W 
 gradient is W^T dF. One sparse product forward and one backward is far cheaper and leaner than
 letting autograd record the per-pixel compositing.
 
-Computing W: the depth-sorted Gaussians are binned into square tiles by their footprint's
-bounding box; every requested pixel walks the list of its tile front to back, in blocks of
-columns, so that pixels whose transmittance has run out stop early (as gsplat's kernels do).
+Computing W: the depth-sorted Gaussians are binned into 16x16-pixel tiles by their footprint's
+bounding box (only tiles holding requested pixels); the requested pixels of a tile walk its
+list front to back together, BLOCK_COLUMNS entries at a time, as a (tiles, pixels, entries)
+tensor; pixels whose transmittance has run out leave between blocks (gsplat's kernels stop
+the same way). Whole images and pixel subsets go through the same code, so a pixel's value
+never depends on which other pixels were requested.
 """
 
 from __future__ import annotations
@@ -157,10 +160,10 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
     list_end = torch.cumsum(counts + 1, 0) - 1
     list_start = list_end - counts
     slots = torch.arange(tile_ids.numel(), device=device) + tile_ids  # sorted pair k -> its slot
+    centres = projected.means2d.index_select(0, visible_ids)
     conics = projected.conics.index_select(0, visible_ids)
-    per_gaussian = torch.stack([means_2d_row for means_2d_row in projected.means2d.index_select(0, visible_ids).T]
-                               + [-0.5 * conics[:, 0], -conics[:, 1], -0.5 * conics[:, 2],
-                                  projected.opacities.index_select(0, visible_ids)])
+    per_gaussian = torch.stack([centres[:, 0], centres[:, 1], -0.5 * conics[:, 0], -conics[:, 1],
+                                -0.5 * conics[:, 2], projected.opacities.index_select(0, visible_ids)])
     splats = torch.zeros(6, tile_ids.numel() + num_tiles, dtype=per_gaussian.dtype, device=device)
     splats.index_copy_(1, slots, per_gaussian.index_select(1, owner))
     gaussian_ids = torch.zeros(tile_ids.numel() + num_tiles, dtype=torch.int64, device=device)
@@ -192,7 +195,7 @@ def compositing_weights(gaussians: GaussianTensors, camera: Camera, pixels: torc
         tiles = tiles[torch.argsort(pixels_per_tile[tiles], descending=True, stable=True)]
         tile_rank = torch.full((tiles_x * tiles_y,), tiles.numel(), dtype=torch.int64, device=device)
         tile_rank[tiles] = torch.arange(tiles.numel(), device=device)
-        pixel_rank, pixel_order = torch.sort(tile_rank[pixel_tiles], stable=True)   # grouped by tile
+        pixel_order = torch.argsort(tile_rank[pixel_tiles], stable=True)   # pixels grouped by tile
         pixels_per_tile = pixels_per_tile[tiles]
         first_pixel = torch.cumsum(pixels_per_tile, 0) - pixels_per_tile
         counts_host = pixels_per_tile.tolist()
