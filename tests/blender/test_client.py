@@ -99,3 +99,33 @@ def test_click_operator_passes_through_outside_a_viewport(clean_scene):
 
     # No 3D viewport under the mouse (background mode): the click is not ours to take.
     assert bpy.ops.clickgauss.click_select("INVOKE_DEFAULT") == {"PASS_THROUGH"}
+
+
+def test_check_backend_operator_reports_connected_then_unreachable(backend, addon_module):
+    import time
+
+    import bpy
+
+    from conftest import ADDON_MODULE
+
+    session = addon_module("blender.session")
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+
+    def check() -> str:
+        assert bpy.ops.clickgauss.check_backend() == {"FINISHED"}
+        deadline = time.monotonic() + 30
+        while session.STATE.backend.state == "checking" and time.monotonic() < deadline:
+            session.TASKS.deliver_finished()
+            time.sleep(0.01)
+        return session.STATE.backend.state
+
+    assert check() == "connected" and session.STATE.backend.health["api"] == "v1"
+    url = prefs.backend_url
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        prefs.backend_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    try:
+        assert check() == "unreachable"
+        assert "not reachable" in session.STATE.backend.message
+    finally:
+        prefs.backend_url = url
