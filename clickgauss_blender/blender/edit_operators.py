@@ -1,4 +1,8 @@
-"""Editing operators of the ClickGauss panel (thin wrappers around `editing`), one undo step each."""
+"""Editing operators of the ClickGauss panel (thin wrappers around `editing`), one undo step each.
+
+Grow and Segment Everything need the backend's segment ids: fetched once per trained field (one
+GET, 2 s connect timeout) inside the operator so the edit stays a single undoable step, then
+served from memory."""
 
 from __future__ import annotations
 
