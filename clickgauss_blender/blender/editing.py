@@ -9,8 +9,8 @@ import numpy as np
 
 from ..splat_math import sh_dc_from_color, srgb_to_linear
 from .display import ensure_display
-from .mesh_io import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, VERTEX_HIDE_ATTRIBUTE, copy_splat_metadata, mesh_subset, read_attribute,
-                      replace_mesh, write_attribute)
+from .mesh_io import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, VERTEX_HIDE_ATTRIBUTE, copy_splat_metadata, mesh_subset,
+                      read_attribute, read_point_attributes, read_positions, replace_mesh, write_attribute)
 from .selection import ensure_object_mode, get_selection, per_vertex, set_selection
 
 
@@ -123,11 +123,13 @@ def split_by_segments(context, obj, segment_ids_file_order: np.ndarray) -> list[
     collection = bpy.data.collections.new(f"{obj.name} segments")
     context.scene.collection.children.link(collection)
     ids, counts = np.unique(segments, return_counts=True)
+    attributes, positions = read_point_attributes(obj.data), read_positions(obj.data)  # once, not per segment
     created = []
     for segment in ids[np.argsort(-counts, kind="stable")]:
         keep = segments == segment
         label = "unassigned" if segment < 0 else f"segment_{int(segment):03d}"
-        part = bpy.data.objects.new(f"{obj.name}.{label}", mesh_subset(obj.data, keep, f"{obj.data.name}.{label}"))
+        mesh = mesh_subset(obj.data, keep, f"{obj.data.name}.{label}", attributes, positions)
+        part = bpy.data.objects.new(f"{obj.name}.{label}", mesh)
         copy_splat_metadata(obj, part)
         part.matrix_world = obj.matrix_world
         collection.objects.link(part)

@@ -182,18 +182,29 @@ def cloud_from_object(obj) -> GaussianCloud:
     return GaussianCloud(props, source=obj.get(SOURCE_KEY) or None, comments=comments)
 
 
-def mesh_subset(mesh: bpy.types.Mesh, keep: np.ndarray, name: str | None = None) -> bpy.types.Mesh:
-    """A new vertices-only mesh with the vertices `keep` (bool per vertex) of `mesh`, every point
-    attribute of a supported type carried over (Blender-internal '.' ones are rebuilt), materials kept."""
+def read_point_attributes(mesh: bpy.types.Mesh) -> dict[str, tuple[str, np.ndarray]]:
+    """Every point attribute of a supported type (not position, not Blender-internal '.' ones):
+    name -> (Blender data type, values)."""
+    return {attribute.name: (attribute.data_type, read_attribute(mesh, attribute.name))
+            for attribute in list(mesh.attributes)
+            if attribute.name != "position" and not attribute.name.startswith(".")
+            and attribute.domain == "POINT" and attribute.data_type in _ATTRIBUTE_LAYOUT}
+
+
+def mesh_subset(mesh: bpy.types.Mesh, keep: np.ndarray, name: str | None = None,
+                attributes: dict[str, tuple[str, np.ndarray]] | None = None,
+                positions: np.ndarray | None = None) -> bpy.types.Mesh:
+    """A new vertices-only mesh with the vertices `keep` (bool per vertex) of `mesh`, its point
+    attributes carried over (Blender-internal ones are rebuilt), materials kept. Pass the
+    `attributes` / `positions` read once when cutting one mesh into many pieces."""
     keep = np.asarray(keep, dtype=bool)
+    attributes = read_point_attributes(mesh) if attributes is None else attributes
+    positions = read_positions(mesh) if positions is None else positions
     subset = bpy.data.meshes.new(name or mesh.name)
     subset.vertices.add(int(keep.sum()))
-    subset.vertices.foreach_set("co", read_positions(mesh)[keep].ravel())
-    for attribute in list(mesh.attributes):
-        if (attribute.name == "position" or attribute.name.startswith(".") or attribute.domain != "POINT"
-                or attribute.data_type not in _ATTRIBUTE_LAYOUT):
-            continue
-        write_attribute(subset, attribute.name, read_attribute(mesh, attribute.name)[keep], attribute.data_type)
+    subset.vertices.foreach_set("co", positions[keep].ravel())
+    for attribute_name, (data_type, values) in attributes.items():
+        write_attribute(subset, attribute_name, values[keep], data_type)
     if COLOR_ATTRIBUTE in subset.color_attributes:
         subset.color_attributes.active_color = subset.color_attributes[COLOR_ATTRIBUTE]
     for material in mesh.materials:
