@@ -317,3 +317,7 @@ def test_synth_command_writes_scene_and_preview(tmp_path, capsys):
     with Image.open(out / "preview.png") as preview:
         assert preview.width == 5 * 64 * 5 and preview.height > 4 * 48 * 5
     assert len(list((out / "masks").glob("*_fine.png"))) == 10
+
+    (tmp_path / "a_file").write_text("x")
+    assert cli_main(["synth", str(tmp_path / "a_file"), "--preset", "tiny"]) == 2
+    assert "a_file: output path exists and is not a folder" in capsys.readouterr().err

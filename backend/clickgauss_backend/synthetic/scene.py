@@ -230,6 +230,8 @@ def generate_scene(out_dir: str | os.PathLike, preset: str = "demo", seed: int =
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     config = PRESETS[preset].with_overrides(**overrides)
     root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(root, "output path exists and is not a folder")
     for folder in (root, root / IMAGES_DIR, root / MASKS_DIR, root / SPARSE_DIR):
         folder.mkdir(parents=True, exist_ok=True)
     # A previous, larger scene in the same folder must not leave views behind.
