@@ -95,10 +95,13 @@ class BackendClient:
                                               "Content-Length": str(size)}).items():
                 connection.putheader(name, value)
             connection.endheaders()
-            connection.send(head)
             with open(file_path, "rb") as stream:
-                _send_file(connection, stream)
-            connection.send(tail)
+                try:
+                    connection.send(head)
+                    _send_file(connection, stream)
+                    connection.send(tail)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server answered early (e.g. 413 upload_too_large) and closed: read that answer
             return self._read(connection.getresponse(), raw=False)
         except (OSError, http.client.HTTPException) as exc:
             raise BackendUnreachable(self.url, f"{method} {path} failed: {exc}") from None
