@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="ClickGauss backend: train and query Click-Gaussian feature fields.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # that part is not built yet
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
