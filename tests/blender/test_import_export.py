@@ -212,3 +212,17 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     assert points.materials[0].name == display.MATERIAL_NAME
     material_attributes = {n.attribute_name for n in points.materials[0].node_tree.nodes if n.type == "ATTRIBUTE"}
     assert material_attributes == {"cg_color", "cg_selected"}
+
+
+def test_import_operator_reports_bad_files_and_reserved_names(clean_scene, tmp_path):
+    from clickgauss_core.ply import write_gaussian_ply
+
+    cloud = make_cloud(10, 0, False, False)
+    cloud.properties["cg_id"] = np.arange(10, dtype=np.int32)  # would shadow the add-on's own id
+    write_gaussian_ply(tmp_path / "clash.ply", cloud)
+    with pytest.raises(RuntimeError, match=r"clash\.ply: property 'cg_id' clashes"):
+        bpy.ops.import_scene.clickgauss_splats(filepath=str(tmp_path / "clash.ply"))
+    (tmp_path / "empty.ply").write_bytes(b"")
+    with pytest.raises(RuntimeError, match=r"empty\.ply: empty file"):
+        bpy.ops.import_scene.clickgauss_splats(filepath=str(tmp_path / "empty.ply"))
+    assert len(bpy.data.objects) == 0 and len(bpy.data.meshes) == 0
