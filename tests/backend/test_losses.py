@@ -46,10 +46,17 @@ def test_positive_term_ignores_pixels_without_mask_and_different_masks():
     rendered = torch.stack([feature([1, 0], [1, 0]), feature([0, 1], [0, 1])]).requires_grad_()
     positive, _ = losses.contrastive_loss(rendered, ids([1, 2], [0, 3]), CONFIG)
     positive.backward()
-    # Only the diagonal pairs (each pixel with itself, cosine 1) are "same mask": 2 pairs at the
-    # coarse level, 1 at the fine level (pixel 0 has no fine mask) out of 2 x 2.
-    assert math.isclose(positive.item(), -(2 + 1) / 4)
+    # the one pair (pixel 0 in P1, pixel 1 in P2) has different coarse masks and no fine mask on pixel 0
+    assert positive.item() == 0
     assert torch.allclose(rendered.grad, torch.zeros_like(rendered.grad))
+
+
+def test_pairs_are_taken_between_the_two_halves_of_the_sample():
+    a, b = feature([1, 0], [1, 0]), feature([0.6, 0.8], [0.6, 0.8])
+    rendered = torch.stack([a, a, b, b])  # P1 = (a, a), P2 = (b, b)
+    positive, _ = losses.contrastive_loss(rendered, ids([1, 1, 1, 1], [0, 0, 0, 0]), CONFIG)
+    # 4 cross pairs, all same coarse mask with cosine 0.6; pairs inside a half do not count
+    assert math.isclose(positive.item(), -0.6, rel_tol=1e-6)
 
 
 def test_negative_term_only_acts_above_the_margin():

@@ -29,27 +29,30 @@ def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor],
                      config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_pos, L_neg) over all pairs of the P sampled pixels, summed over levels.
+    """(L_pos, L_neg) summed over levels, over all pairs (p1, p2) in P1 x P2.
 
-    `segment_ids[level]` is (P,) int; 0 = no mask (the pixel takes part in no pair at that level).
-    Both sums are normalised by |P1||P2| = P² as in the paper.
+    The P sampled pixels are split in halves P1 (first) and P2 (second; an odd last pixel is
+    unused), so every pair is two distinct pixels and the P1 x P2 similarity matrix is a quarter
+    of the P x P one. `segment_ids[level]` is (P,) int; 0 = no mask (the pixel takes part in no
+    pair at that level). Both sums are normalised by |P1||P2| as in the paper.
     """
-    count = rendered.shape[0]
+    half = rendered.shape[0] // 2
+    first, second = rendered[:half], rendered[half:2 * half]
+    pairs = half * half
     positive = rendered.new_zeros(())
     negative = rendered.new_zeros(())
     for level in LEVELS:
-        ids = segment_ids[level]
-        valid = ids > 0
-        pair_valid = valid[:, None] & valid[None, :]
-        same = (ids[:, None] == ids[None, :]) & pair_valid
+        ids_first, ids_second = segment_ids[level][:half], segment_ids[level][half:2 * half]
+        pair_valid = (ids_first > 0)[:, None] & (ids_second > 0)[None, :]
+        same = (ids_first[:, None] == ids_second[None, :]) & pair_valid
         different = pair_valid & ~same
-        similarity = cosine_matrix(level_features(rendered, config, level), level_features(rendered, config, level))
-        positive = positive - (similarity * same).sum() / (count * count)
-        if config.stop_gradient:
-            pushed = level_features(rendered, config, level, stop_coarse_gradient=True)
-            similarity = cosine_matrix(pushed, pushed)
+        similarity = cosine_matrix(level_features(first, config, level), level_features(second, config, level))
+        positive = positive - (similarity * same).sum() / pairs
+        if config.stop_gradient and level == "fine":
+            similarity = cosine_matrix(level_features(first, config, level, stop_coarse_gradient=True),
+                                       level_features(second, config, level, stop_coarse_gradient=True))
         over_margin = different & (similarity > config.tau(level))
-        negative = negative + (similarity * over_margin).sum() / (count * count)
+        negative = negative + (similarity * over_margin).sum() / pairs
     return positive, negative
 
 

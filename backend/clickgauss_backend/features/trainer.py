@@ -174,11 +174,16 @@ def _load_checkpoint(path: str, config: TrainConfig, scene_hash: str, seed: int)
 def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
                         progress: Callable[[TrainingProgress], None] | None = None,
                         should_cancel: Callable[[], bool] | None = None,
-                        checkpoint_dir: str | os.PathLike | None = None, seed: int = 0) -> FeatureField:
-    """Train a `FeatureField` for `scene` (its dataset's views) from `mask_store`'s two-level masks."""
+                        checkpoint_dir: str | os.PathLike | None = None, seed: int = 0,
+                        views: list | None = None) -> FeatureField:
+    """Train a `FeatureField` for `scene` from `mask_store`'s two-level masks.
+
+    `views`: the training views, in the mask store's order (default: all of the scene's dataset
+    views); pass a subset to hold views out for evaluation.
+    """
     config = config or TrainConfig()
     report = progress or (lambda _event: None)
-    views_in_dataset = scene.views
+    views_in_dataset = list(scene.views if views is None else views)
     if not views_in_dataset:
         raise ClickGaussInputError(scene.ply_path, "the scene has no training views (load it with a dataset)")
     device = scene.gaussians.means.device
@@ -189,10 +194,10 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
                                                    f"dataset has {len(views_in_dataset)}")
     # Read every view's masks once: checks them and finds the views that have mask pixels to sample.
     report(TrainingProgress("masks", 0, len(views_in_dataset)))
-    views = _TrainingViews(mask_store, views_in_dataset)
+    training_views = _TrainingViews(mask_store, views_in_dataset)
     sampled_views = []
-    for index in range(len(views)):
-        if views.get(index).sampling_weight.any():
+    for index in range(len(training_views)):
+        if training_views.get(index).sampling_weight.any():
             sampled_views.append(index)
         report(TrainingProgress("masks", index + 1, len(views_in_dataset)))
     if not sampled_views:
@@ -228,9 +233,9 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
             raise TrainingCancelled(f"training cancelled at iteration {iteration}")
         if config.gfl and iteration >= config.gfl_start and (iteration - config.gfl_start) % config.gfl_refresh_every == 0:
             report(TrainingProgress("clustering", iteration, config.iterations, dict(last_losses)))
-            clusters = compute_global_clusters(scene.gaussians, features.detach(), views, config)
+            clusters = compute_global_clusters(scene.gaussians, features.detach(), training_views, config)
 
-        view = views.get(sampled_views[int(rng.integers(len(sampled_views)))])
+        view = training_views.get(sampled_views[int(rng.integers(len(sampled_views)))])
         probability = view.sampling_weight / view.sampling_weight.sum()
         flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
         rendered = _render_pixels(scene.gaussians, features, view.camera, flat)
@@ -276,7 +281,7 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
 
     report(TrainingProgress("clustering", config.iterations, config.iterations, dict(last_losses)))
     final_features = features.detach()
-    final_clusters = compute_global_clusters(scene.gaussians, final_features, views, config)
+    final_clusters = compute_global_clusters(scene.gaussians, final_features, training_views, config)
     field_ = FeatureField(
         features=final_features.cpu().numpy(), clusters=final_clusters,
         metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,

@@ -1,0 +1,184 @@
+"""Click-Gaussian accuracy and speed on the synthetic "demo" scene (inconsistent SAM-like masks).
+
+    backend/.venv/bin/python benchmarks/bench_train.py [--preset cpu-fast] [--work DIR] \
+        [--out benchmarks/results/bench_train_cpu.json] [--device cpu|cuda] [--click-sizes 10000 100000 1000000]
+
+1. Generates the synthetic "demo" scene (seed 0) into `--work` (reused when already there).
+2. Trains on its training views only (precomputed masks through MaskStore), three times:
+   the full method, GFL off, granularity prior off. Each run is timed.
+3. Evaluates each field on the held-out views with `features.evaluate.evaluate_field`: one click
+   per object (coarse) / part (fine), 3D IoU over the visible Gaussians and LERF-Mask-style 2D
+   IoU of the rendered selection (protocol in evaluate.py). The cosine threshold of each level is
+   calibrated by sweeping 0.50..0.95 and keeping the best mean 3D IoU (the sweep is printed); this
+   is how `query.DEFAULT_THRESHOLDS` was chosen. The full method is also scored at the defaults
+   and with snapping the click to the nearest global cluster.
+4. Click latency (`query.click`: 1x1 render + cosine over all Gaussians + threshold) at each
+   `--click-sizes` Gaussian count, on a random cloud with random unit features (latency depends
+   on the count, not on the features' quality); median of 20 clicks after 3 warm-ups.
+5. Peak memory: the process's max RSS (and CUDA peak allocation on GPU).
+Prints the tables and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clickgauss_core.cameras import Camera
+from clickgauss_core.gaussians import GaussianCloud
+
+from clickgauss_backend.features.config import TrainConfig
+from clickgauss_backend.features.evaluate import evaluate_field
+from clickgauss_backend.features.field import FeatureField
+from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
+from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click
+from clickgauss_backend.features.trainer import train_feature_field
+from clickgauss_backend.render import GaussianTensors
+from clickgauss_backend.scene import Scene
+from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {"full": {}, "no GFL": {"gfl": False}, "no granularity prior": {"granularity_prior": False}}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def train_variants(work: Path, preset: str, device: str) -> dict:
+    if not (work / SCENE_JSON).is_file():
+        started = time.perf_counter()
+        generate_scene(work, preset="demo", seed=0)
+        print(f"generated the demo scene in {time.perf_counter() - started:.0f} s", flush=True)
+    synthetic = load_synthetic(work)
+    scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
+    train_views = [scene.views[i] for i in synthetic.train_indices]
+    masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), train_views,
+                            lambda view: (view.camera.width, view.camera.height), work / "mask_cache")
+    results = {}
+    for name, changes in VARIANTS.items():
+        config = TrainConfig.preset(preset).with_changes(**changes)
+        started = time.perf_counter()
+        field = train_feature_field(scene, masks, config, views=train_views, seed=0)
+        seconds = time.perf_counter() - started
+        field.save(work / f"field_{name.replace(' ', '_')}.npz")
+        evaluation = evaluate_field(field, scene.gaussians, synthetic)  # thresholds calibrated by the sweep
+        entry = {"train_seconds": seconds, "settings": config.to_dict(),
+                 "clusters": {level: len(c) for level, c in field.clusters.items()},
+                 "calibrated": {level: r.to_dict() for level, r in evaluation.items()}}
+        if name == "full":
+            entry["default_thresholds"] = {level: r.to_dict() for level, r in
+                                           evaluate_field(field, scene.gaussians, synthetic, DEFAULT_THRESHOLDS).items()}
+            entry["snapped"] = {level: r.to_dict() for level, r in
+                                evaluate_field(field, scene.gaussians, synthetic, DEFAULT_THRESHOLDS, snap=True).items()}
+        results[name] = entry
+        summary = ", ".join(f"{level} 3D {r.iou_3d:.3f} 2D {r.iou_2d:.3f} @ {r.threshold:.2f}"
+                            for level, r in evaluation.items())
+        print(f"[{name}] trained in {seconds:.0f} s: {summary}", flush=True)
+    results["scene"] = {"gaussians": len(scene.cloud), "train_views": len(train_views),
+                        "test_views": len(synthetic.test_indices),
+                        "size": f"{synthetic.config.width}x{synthetic.config.height}",
+                        "objects": len(synthetic.object_names), "parts": len(synthetic.part_names)}
+    return results
+
+
+def random_scene(count: int, device: str, seed: int = 0):
+    """A random cloud in a unit box seen by one camera, with a random unit-feature field."""
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(-1, 1, (count, 3))
+    cloud = GaussianCloud.from_arrays(positions, np.full((count, 3), np.log(2.0 / count ** (1 / 3))),
+                                      np.tile([1.0, 0, 0, 0], (count, 1)), np.full(count, 2.0), np.zeros((count, 3)),
+                                      normals=False)
+    features = rng.standard_normal((count, 24)).astype(np.float32)
+    features[:, :12] /= np.linalg.norm(features[:, :12], axis=1, keepdims=True)
+    features[:, 12:] /= np.linalg.norm(features[:, 12:], axis=1, keepdims=True)
+    field = FeatureField(features, metadata={"settings": TrainConfig().to_dict()})
+    camera = Camera.look_at((0, -3.5, 0), (0, 0, 0), width=1280, height=720, fx=900, fy=900, cx=640, cy=360)
+    return GaussianTensors.from_cloud(cloud, device), field, camera
+
+
+def click_latency(sizes: list[int], device: str, repeats: int = 20) -> dict:
+    rng = np.random.default_rng(1)
+    results = {}
+    for count in sizes:
+        gaussians, field, camera = random_scene(count, device)
+        pixels = rng.uniform([400, 200], [880, 520], (repeats + 3, 2))
+        times = []
+        for index, pixel in enumerate(pixels):
+            level = "coarse" if index % 2 else "fine"
+            started = time.perf_counter()
+            click(field, gaussians, camera, tuple(pixel), level)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if index >= 3:
+                times.append((time.perf_counter() - started) * 1000.0)
+        results[str(count)] = {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
+                               "min_ms": float(np.min(times))}
+        print(f"click at {count:,} Gaussians: median {results[str(count)]['median_ms']:.1f} ms", flush=True)
+        del gaussians, field
+    return results
+
+
+def print_tables(report: dict) -> None:
+    training = report["training"]
+    print("\n| variant | train s | coarse 3D | coarse 2D | fine 3D | fine 2D | thresholds (c / f) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in VARIANTS:
+        entry = training[name]
+        c, f = entry["calibrated"]["coarse"], entry["calibrated"]["fine"]
+        print(f"| {name} | {entry['train_seconds']:.0f} | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
+              f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
+    for label in ("default_thresholds", "snapped"):
+        c, f = training["full"][label]["coarse"], training["full"][label]["fine"]
+        print(f"| full, {label.replace('_', ' ')} | - | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
+              f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
+    print("\nthreshold sweep (mean 3D IoU, full method):")
+    for level in ("coarse", "fine"):
+        sweep = training["full"]["calibrated"][level]["sweep_3d"]
+        print(f"  {level}: " + "  ".join(f"{t}:{v:.3f}" for t, v in sweep.items()))
+    print("\n| Gaussians | click median ms | p90 ms |")
+    print("|---|---|---|")
+    for count, timing in report["click_latency"].items():
+        print(f"| {int(count):,} | {timing['median_ms']:.1f} | {timing['p90_ms']:.1f} |")
+    print(f"\npeak RSS {report['peak_rss_mb']:.0f} MB")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--work", default="/tmp/clickgauss-bench-train")
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_train_cpu.json"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--click-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--skip-training", action="store_true", help="only the click latency")
+    args = parser.parse_args(argv)
+
+    report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                          "torch_threads": torch.get_num_threads(), "device": args.device,
+                          "load_average": os.getloadavg()},
+              "preset": args.preset}
+    if not args.skip_training:
+        report["training"] = train_variants(Path(args.work), args.preset, args.device)
+    report["click_latency"] = click_latency(args.click_sizes, args.device)
+    report["peak_rss_mb"] = peak_rss_mb()
+    if args.device == "cuda":
+        report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if "training" in report:
+        print_tables(report)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
