@@ -34,17 +34,6 @@ class ProjectedGaussians:
     visible: torch.Tensor   # (N,) bool: survives near/far, degenerate and off-screen culling
 
 
-def quaternion_to_rotation(quats: torch.Tensor) -> torch.Tensor:
-    """(N, 4) wxyz quaternions (normalised here) -> (N, 3, 3) rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rows = (
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    )
-    return torch.stack(rows, dim=-1).reshape(quats.shape[:-1] + (3, 3))
-
-
 def project_gaussians(gaussians: GaussianTensors, camera: Camera) -> ProjectedGaussians:
     dtype, device = gaussians.means.dtype, gaussians.device
     view = torch.as_tensor(camera.world_to_camera, dtype=dtype, device=device)
@@ -54,7 +43,7 @@ def project_gaussians(gaussians: GaussianTensors, camera: Camera) -> ProjectedGa
     fx, fy, cx, cy = camera.fx, camera.fy, camera.cx, camera.cy
 
     # Σ_cam = (R_view R S)(R_view R S)^T, so the 2D covariance is (J R_view R S)(...)^T.
-    axes_cam = rotation_view @ quaternion_to_rotation(gaussians.quats) * gaussians.scales[:, None, :]
+    axes_cam = rotation_view @ gaussians.rotation_scale
     if camera.projection == "perspective":
         # Behind-camera Gaussians are culled below; a safe z keeps their (unused) rows finite.
         safe_z = torch.where(z.abs() > 1e-12, z, torch.ones_like(z))
