@@ -1,0 +1,165 @@
+"""Training on the synthetic "tiny" scene: determinism, checkpoint resume, cancel, progress,
+an end-to-end click that finds the right object, and the train / click / segment-all CLI."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from clickgauss_core import wire
+from clickgauss_core.errors import ClickGaussInputError
+
+from clickgauss_backend.features.config import TrainConfig
+from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, visible_gaussians
+from clickgauss_backend.features.field import FeatureField
+from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
+from clickgauss_backend.features.query import click
+from clickgauss_backend.features.trainer import TrainingCancelled, train_feature_field
+from clickgauss_backend.scene import Scene
+
+CONFIG = TrainConfig.preset("tiny")
+# Determinism and resume need several runs; a short schedule (GFL included) keeps them cheap.
+SHORT = CONFIG.with_changes(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
+
+
+class Setup:
+    def __init__(self, synthetic, cache_dir):
+        self.synthetic = synthetic
+        self.scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
+        self.train_views = [self.scene.views[i] for i in synthetic.train_indices]
+        self.masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), self.train_views,
+                                     lambda view: (view.camera.width, view.camera.height), cache_dir)
+
+    def train(self, **kwargs):
+        return train_feature_field(self.scene, self.masks, kwargs.pop("config", CONFIG),
+                                   views=self.train_views, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_synthetic_scene, tmp_path_factory):
+    return Setup(tiny_synthetic_scene, tmp_path_factory.mktemp("mask_cache"))
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    events = []
+    field = setup.train(progress=events.append, seed=0)
+    return field, events
+
+
+def test_progress_reports_every_stage_and_the_losses(trained):
+    field, events = trained
+    stages = [e.stage for e in events]
+    assert stages[0] == "masks" and stages[-1] == "done"
+    assert "clustering" in stages and "training" in stages
+    last_training = [e for e in events if e.stage == "training"][-1]
+    assert last_training.iteration == last_training.total == CONFIG.iterations
+    assert {"contrastive", "gfl", "hypersphere", "rendered_norm", "spatial", "total"} <= set(last_training.losses)
+    assert all(e.eta_seconds >= 0 for e in events if e.stage == "training")
+
+
+def test_field_metadata_describes_the_training(trained, setup):
+    field, _ = trained
+    assert field.features.shape == (len(setup.scene.cloud), 24)
+    assert field.metadata["scene_hash"] == setup.scene.content_hash
+    assert field.metadata["views"] == [v.name for v in setup.train_views]
+    assert field.metadata["mask_source"] == setup.masks.describe()
+    assert TrainConfig.from_dict(field.metadata["settings"]) == CONFIG
+
+
+@pytest.fixture(scope="module")
+def short_run(setup):
+    return setup.train(config=SHORT, seed=0)
+
+
+def test_same_seed_gives_identical_features_and_another_seed_does_not(short_run, setup):
+    again = setup.train(config=SHORT, seed=0)
+    np.testing.assert_array_equal(again.features, short_run.features)
+    for level in ("coarse", "fine"):
+        np.testing.assert_array_equal(again.clusters[level], short_run.clusters[level])
+    other = setup.train(config=SHORT, seed=1)
+    assert not np.array_equal(other.features, short_run.features)
+
+
+def test_resume_after_cancel_equals_uninterrupted_training(short_run, setup, tmp_path):
+    field = short_run
+    seen = []
+
+    def cancel_after_25():
+        return len(seen) >= 25
+
+    def count(event):
+        if event.stage == "training":
+            seen.append(event.iteration)
+
+    with pytest.raises(TrainingCancelled):
+        setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=count, should_cancel=cancel_after_25)
+    assert max(seen) == 25 < SHORT.iterations
+    resumed_events = []
+    resumed = setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=resumed_events.append)
+    first = [e.iteration for e in resumed_events if e.stage == "training"][0]
+    assert first == 21  # continued after the checkpoint of iteration 20, not from zero
+    np.testing.assert_array_equal(resumed.features, field.features)
+    for level in ("coarse", "fine"):
+        np.testing.assert_array_equal(resumed.clusters[level], field.clusters[level])
+
+
+def test_checkpoint_of_other_settings_is_refused(setup, tmp_path):
+    setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT.with_changes(iterations=10))
+    with pytest.raises(ClickGaussInputError, match="checkpoint"):
+        setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT)
+
+
+def test_trained_click_selects_the_clicked_object(trained, setup):
+    field, _ = trained
+    synthetic = setup.synthetic
+    counted = visible_gaussians(setup.scene.gaussians, synthetic.cameras)
+    result = evaluate_level(field, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+                            threshold=0.8)
+    assert len(result.per_target_3d) >= 2
+    assert result.iou_3d >= 0.6 and result.iou_2d >= 0.6, result.to_dict()
+
+    # the same field's features shuffled between Gaussians select nothing coherent
+    shuffled = FeatureField(np.random.default_rng(0).permutation(field.features), field.clusters, field.metadata)
+    baseline = evaluate_level(shuffled, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+                              threshold=0.8)
+    assert baseline.iou_3d < result.iou_3d - 0.3
+
+    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
+    selection = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
+    truth = synthetic.gaussian_labels("coarse") == target.label
+    assert (selection & truth & counted).sum() > 0.5 * (truth & counted).sum()
+
+
+def test_cli_train_click_segment_all(setup, backend_cli, tmp_path):
+    synthetic = setup.synthetic
+    out = tmp_path / "field.npz"
+    subprocess.run([*backend_cli, "train", str(synthetic.ply_path), "--dataset", str(synthetic.dataset_path),
+                    "--masks", str(synthetic.masks_dir), "--preset", "tiny", "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    field = FeatureField.load(out)
+    assert field.metadata["scene_hash"] == setup.scene.content_hash
+
+    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
+    camera_json = tmp_path / "camera.json"
+    camera_json.write_text(json.dumps(wire.camera_to_dict(synthetic.cameras[target.view_index])))
+    mask_path = tmp_path / "mask.npy"
+    subprocess.run([*backend_cli, "click", str(out), str(synthetic.ply_path), "--camera", str(camera_json),
+                    "--pixel", str(target.pixel[0]), str(target.pixel[1]), "--level", "coarse",
+                    "--out", str(mask_path)], check=True, capture_output=True, text=True)
+    selection = np.load(mask_path)
+    expected = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
+    np.testing.assert_array_equal(selection, expected)
+    assert selection.any()
+
+    ids_path = tmp_path / "ids.npz"
+    subprocess.run([*backend_cli, "segment-all", str(out), "--out", str(ids_path)], check=True, capture_output=True)
+    with np.load(ids_path) as ids:
+        np.testing.assert_array_equal(ids["coarse"], field.cluster_ids("coarse"))
+        assert ids["fine"].shape == (len(field),)
+
+    bad = subprocess.run([*backend_cli, "click", str(tmp_path / "nope.npz"), str(synthetic.ply_path), "--camera",
+                          str(camera_json), "--pixel", "1", "1", "--level", "coarse", "--out", str(mask_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "nope.npz" in bad.stderr
