@@ -377,3 +377,11 @@ def test_gaussian_tensors_reject_mismatched_shapes():
     with pytest.raises(ValueError, match=r"GaussianTensors.scales has shape \(2, 2\), expected \(2, 3\)"):
         GaussianTensors(means=torch.zeros(2, 3), quats=torch.zeros(2, 4), scales=torch.zeros(2, 2),
                         opacities=torch.zeros(2))
+
+
+def test_orthographic_camera_with_negative_near_plane_sorts_negative_depths_front_to_back():
+    cam = Camera(look_down_z(), 32, 32, 20.0, 20.0, 16.5, 16.5, projection="orthographic", near=-100.0)
+    g = gaussians([[0.0, 0.0, -1.0], [0.0, 0.0, -2.0]], [[0.2] * 3] * 2, [0.5, 0.6])
+    out = rasterize(g, torch.eye(2), cam, backend="torch")
+    # z = -2 is in front of z = -1: F = 0.6 f_front + 0.4 * 0.5 f_back
+    torch.testing.assert_close(out.features[16, 16], torch.tensor([0.4 * 0.5, 0.6]))

@@ -137,8 +137,7 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
     tiles_per_gaussian = span_x * (y1 - y0).clamp_min(0)
     keep = (tiles_per_gaussian > 0).nonzero().squeeze(1)
     # Stable sort: equal depths keep the file order, like gsplat's stable radix sort.
-    keep = keep.index_select(0, torch.argsort(projected.depths.index_select(0, visible_ids.index_select(0, keep)),
-                                              stable=True))
+    keep = keep.index_select(0, _stable_argsort_floats(projected.depths.index_select(0, visible_ids.index_select(0, keep))))
     visible_ids, x0, y0, span_x, tiles_per_gaussian = (
         t.index_select(0, keep) for t in (visible_ids, x0, y0, span_x, tiles_per_gaussian))
 
@@ -152,8 +151,9 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
                 + local - row_in_box * owner_span)
     wanted_pair = wanted_tiles.index_select(0, tile_ids).nonzero().squeeze(1)
     owner, tile_ids = owner.index_select(0, wanted_pair), tile_ids.index_select(0, wanted_pair)
-    # A stable sort by tile keeps the depth order inside each tile (int32 keys sort faster).
-    tile_ids, order = torch.sort(tile_ids.to(torch.int32), stable=True)
+    # A stable sort by tile keeps the depth order inside each tile (narrow keys sort faster).
+    tile_ids, order = torch.sort(tile_ids.to(torch.int16 if num_tiles <= 2**15 else torch.int32), stable=True)
+    tile_ids = tile_ids.long()
     owner = owner.index_select(0, order)
     counts = torch.bincount(tile_ids, minlength=num_tiles)
     # Tile t's list starts after the lists and padding slots of tiles 0..t-1.
@@ -169,6 +169,18 @@ def _bin_into_tiles(projected: ProjectedGaussians, tiles_x: int, tiles_y: int, t
     gaussian_ids = torch.zeros(tile_ids.numel() + num_tiles, dtype=torch.int64, device=device)
     gaussian_ids.index_copy_(0, slots, visible_ids.index_select(0, owner))
     return _TileBins(list_start=list_start, list_end=list_end, gaussian_ids=gaussian_ids, splats=splats)
+
+
+def _stable_argsort_floats(values: torch.Tensor) -> torch.Tensor:
+    """argsort(values, stable=True), several times faster for non-negative values on CPU.
+
+    Non-negative IEEE floats order like their bit patterns read as integers, and torch sorts
+    integers by radix sort.
+    """
+    as_integers = {torch.float32: torch.int32, torch.float64: torch.int64}.get(values.dtype)
+    if as_integers is None or values.numel() == 0 or bool(values.min() < 0):
+        return torch.argsort(values, stable=True)
+    return torch.argsort(values.view(as_integers), stable=True)
 
 
 def compositing_weights(gaussians: GaussianTensors, camera: Camera, pixels: torch.Tensor,
