@@ -13,6 +13,8 @@ from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_backend.render import GaussianTensors, RenderResult, rasterize
 
 ALPHA_THRESHOLD = 1.0 / 255.0
+# torch's one-time notice that sparse CSR tensors (the rasterizer's weights) are a beta API.
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state")
 
 
 def look_down_z(distance: float = 0.0) -> np.ndarray:

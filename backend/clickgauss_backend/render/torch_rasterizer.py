@@ -27,6 +27,9 @@ from clickgauss_core.cameras import Camera
 from .gaussians import GaussianTensors
 from .projection import ALPHA_THRESHOLD, ProjectedGaussians, project_gaussians
 
+# torch flags its CSR API (our W) as beta; set once here, as catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
 MAX_ALPHA = 0.999               # gsplat 1.5's clamp (the original 3DGS used 0.99)
 MIN_TRANSMITTANCE = 1e-4        # a pixel is done once T would drop to this (exclusive, as gsplat)
 TILE_SIZE = 16
@@ -68,10 +71,7 @@ class CompositingWeights:
 
 
 def _csr(row_offsets, columns, values, shape) -> torch.Tensor:
-    with warnings.catch_warnings():
-        # torch warns that its CSR API is beta on every construction; it is what we rely on.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-        return torch.sparse_csr_tensor(row_offsets, columns, values, shape, check_invariants=False)
+    return torch.sparse_csr_tensor(row_offsets, columns, values, shape, check_invariants=False)
 
 
 class _WeightedSum(torch.autograd.Function):
