@@ -16,9 +16,10 @@ from conftest import ADDON_MODULE
 from viewport import project_to_region, viewport_matrices, visible_pixel
 
 TRAINING_TIMEOUT_S = 600.0
-# The tiny preset trains for seconds on noisy SAM-like masks: a click must recover most of the
-# clicked object and little else.
+# The tiny preset trains for seconds on noisy SAM-like masks: modest bars (the backend's own
+# tests use the same mean), checked on every object of the scene.
 MIN_IOU = 0.5
+MIN_OBJECT_IOU = 0.3
 
 
 def _labels(synthetic_scene):
@@ -101,7 +102,10 @@ def _click_object(addon_module, backend, obj, synthetic_scene, label, orthograph
     width, height = 320, 240
     view, window = viewport_matrices(eye, target, width, height, orthographic=orthographic, fov_deg=55,
                                      ortho_scale=4.0)
-    region_xy = visible_pixel(points_world, truth == label, view, window, width, height)
+    scale = np.linalg.norm(world[:3, 0])  # uniform object scale
+    log_scales = np.stack([mesh_io.read_attribute(obj.data, f"scale_{i}") for i in range(3)], axis=1)
+    radii = np.exp(log_scales.max(axis=1)) * scale
+    region_xy = visible_pixel(points_world, radii, truth == label, view, window, width, height)
     camera = wire.camera_from_blender_view(view, window, width, height, world)
     assert camera.projection == ("orthographic" if orthographic else "perspective")
     # The camera (object-local frame, top-left pixels) sees the Gaussians where the viewport does.
@@ -135,16 +139,16 @@ def test_click_selects_the_ground_truth_object(connected_object, addon_module, b
                                                orthographic):
     selection = addon_module("blender.selection")
     obj = connected_object
-    ious = []
-    for label in (1, 4):  # the table and the chair: large objects, seen from the first view
+    ious = {}
+    for label in range(1, 7):  # every object of the scene, seen from the first training view's position
         result, truth = _click_object(addon_module, backend, obj, synthetic_scene, label, orthographic)
         selected = selection.get_selection(obj)
         assert result.selected_now == selected.sum()
         vertex_select = np.empty(len(obj.data.vertices), dtype=bool)
         obj.data.vertices.foreach_get("select", vertex_select)
         np.testing.assert_array_equal(vertex_select, selected)  # Edit mode sees the same selection
-        ious.append(_iou(selected, truth == label))
-    assert min(ious) >= MIN_IOU, ious
+        ious[label] = _iou(selected, truth == label)
+    assert np.mean(list(ious.values())) >= MIN_IOU and min(ious.values()) >= MIN_OBJECT_IOU, ious
 
 
 def test_delete_click_again_recolour_export_reimport(connected_object, addon_module, backend, synthetic_scene,

@@ -1,8 +1,8 @@
 """Viewports built from known matrices for the click tests: a Blender camera object gives the
 projection (Blender's own `calc_matrix_camera`), its inverse world matrix the view matrix, as
 region_3d.window_matrix / view_matrix would be. `visible_pixel` finds, independently of the
-backend's renderer, a region pixel where a given set of Gaussians is in front (a coarse z-buffer
-of the Gaussian centres)."""
+backend's renderer, a region pixel where a given set of Gaussians is in front (a z-buffer of the
+Gaussians drawn as discs)."""
 
 from __future__ import annotations
 
@@ -43,26 +43,39 @@ def project_to_region(points_world: np.ndarray, view: np.ndarray, window: np.nda
     return region, -in_view[:, 2]
 
 
-def visible_pixel(points_world, is_target, view, window, width, height, cell: int = 8) -> tuple[int, int]:
-    """A region pixel (bottom-left origin) at the centre of a cell whose nearest Gaussian centres
-    belong to the target, surrounded by target cells, nearest the target's projected centre."""
+def visible_pixel(points_world, radii_world, is_target, view, window, width, height) -> tuple[int, int]:
+    """A region pixel (bottom-left origin) deep inside the part of the image where the target's
+    Gaussians are in front: a z-buffer of the Gaussians drawn as discs of their largest axis
+    (`radii_world`), then the target's area eroded until one more step would empty it."""
     region, depth = project_to_region(points_world, view, window, width, height)
-    cols, rows = width // cell, height // cell
-    cx, cy = (region[:, 0] // cell).astype(int), (region[:, 1] // cell).astype(int)
-    inside = (depth > 0) & (cx >= 0) & (cx < cols) & (cy >= 0) & (cy < rows)
-    owner = np.full((rows, cols), -1)
-    nearest = np.full((rows, cols), np.inf)
-    for i in np.flatnonzero(inside)[np.argsort(-depth[inside])]:  # far to near: the nearest wins
-        owner[cy[i], cx[i]], nearest[cy[i], cx[i]] = i, depth[i]
-    target_cell = np.zeros((rows, cols), dtype=bool)
-    target_cell[owner >= 0] = is_target[owner[owner >= 0]]
-    interior = target_cell.copy()
-    interior[1:-1, 1:-1] &= (target_cell[:-2, 1:-1] & target_cell[2:, 1:-1] & target_cell[1:-1, :-2]
-                             & target_cell[1:-1, 2:])
-    interior[[0, -1], :] = False
-    interior[:, [0, -1]] = False
-    candidates = np.argwhere(interior)
-    assert len(candidates), "the target is not visible from this viewport"
-    centre = region[is_target & inside].mean(axis=0) / cell
-    row, col = candidates[np.argmin(((candidates[:, ::-1] + 0.5 - centre) ** 2).sum(axis=1))]
-    return int(col * cell + cell // 2), int(row * cell + cell // 2)
+    perspective = window[3, 3] == 0.0
+    pixels_per_unit = window[0, 0] * width / 2 / (depth if perspective else 1.0)
+    radii = np.maximum(1.0, radii_world * pixels_per_unit)
+    owner_depth = np.full((height, width), np.inf)
+    owner_target = np.zeros((height, width), dtype=bool)
+    for i in np.flatnonzero(depth > 0):
+        x0, x1 = int(max(0, region[i, 0] - radii[i])), int(min(width, region[i, 0] + radii[i] + 1))
+        y0, y1 = int(max(0, region[i, 1] - radii[i])), int(min(height, region[i, 1] + radii[i] + 1))
+        if x0 >= x1 or y0 >= y1:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        inside = (xs + 0.5 - region[i, 0]) ** 2 + (ys + 0.5 - region[i, 1]) ** 2 <= radii[i] ** 2
+        nearer = inside & (depth[i] < owner_depth[y0:y1, x0:x1])
+        owner_depth[y0:y1, x0:x1][nearer] = depth[i]
+        owner_target[y0:y1, x0:x1][nearer] = is_target[i]
+    area = owner_target
+    assert area.any(), "the target is not visible from this viewport"
+    while True:
+        eroded = area.copy()
+        eroded[1:, :] &= area[:-1, :]
+        eroded[:-1, :] &= area[1:, :]
+        eroded[:, 1:] &= area[:, :-1]
+        eroded[:, :-1] &= area[:, 1:]
+        eroded[[0, -1], :] = False
+        eroded[:, [0, -1]] = False
+        if not eroded.any():
+            break
+        area = eroded
+    deepest = np.argwhere(area)
+    row, col = deepest[np.argmin(((deepest - deepest.mean(axis=0)) ** 2).sum(axis=1))]
+    return int(col), int(row)
