@@ -10,7 +10,6 @@ import time
 import bpy
 import numpy as np
 import pytest
-from mathutils import Matrix
 
 from conftest import ADDON_MODULE
 from viewport import project_to_region, viewport_matrices, visible_pixel
