@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
@@ -239,8 +240,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # health ----------------------------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse, tags=["service"], responses=errors(401))
     def health() -> HealthResponse:
-        import torch
-
         cuda = torch.cuda.is_available()
         return HealthResponse(status="ok", version=package_version(), api=API_VERSION, device=device,
                               cuda_available=cuda, gsplat_usable=cuda and importlib.util.find_spec("gsplat") is not None,
@@ -329,6 +328,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post("/v1/scenes/{scene_id}/click", response_model=ClickResponse, tags=["queries"],
               responses=errors(400, 401, 404, 409, 422))
     def click_scene(scene_id: str, body: ClickRequest) -> ClickResponse:
+        # One torch thread for this request thread (OpenMP's setting is per thread): a click is too
+        # small for intra-op parallelism to pay, and on a busy CPU its barriers turned a 40 ms click
+        # into 150 ms-1.5 s (benchmarks/RESULTS.md, service). Concurrent clicks still use all cores.
+        torch.set_num_threads(1)
         record = scenes.record(scene_id)
         try:
             camera = wire.camera_from_dict(body.camera)
