@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import iou, plan_clicks, visible_gaussians
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
@@ -21,6 +22,7 @@ from clickgauss_core import wire
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
 
 TERMINAL = ("done", "failed", "cancelled", "interrupted")
+TINY_ITERATIONS = TrainConfig.preset("tiny").iterations
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def test_training_reports_progress_and_finishes(server, trained):
     final, snapshots = trained["final"], trained["snapshots"]
     assert final["state"] == "done", final
     assert final["error"] is None and final["stage"] == "done" and final["finished_at"]
-    assert final["iteration"] == final["total"] == 60  # the tiny preset's iterations
+    assert final["iteration"] == final["total"] == TINY_ITERATIONS
     # A second training of the same scene while the first was queued/running is refused.
     second = trained["second_request"]
     assert second.status_code == 409 and second.json()["error"]["code"] == "training_running"
@@ -100,13 +102,16 @@ def test_training_reports_progress_and_finishes(server, trained):
     assert training, [(s["state"], s["stage"]) for s in snapshots]
     iterations = [s["iteration"] for s in training]
     assert iterations == sorted(iterations)
-    assert all(s["total"] == 60 for s in training)
+    assert all(s["total"] == TINY_ITERATIONS for s in training)
     assert any(s["losses"] for s in training)
     assert all(v is None or np.isfinite(v) for s in training for v in s["losses"].values())
     assert any(s["eta_seconds"] is not None and s["eta_seconds"] >= 0 for s in training)
     scene = server.get(f"/v1/scenes/{trained['scene']['scene_id']}").json()
     assert scene["has_features"] is True and scene["training_job"] is None
     assert final["job_id"] in [job["job_id"] for job in server.get("/v1/jobs").json()["jobs"]]
+    assert [job["job_id"] for job in server.get("/v1/jobs", params={"scene_id": scene["scene_id"]}).json()["jobs"]] \
+        == [final["job_id"]]
+    assert server.get("/v1/jobs", params={"scene_id": "0" * 64}).json()["jobs"] == []
 
 
 @pytest.fixture(scope="module")
