@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
@@ -370,27 +370,31 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.put("/v1/scenes/{scene_id}/field", response_model=SceneResponse, tags=["feature field"],
              responses=errors(400, 401, 404, 409, 413, 415, 422), openapi_extra=upload_body(()))
     async def upload_field(scene_id: str, request: Request) -> SceneResponse:
-        record = scenes.record(scene_id)
+        scenes.record(scene_id)
         refuse_during_training(scene_id)
         upload_name = f"uploaded feature field for scene {scene_id}"
         received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes, upload_name)
-        try:
-            if received.size == 0:  # np.load reports an empty file as EOFError, not as a bad file
-                raise ApiError(400, "invalid_field", f"{upload_name}: the file is empty")
-            field = FeatureField.load(received.path)
-            if field.scene_hash != scene_id:
-                raise ApiError(400, "invalid_field", f"{upload_name}: it was trained for scene {field.scene_hash}")
-            if len(field) != record.n_gaussians:
-                raise ApiError(400, "invalid_field", f"{upload_name}: it has {len(field)} Gaussians, the scene "
-                                                     f"has {record.n_gaussians}")
-            refuse_during_training(scene_id)
-            scenes.install_field(scene_id, field, saved_at=received.path)
-        except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
-            raise ApiError(400, "invalid_field", f"{upload_name}: not a usable feature field ({exc})") from exc
+        try:  # reading a big npz must not block the event loop
+            await run_in_threadpool(install_uploaded_field, scene_id, received.path, received.size, upload_name)
         finally:
             received.path.unlink(missing_ok=True)
         return scene_response(scene_id)
+
+    def install_uploaded_field(scene_id: str, path: Path, size: int, upload_name: str) -> None:
+        try:
+            if size == 0:  # np.load reports an empty file as EOFError, not as a bad file
+                raise ApiError(400, "invalid_field", f"{upload_name}: the file is empty")
+            field = FeatureField.load(path)
+        except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
+            raise ApiError(400, "invalid_field", f"{upload_name}: not a usable feature field ({exc})") from exc
+        if field.scene_hash != scene_id:
+            raise ApiError(400, "invalid_field", f"{upload_name}: it was trained for scene {field.scene_hash}")
+        expected = scenes.record(scene_id).n_gaussians
+        if len(field) != expected:
+            raise ApiError(400, "invalid_field", f"{upload_name}: it has {len(field)} Gaussians, the scene has {expected}")
+        refuse_during_training(scene_id)
+        scenes.install_field(scene_id, field, saved_at=path)
 
     def refuse_during_training(scene_id: str) -> None:
         active = jobs.active_job_for(scene_id)
