@@ -198,7 +198,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     device = resolve_device(settings.device)
     store = Store(settings.cache_dir)
     scenes = SceneManager(store, device, settings.loaded_scene_capacity)
-    jobs = JobManager(store, make_training_runner(scenes, store, settings), TrainingCancelled)
+    torch_threads = torch.get_num_threads()  # the process default, before any click sets its own
+    jobs = JobManager(store, make_training_runner(scenes, store, settings, torch_threads), TrainingCancelled)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -328,9 +329,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.post("/v1/scenes/{scene_id}/click", response_model=ClickResponse, tags=["queries"],
               responses=errors(400, 401, 404, 409, 422))
     def click_scene(scene_id: str, body: ClickRequest) -> ClickResponse:
-        # One torch thread for this request thread (OpenMP's setting is per thread): a click is too
-        # small for intra-op parallelism to pay, and on a busy CPU its barriers turned a 40 ms click
-        # into 150 ms-1.5 s (benchmarks/RESULTS.md, service). Concurrent clicks still use all cores.
+        # One torch thread for this request thread: a click is too small for intra-op parallelism
+        # to pay, and on a busy CPU its barriers turned a 40 ms click into 150 ms-1.5 s
+        # (benchmarks/RESULTS.md, service). Concurrent clicks still use all cores; the training
+        # thread sets its own count (training.py).
         torch.set_num_threads(1)
         record = scenes.record(scene_id)
         try:

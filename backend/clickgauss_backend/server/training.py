@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..features.config import TrainConfig
 from ..features.masks import MaskStore, PrecomputedMasks
 from ..features.trainer import TrainingCancelled, TrainingProgress, train_feature_field
@@ -29,8 +31,12 @@ def make_mask_source(masks: dict, settings: ServerSettings, device: str):
                             **masks.get("settings", {}))
 
 
-def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings) -> TrainingRunner:
+def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings,
+                         torch_threads: int) -> TrainingRunner:
     def run(job: JobRecord, report: Callable, should_cancel: Callable[[], bool]) -> None:
+        # Clicks run with one torch thread each, and torch copies the last value set in any thread
+        # into threads that start using it later: give training its full count back explicitly.
+        torch.set_num_threads(torch_threads)
         request = job.request
         scene = scenes.scene(job.scene_id)
         if not scene.views:
