@@ -163,3 +163,22 @@ def test_unknown_training_settings_are_rejected(server, tiny_synthetic_scene):
     assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": "tiny",
                                                "settings": {"iterations": 2.5}}), 422, "bad_request")
     assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam"}}), 400, "sam_not_configured")
+
+
+def test_sam_masks_with_a_bad_checkpoint_fail_the_job_clearly(start_server, tiny_synthetic_scene, tmp_path):
+    junk = tiny_synthetic_scene.root / "security_probe" / "not_a_sam_checkpoint.pth"
+    junk.write_bytes(b"definitely not a torch checkpoint")
+    server = start_server(data_roots=[tiny_synthetic_scene.root], args=["--sam-checkpoint", str(junk), "--sam-model", "vit_b"])
+    health = server.get("/v1/health").json()
+    assert health["sam_checkpoint_configured"] is True and health["sam_model"] == "vit_b"
+    scene_id = server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
+                                               "dataset_path": str(tiny_synthetic_scene.dataset_path)}).json()["scene_id"]
+    error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam", "settings": {"points_per_sid": 8}}}),
+                         422, "bad_request")
+    assert "points_per_sid" in error["message"]
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny",
+                                        "masks": {"source": "sam", "settings": {"points_per_side": 8}}})
+    assert job.status_code == 202, job.text
+    final = server.wait_for_job(job.json()["job_id"], timeout=120)
+    assert final["state"] == "failed" and final["error"]["code"] == "invalid_masks", final
+    assert "not_a_sam_checkpoint.pth" in final["error"]["message"]
