@@ -387,3 +387,18 @@ def test_orthographic_camera_with_negative_near_plane_sorts_negative_depths_fron
     out = rasterize(g, torch.eye(2), cam, backend="torch")
     # z = -2 is in front of z = -1: F = 0.6 f_front + 0.4 * 0.5 f_back
     torch.testing.assert_close(out.features[16, 16], torch.tensor([0.4 * 0.5, 0.6]))
+
+
+def test_renders_without_autograd_go_in_bands_with_the_same_result(monkeypatch):
+    from clickgauss_backend.render import rasterizer as rasterizer_module
+
+    g = random_scene(n=300, seed=11)
+    cam = camera(48, 40, f=50.0)
+    features = torch.randn(300, 5, requires_grad=True)
+    with_grad = rasterize(g, features, cam, backend="torch", background=torch.ones(5))
+    monkeypatch.setattr(rasterizer_module, "NO_GRAD_PIXELS_PER_BAND", 100)  # 20 bands
+    with torch.no_grad():
+        banded = rasterize(g, features, cam, backend="torch", background=torch.ones(5))
+    torch.testing.assert_close(banded.features, with_grad.features.detach())
+    torch.testing.assert_close(banded.alpha, with_grad.alpha)
+    torch.testing.assert_close(banded.depth, with_grad.depth)

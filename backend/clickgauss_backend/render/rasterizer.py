@@ -13,6 +13,7 @@ from .gsplat_rasterizer import gsplat_available, rasterize_gsplat
 from .torch_rasterizer import compositing_weights, weighted_sum
 
 Backend = Literal["auto", "torch", "gsplat"]
+NO_GRAD_PIXELS_PER_BAND = 1 << 18  # a 512x512 image's worth: W of ~0.1-0.3 GB at 50-100 contributions
 
 
 class RenderResult(NamedTuple):
@@ -62,21 +63,33 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
         ys, xs = torch.meshgrid(torch.arange(camera.height, device=gaussians.device),
                                 torch.arange(camera.width, device=gaussians.device), indexing="ij")
         pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
-    weights = compositing_weights(gaussians, camera, pixels.to(gaussians.device, torch.int64))
+    pixels = pixels.to(gaussians.device, torch.int64)
+    if torch.is_grad_enabled() and features.requires_grad:
+        # The backward needs W for every pixel at once.
+        rendered, alpha, depth = _render_torch(gaussians, features, camera, background, pixels)
+    else:
+        # Without autograd, bands of pixels bound the memory of W (full-HD views, GFL renders).
+        bands = [_render_torch(gaussians, features, camera, background, band)
+                 for band in pixels.split(NO_GRAD_PIXELS_PER_BAND)]
+        rendered, alpha, depth = (torch.cat(parts) for parts in zip(*bands))
+    if whole_image:
+        shape = (camera.height, camera.width)
+        return RenderResult(rendered.reshape(shape + (-1,)), alpha.reshape(shape), depth.reshape(shape))
+    return RenderResult(rendered, alpha, depth)
+
+
+def _render_torch(gaussians, features, camera, background, pixels):
+    weights = compositing_weights(gaussians, camera, pixels)
     rendered = weighted_sum(weights, features)
     transmittance = weights.transmittance
     if background is not None:
         rendered = rendered + transmittance[:, None].to(rendered.dtype) * background.to(rendered)
-    alpha = 1.0 - transmittance
     with torch.no_grad():
         depths = _camera_depths(gaussians, camera)
         # sum_i w_i z_i / sum_i w_i: the same as dividing by alpha, without 1 - T's rounding.
         weighted = weights.matrix(depths.dtype) @ torch.stack([depths, torch.ones_like(depths)], dim=1)
         depth = weighted[:, 0] / weighted[:, 1].clamp_min(1e-10)
-    if whole_image:
-        shape = (camera.height, camera.width)
-        return RenderResult(rendered.reshape(shape + (-1,)), alpha.reshape(shape), depth.reshape(shape))
-    return RenderResult(rendered, alpha, depth)
+    return rendered, 1.0 - transmittance, depth
 
 
 def _camera_depths(gaussians: GaussianTensors, camera: Camera) -> torch.Tensor:
