@@ -113,6 +113,9 @@ def test_uploaded_ply_is_the_same_scene_as_the_path(server, tiny_synthetic_scene
     assert uploaded.json()["scene_id"] == by_path.json()["scene_id"] == hashlib.sha256(ply_bytes).hexdigest()
     assert uploaded.json()["n_gaussians"] == len(read_gaussian_ply(tiny_synthetic_scene.ply_path))
     assert uploaded.json()["n_views"] > 0
+    # Opened by path without dataset_path, the COLMAP model next to the PLY is found.
+    assert by_path.json()["dataset_path"] == str(tiny_synthetic_scene.dataset_path.resolve())
+    assert by_path.json()["n_views"] == len(tiny_synthetic_scene.view_names)
 
 
 def test_upload_larger_than_the_limit_is_refused(server, tiny_synthetic_scene):
