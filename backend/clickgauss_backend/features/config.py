@@ -48,7 +48,7 @@ class TrainConfig:
     hdbscan_epsilon_fine: float = 1e-3
     # HDBSCAN min_cluster_size = max(2, round(ratio * number of views)): a real object is seen in
     # a good share of the views, a one-view mask artefact is not.
-    min_cluster_size_per_view: float = 0.1
+    min_cluster_size_per_view: float = 0.25
     # Segment means are taken over every `gfl_pixel_stride`-th pixel in x and y (1 = every pixel,
     # as in the paper); larger strides make the no-grad pass cheap on CPU.
     gfl_pixel_stride: int = 1
@@ -113,8 +113,8 @@ class TrainConfig:
 
 PRESETS: dict[str, dict] = {
     "paper": {},
-    "cpu-fast": dict(iterations=600, pixels_per_iteration=2048, gfl_start=400, gfl_refresh_every=50,
-                     spatial_samples=20_000, gfl_pixel_stride=2, checkpoint_every=100),
+    "cpu-fast": dict(iterations=600, pixels_per_iteration=2048, learning_rate=0.05, gfl_start=400,
+                     gfl_refresh_every=50, spatial_samples=20_000, gfl_pixel_stride=2, checkpoint_every=100),
     "tiny": dict(iterations=150, pixels_per_iteration=1024, learning_rate=0.05, gfl_start=100,
                  gfl_refresh_every=25, spatial_samples=2_000, gfl_pixel_stride=2, checkpoint_every=25),
 }

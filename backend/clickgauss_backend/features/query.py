@@ -23,7 +23,7 @@ from ..render import rasterize
 from .config import LEVELS
 from .field import FeatureField
 
-DEFAULT_THRESHOLDS = {"coarse": 0.8, "fine": 0.85}
+DEFAULT_THRESHOLDS = {"coarse": 0.9, "fine": 0.9}
 
 
 def _check_level(level: str) -> None:
