@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from contextlib import contextmanager
@@ -94,9 +93,6 @@ class Demo:
 
     # -- the steps ------------------------------------------------------------------------------
     def run(self) -> dict:
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        self.work.mkdir(parents=True)
         with self.step("generate the synthetic scene"):
             self.backend_cli("synth", str(self.scene_dir), "--preset", self.args.scene_preset, "--preview")
             self.backend_cli("demo-plan", str(self.scene_dir), "--out", str(self.work / "clicks.json"))
@@ -308,11 +304,17 @@ class Demo:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    user_dir = Path(tempfile.mkdtemp(prefix="clickgauss-demo-blender-"))
+    demo = Demo(args)
+    if demo.out.exists():
+        shutil.rmtree(demo.out)
+    demo.work.mkdir(parents=True)
+    # Blender's user folders (where the add-on gets installed) live in the output, set before
+    # `import bpy`: the user's own ~/.config/blender is never touched. They stay until the
+    # process ends: Blender still reads them while it shuts down.
+    user_dir = demo.work / "blender-user"
     for variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
                      "BLENDER_USER_DATAFILES", "BLENDER_USER_EXTENSIONS"):
-        os.environ[variable] = str(user_dir / variable.lower())  # before `import bpy`: never touch ~/.config
-    demo = Demo(args)
+        os.environ[variable] = str(user_dir / variable.lower())
     try:
         summary = demo.run()
     except StepFailed as failure:
@@ -322,7 +324,6 @@ def main(argv=None) -> int:
         return 1
     finally:
         demo.stop_backend()
-        shutil.rmtree(user_dir, ignore_errors=True)
     demo.print_next_steps(summary)
     return 0
 

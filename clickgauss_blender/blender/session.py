@@ -4,6 +4,7 @@ main thread by a `bpy.app.timers` callback (bpy must only be touched from the ma
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -45,13 +46,16 @@ class BackgroundTasks:
         self._finished: queue.Queue = queue.Queue()
         self._running = 0
         self._lock = threading.Lock()
+        # One bound method object for bpy.app.timers: it compares callbacks by identity, and
+        # `self._on_timer` makes a new object on every access.
+        self._timer = self._on_timer
 
     def submit(self, work: Callable[[], Any], on_done: Callable[[Any, BaseException | None], None]) -> None:
         with self._lock:
             self._running += 1
         threading.Thread(target=self._run, args=(work, on_done), daemon=True).start()
-        if not bpy.app.timers.is_registered(self._on_timer):
-            bpy.app.timers.register(self._on_timer, first_interval=TIMER_INTERVAL, persistent=True)
+        if not bpy.app.timers.is_registered(self._timer):
+            bpy.app.timers.register(self._timer, first_interval=TIMER_INTERVAL, persistent=True)
 
     def _run(self, work, on_done):
         try:
@@ -95,5 +99,11 @@ def redraw_ui() -> None:
 
 
 def stop_timer() -> None:
-    if bpy.app.timers.is_registered(TASKS._on_timer):
-        bpy.app.timers.unregister(TASKS._on_timer)
+    if bpy.app.timers.is_registered(TASKS._timer):
+        bpy.app.timers.unregister(TASKS._timer)
+
+
+# Blender as a Python module (scripts, tests, the demo) has no event loop, so the timer is never
+# called and stays registered; Blender then crashes while exiting with a Python timer still
+# registered. Runs before bpy's own exit handler (atexit is last-in, first-out).
+atexit.register(stop_timer)
