@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
@@ -34,6 +35,16 @@ class Setup:
     def train(self, **kwargs):
         return train_feature_field(self.scene, self.masks, kwargs.pop("config", CONFIG),
                                    views=self.train_views, **kwargs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Determinism is per thread count (parallel float sums change order with it), and other
+    tests in this process (the in-process fuzz run's clicks) change torch's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
