@@ -8,7 +8,6 @@ caches, feature fields and server sessions are keyed by it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections import OrderedDict
@@ -17,19 +16,11 @@ from dataclasses import dataclass
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import read_gaussian_ply
 
+from .features.masks import file_sha256
 from .render import GaussianTensors
 
 # Scenes kept in memory; a scene is a few hundred MB at most, the server rarely has more open.
 SCENE_CACHE_SIZE = 4
-_HASH_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
