@@ -176,11 +176,4 @@ CLASSES = (CLICKGAUSS_OT_delete_selected, CLICKGAUSS_OT_separate_selected, CLICK
            CLICKGAUSS_OT_segment_everything)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -131,11 +131,4 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
 CLASSES = (CLICKGAUSS_PT_sidebar,)
 
 
-def register():
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)
