@@ -46,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(REPO_ROOT / "out" / "demo"), help="output folder (default out/demo)")
     parser.add_argument("--scene-preset", default="demo", choices=("tiny", "demo", "large"),
                         help="size of the synthetic scene (tiny is for the test suite)")
-    parser.add_argument("--train-preset", default="auto", choices=("auto", "tiny", "cpu-fast", "paper"),
-                        help="training preset (auto: cpu-fast on CPU, the paper's on CUDA)")
+    parser.add_argument("--train-preset", default="auto", choices=("auto", "tiny", "cpu-fast", "gpu", "paper"),
+                        help="training preset (auto: cpu-fast on CPU, gpu on CUDA)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="backend device")
     parser.add_argument("--backend-python", default=str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"),
                         help="the backend environment's interpreter")
@@ -299,7 +299,7 @@ class Demo:
         print("  - Your own scene: backend/.venv/bin/clickgauss-backend train SCENE.ply --dataset DATASET "
               "--sam-checkpoint sam_vit_h.pth --out field.npz  (see README: 'Running on your own capture')")
         print("  - Real captures need a SAM checkpoint (sam_vit_h_4b8939.pth from the segment-anything release).")
-        print("  - With a GPU: ./run-demo --device cuda (gsplat rasterizer, the paper's 3000-iteration preset).")
+        print("  - With a GPU: ./run-demo --device cuda (gsplat rasterizer, the 3000-iteration \"gpu\" preset).")
 
 
 def main(argv=None) -> int:

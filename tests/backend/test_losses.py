@@ -181,3 +181,23 @@ def test_presets_and_level_slices():
     assert fast.gfl_start < fast.iterations and fast.pixels_per_iteration < 10_000
     assert CONFIG.level_slice("fine") == slice(0, 24)
     assert TrainConfig.from_dict(fast.to_dict()) == fast
+
+
+def test_pixel_outside_every_mask_is_a_negative_and_never_a_positive():
+    outside = losses.OUTSIDE_EVERY_MASK
+    close = torch.stack([feature([1, 0], [1, 0]), feature([0.9, 0.1], [0.9, 0.1])]).requires_grad_()
+    # masked pixel vs a surface pixel no mask covers: pushed apart above the margin, at both levels
+    positive, negative = losses.contrastive_loss(close, ids([1, outside], [2, outside]), CONFIG)
+    assert positive.item() == 0
+    assert negative.item() > 0
+    negative.backward()
+    with torch.no_grad():
+        stepped = close - 0.1 * close.grad
+    assert F.cosine_similarity(stepped[0], stepped[1], dim=0) < F.cosine_similarity(close[0], close[1], dim=0)
+
+    # two uncovered pixels: no pair at all (what the masks leave uncovered is no one thing)
+    far = torch.stack([feature([1, 0], [1, 0]), feature([0, 1], [0, 1])]).requires_grad_()
+    positive, negative = losses.contrastive_loss(far, ids([outside, outside], [outside, outside]), CONFIG)
+    (positive + negative).backward()
+    assert positive.item() == 0 and negative.item() == 0
+    assert torch.allclose(far.grad, torch.zeros_like(far.grad))

@@ -16,7 +16,7 @@ from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, vi
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
-from clickgauss_backend.features.trainer import TrainingCancelled, train_feature_field
+from clickgauss_backend.features.trainer import TrainingCancelled, mask_edges, train_feature_field
 from clickgauss_backend.scene import Scene
 
 CONFIG = TrainConfig.preset("tiny")
@@ -174,3 +174,19 @@ def test_cli_train_click_segment_all(setup, backend_cli, tmp_path):
                           str(camera_json), "--pixel", "1", "1", "--level", "coarse", "--out", str(mask_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.npz" in bad.stderr
+
+
+def test_mask_edges_are_where_ids_change_and_thin_parts_keep_their_pixels():
+    ids = np.zeros((9, 11), dtype=np.int64)
+    ids[2:7, 2:7] = 1  # a 5x5 square: its 16-pixel rim is edge, the 3x3 core is not
+    ids[2:7, 9] = 2    # a one-pixel-wide bar: all edge, so none of it is dropped
+    ids[0, 0] = 3      # a one-pixel segment: likewise kept
+    edges = mask_edges(ids)
+    square = np.zeros_like(edges)
+    square[2:7, 2:7] = True
+    square[3:6, 3:6] = False
+    assert np.array_equal(edges & (ids == 1), square)
+    assert not edges[ids == 2].any() and not edges[0, 0]
+    # the background's pixels touching the square, the bar or the dot are edge; the others are not
+    assert edges[1, 4] and edges[7, 3] and edges[4, 8] and edges[0, 1]
+    assert not edges[8, 0] and not edges[4, 0]

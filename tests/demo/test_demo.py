@@ -1,4 +1,4 @@
-"""The README's first command, end to end, on a smaller preset: runs demo/run_demo.py (headless
+"""The README's first command, end to end, with its own scene and CPU preset: runs demo/run_demo.py (headless
 Blender with the installed add-on, a real backend process) and checks what it leaves behind.
 
 Runs under a Blender environment's Python (run-tests runs it once, with Blender 4.2)."""
@@ -21,15 +21,15 @@ sys.path[:0] = [str(REPO_ROOT / "core"), str(next((REPO_ROOT / "wheels").glob("p
 from clickgauss_core.ply import read_gaussian_ply  # noqa: E402
 
 BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"))
-# The training issue's bars are 0.90 coarse / 0.85 fine mean IoU. The CPU presets do not reach them
-# yet (benchmarks/RESULTS.md, "Click-Gaussian training": floor Gaussians around each object take
-# its feature), so this checks the level they do reach, with a margin, to catch regressions:
-# raise these to the issue's bars once training meets them.
-MIN_COARSE_IOU_3D, MIN_COARSE_IOU_2D = 0.55, 0.35
-MIN_FINE_IOU_3D, MIN_FINE_IOU_2D = 0.40, 0.30
+# The training issue's bars are 0.90 coarse / 0.85 fine mean IoU. The coarse level meets them on
+# the demo scene; the fine level reaches ~0.84 3D / ~0.81-0.83 2D (benchmarks/RESULTS.md: one pair
+# of parts, the snowman's head and hat, merges), so its bars are the level reached less a margin
+# for seeds and thread counts: raise them to 0.85 once training meets it.
+MIN_COARSE_IOU_3D, MIN_COARSE_IOU_2D = 0.90, 0.90
+MIN_FINE_IOU_3D, MIN_FINE_IOU_2D = 0.78, 0.75
 # How well the edits must land (they are made by clicks of the same quality).
 MIN_EDIT_RECALL = 0.85
-SCENE_PRESET, TRAIN_PRESET = "tiny", "cpu-fast"
+SCENE_PRESET, TRAIN_PRESET = "demo", "cpu-fast"
 
 
 @pytest.fixture(scope="module")

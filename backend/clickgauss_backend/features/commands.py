@@ -13,7 +13,7 @@ import numpy as np
 
 from clickgauss_core.errors import ClickGaussInputError
 
-from .config import LEVELS, PRESETS, TrainConfig
+from .config import LEVELS, PRESETS, TrainConfig, default_preset
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     masks.add_argument("--masks", help="folder of precomputed two-level masks (<image stem>_coarse/_fine .png/.npy)")
     masks.add_argument("--sam-checkpoint", help="SAM checkpoint file: generate the masks with SAM")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
-    train.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="training settings (default: paper)")
+    train.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                       help="training settings (default: gpu on --device cuda, cpu-fast on cpu)")
     train.add_argument("--out", default=None, help="feature field to write (default: <ply stem>.features.npz)")
     train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     train.add_argument("--seed", type=int, default=0)
@@ -78,7 +79,8 @@ def run_train(args: argparse.Namespace) -> int:
     checkpoint_dir = cache_dir / "checkpoint"
     if not args.resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)  # a fresh run must not silently continue an old one
-    field = train_feature_field(scene, mask_store, TrainConfig.preset(args.preset), progress=_print_progress,
+    config = TrainConfig.preset(args.preset or default_preset(args.device))
+    field = train_feature_field(scene, mask_store, config, progress=_print_progress,
                                 checkpoint_dir=checkpoint_dir, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     field.save(out)

@@ -32,7 +32,7 @@ from .query import render_pixel_feature, similarity_to, snap_to_cluster
 MIN_CLICK_DEPTH_PX = 2.0
 MIN_VISIBLE_WEIGHT = 0.5
 MIN_VISIBLE_FRACTION = 0.002
-THRESHOLD_SWEEP = tuple(np.round(np.arange(0.50, 0.96, 0.05), 2))
+THRESHOLD_SWEEP = tuple(np.round(np.concatenate([np.arange(0.50, 0.96, 0.05), [0.97, 0.98, 0.99]]), 2))
 
 
 @dataclass

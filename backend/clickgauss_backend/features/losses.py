@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 from .config import LEVELS, TrainConfig
 
+OUTSIDE_EVERY_MASK = -1
+
 
 def level_features(features: torch.Tensor, config: TrainConfig, level: str,
                    stop_coarse_gradient: bool = False) -> torch.Tensor:
@@ -34,7 +36,9 @@ def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor
     The P sampled pixels are split in halves P1 (first) and P2 (second; an odd last pixel is
     unused), so every pair is two distinct pixels and the P1 x P2 similarity matrix is a quarter
     of the P x P one. `segment_ids[level]` is (P,) int; 0 = no mask (the pixel takes part in no
-    pair at that level). Both sums are normalised by |P1||P2| as in the paper.
+    pair at that level); OUTSIDE_EVERY_MASK (-1) = a surface pixel no mask covers: it is a
+    negative for every masked pixel (it is in none of their masks) and a positive for nothing
+    (what masks leave uncovered is no one thing). Both sums are normalised by |P1||P2| as in the paper.
     """
     half = rendered.shape[0] // 2
     first, second = rendered[:half], rendered[half:2 * half]
@@ -43,9 +47,10 @@ def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor
     negative = rendered.new_zeros(())
     for level in LEVELS:
         ids_first, ids_second = segment_ids[level][:half], segment_ids[level][half:2 * half]
-        pair_valid = (ids_first > 0)[:, None] & (ids_second > 0)[None, :]
+        pair_valid = (ids_first != 0)[:, None] & (ids_second != 0)[None, :]
         same = (ids_first[:, None] == ids_second[None, :]) & pair_valid
         different = pair_valid & ~same
+        same = same & (ids_first > 0)[:, None]
         similarity = cosine_matrix(level_features(first, config, level), level_features(second, config, level))
         positive = positive - (similarity * same).sum() / pairs
         if config.stop_gradient and level == "fine":

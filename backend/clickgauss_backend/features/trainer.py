@@ -51,8 +51,9 @@ class TrainingProgress:
 @dataclass
 class _ViewMasks:
     camera: object                 # Camera at the mask resolution
-    ids: dict[str, np.ndarray]     # level -> (H*W,) int64 segment ids, 0 = no mask
-    sampling_weight: np.ndarray    # (H*W,) float64, 0 where no mask covers the pixel
+    ids: dict[str, np.ndarray]     # level -> (H*W,) int64 segment ids, 0 = no mask / not used
+    unmasked: np.ndarray           # (H*W,) bool: no mask covers the pixel (and it is no mask's edge)
+    sampling_weight: np.ndarray    # (H*W,) float64, 0 where a pixel is never sampled
 
 
 def _camera_for_masks(camera, height: int, width: int, view_name: str):
@@ -66,27 +67,51 @@ def _camera_for_masks(camera, height: int, width: int, view_name: str):
     return scaled
 
 
-def _view_masks(mask_store, index: int, camera, view_name: str) -> _ViewMasks:
+def mask_edges(ids: np.ndarray) -> np.ndarray:
+    """bool (H, W): pixels with a 4-neighbour of another id, except in a segment that is all edge
+    (a part one or two pixels thin keeps its pixels rather than vanish from the view)."""
+    edge = np.zeros(ids.shape, dtype=bool)
+    horizontal = ids[:, 1:] != ids[:, :-1]
+    vertical = ids[1:, :] != ids[:-1, :]
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    edge[1:, :] |= vertical
+    edge[:-1, :] |= vertical
+    interior_counts = np.bincount(ids[~edge].ravel(), minlength=int(ids.max()) + 1)
+    return edge & (interior_counts[ids] > 0)
+
+
+def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainConfig) -> _ViewMasks:
     masks = mask_store.load(index)
     coarse = np.asarray(masks.coarse, dtype=np.int64)
     fine = np.asarray(masks.fine, dtype=np.int64)
     if coarse.shape != fine.shape or coarse.ndim != 2:
         raise ClickGaussInputError(view_name, f"coarse masks {coarse.shape} and fine masks {fine.shape} differ")
+    unmasked = (coarse == 0).reshape(-1)  # no mask at either level: the largest covering mask is none
+    if config.skip_mask_edges:
+        # A pixel on a mask's edge mixes two surfaces and sits where masks disagree between views.
+        coarse_edges, fine_edges = mask_edges(coarse), mask_edges(fine)
+        unmasked &= ~coarse_edges.reshape(-1)
+        coarse, fine = np.where(coarse_edges, 0, coarse), np.where(fine_edges, 0, fine)
     ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
     weight = np.zeros(coarse.size, dtype=np.float64)
     for level_ids in ids.values():
         counts = np.bincount(level_ids)
         covered = level_ids > 0
         weight[covered] += 1.0 / counts[level_ids[covered]]
-    return _ViewMasks(_camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name), ids, weight)
+    if config.unmasked_negatives and unmasked.any():
+        weight[unmasked] += len(ids) / unmasked.sum()  # as much as one mask at each level
+    camera = _camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name)
+    return _ViewMasks(camera, ids, unmasked, weight)
 
 
 class _TrainingViews:
     """The training views' masks, derived one view at a time from the mask store (small LRU), so
     memory does not grow with the number of views."""
 
-    def __init__(self, mask_store, dataset_views, cache_size: int = 8):
+    def __init__(self, mask_store, dataset_views, config: TrainConfig, cache_size: int = 8):
         self.mask_store = mask_store
+        self.config = config
         self.dataset_views = list(dataset_views)
         self.get = functools.lru_cache(maxsize=cache_size)(self._derive)
 
@@ -95,7 +120,7 @@ class _TrainingViews:
 
     def _derive(self, index: int) -> _ViewMasks:
         view = self.dataset_views[index]
-        return _view_masks(self.mask_store, index, view.camera, view.name)
+        return _view_masks(self.mask_store, index, view.camera, view.name, self.config)
 
     def __iter__(self):
         return (self.get(index) for index in range(len(self)))
@@ -106,9 +131,9 @@ def _pixel_coordinates(flat_index: np.ndarray, width: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([flat_index % width, flat_index // width], axis=1).astype(np.int64))
 
 
-def _render_pixels(gaussians, features: torch.Tensor, camera, flat_index: np.ndarray) -> torch.Tensor:
+def _render_pixels(gaussians, features: torch.Tensor, camera, flat_index: np.ndarray):
     pixels = _pixel_coordinates(flat_index, camera.width).to(features.device)
-    return rasterize(gaussians, features, camera, pixels=pixels).features
+    return rasterize(gaussians, features, camera, pixels=pixels)
 
 
 def _initial_features(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -142,8 +167,9 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
             flat = flat[(view.ids["coarse"][flat] > 0) | (view.ids["fine"][flat] > 0)]
             if flat.size == 0:
                 continue
-            rendered = torch.cat([_render_pixels(gaussians, features, view.camera, flat[start:start + RENDER_CHUNK_PIXELS])
-                                  for start in range(0, flat.size, RENDER_CHUNK_PIXELS)])
+            rendered = torch.cat([
+                _render_pixels(gaussians, features, view.camera, flat[start:start + RENDER_CHUNK_PIXELS]).features
+                for start in range(0, flat.size, RENDER_CHUNK_PIXELS)])
             for level in LEVELS:
                 level_ids = torch.from_numpy(view.ids[level][flat]).to(rendered.device)
                 means[level].append(gfl_module.segment_means(losses.level_features(rendered, config, level), level_ids))
@@ -194,7 +220,7 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
                                                    f"dataset has {len(views_in_dataset)}")
     # Read every view's masks once: checks them and finds the views that have mask pixels to sample.
     report(TrainingProgress("masks", 0, len(views_in_dataset)))
-    training_views = _TrainingViews(mask_store, views_in_dataset)
+    training_views = _TrainingViews(mask_store, views_in_dataset, config)
     sampled_views = []
     for index in range(len(training_views)):
         if training_views.get(index).sampling_weight.any():
@@ -238,8 +264,14 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
         view = training_views.get(sampled_views[int(rng.integers(len(sampled_views)))])
         probability = view.sampling_weight / view.sampling_weight.sum()
         flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
-        rendered = _render_pixels(scene.gaussians, features, view.camera, flat)
+        result = _render_pixels(scene.gaussians, features, view.camera, flat)
+        rendered = result.features
         segment_ids = {level: torch.from_numpy(view.ids[level][flat]).to(device) for level in LEVELS}
+        if config.unmasked_negatives:
+            opaque = result.alpha.detach() >= config.unmasked_alpha
+            outside = torch.from_numpy(view.unmasked[flat]).to(device) & opaque
+            segment_ids = {level: torch.where(outside, losses.OUTSIDE_EVERY_MASK, ids)
+                           for level, ids in segment_ids.items()}
 
         terms: dict[str, torch.Tensor] = {}
         positive, negative = losses.contrastive_loss(rendered, segment_ids, config)
@@ -254,8 +286,10 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
             terms["gfl"] = config.lambda_gfl * gfl_total
         if config.hypersphere:
             terms["hypersphere"] = config.lambda_hypersphere * losses.hypersphere_loss(features, config)
-        if config.rendered_norm:
-            terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered, config)
+        # Only pixels that take part in contrastive pairs: a pixel that sees no surface has no feature.
+        in_pairs = (segment_ids["coarse"] != 0) | (segment_ids["fine"] != 0)
+        if config.rendered_norm and bool(in_pairs.any()):
+            terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered[in_pairs], config)
         if config.spatial and neighbours.shape[1] > 0:
             sampled = torch.from_numpy(rng.integers(gaussian_count, size=min(config.spatial_samples, gaussian_count))).to(device)
             terms["spatial"] = config.lambda_spatial * losses.spatial_loss(features, sampled, neighbours[sampled])

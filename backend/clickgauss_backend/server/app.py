@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 
-from ..features.config import LEVELS, TrainConfig
+from ..features.config import LEVELS, TrainConfig, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
@@ -75,7 +75,7 @@ class MaskSpec(StrictModel):
 class StartJobRequest(StrictModel):
     scene_id: str
     masks: MaskSpec
-    preset: Literal["paper", "cpu-fast", "tiny"] | None = None
+    preset: Literal["paper", "gpu", "cpu-fast", "tiny"] | None = None
     settings: dict[str, SettingValue] = Field(default_factory=dict, description="TrainConfig overrides")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
@@ -304,7 +304,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             check_overrides(body.masks.settings, sam_generator_defaults(), "masks.settings")
             masks["settings"] = dict(body.masks.settings)
         check_overrides(body.settings, TrainConfig().to_dict(), "settings")
-        preset = body.preset or ("paper" if device == "cuda" else "cpu-fast")
+        preset = body.preset or default_preset(device)
         return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": dict(body.settings),
                                              "seed": body.seed})
 
