@@ -16,7 +16,7 @@ from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, vi
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
-from clickgauss_backend.features.trainer import TrainingCancelled, mask_edges, train_feature_field
+from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges, train_feature_field
 from clickgauss_backend.scene import Scene
 
 CONFIG = TrainConfig.preset("tiny")
@@ -190,3 +190,23 @@ def test_mask_edges_are_where_ids_change_and_thin_parts_keep_their_pixels():
     # the background's pixels touching the square, the bar or the dot are edge; the others are not
     assert edges[1, 4] and edges[7, 3] and edges[4, 8] and edges[0, 1]
     assert not edges[8, 0] and not edges[4, 0]
+
+
+def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):
+    raw = setup.masks.load(0)
+    coarse, fine = np.asarray(raw.coarse).reshape(-1), np.asarray(raw.fine).reshape(-1)
+    paper = _TrainingViews(setup.masks, setup.train_views, TrainConfig()).get(0)
+    robust = _TrainingViews(setup.masks, setup.train_views,
+                            TrainConfig(unmasked_negatives=True, skip_mask_edges=True)).get(0)
+    # the paper's recipe samples exactly the masked pixels, each level's masks with equal mass
+    assert np.array_equal(paper.sampling_weight > 0, coarse > 0)
+    assert np.isclose(paper.sampling_weight.sum(), len(np.unique(coarse[coarse > 0])) + len(np.unique(fine[fine > 0])))
+    # edges dropped at each level; what no mask covers is sampled with the mass of one mask per level
+    for level, ids in (("coarse", coarse), ("fine", fine)):
+        edges = mask_edges(ids.reshape(np.asarray(raw.coarse).shape)).reshape(-1)
+        assert edges.any() and not robust.ids[level][edges].any()
+        assert np.array_equal(robust.ids[level][~edges], ids[~edges])
+    assert robust.unmasked.any() and not (robust.unmasked & (coarse > 0)).any()
+    masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in ("coarse", "fine"))
+    assert np.isclose(robust.sampling_weight[robust.unmasked].sum(), 2.0)
+    assert np.isclose(robust.sampling_weight.sum(), masked_mass + 2.0)
