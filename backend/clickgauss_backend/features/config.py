@@ -139,6 +139,7 @@ class TrainConfig:
 # coarse 3D IoU from 0.80 to 0.91 and the fine from 0.58 to 0.84 at the cpu-fast schedule).
 ROBUST_MASK_TERMS = dict(unmasked_negatives=True, skip_mask_edges=True, lambda_negative=1.0)
 
+
 def default_preset(device: str) -> str:
     """The preset used when none is named: "gpu" on CUDA, "cpu-fast" elsewhere."""
     return "gpu" if str(device).startswith("cuda") else "cpu-fast"

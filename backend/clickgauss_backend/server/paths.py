@@ -27,10 +27,14 @@ def resolve_inside_roots(raw: str, roots: list[Path], what: str, kind: str = "an
         raise ApiError(403, "outside_data_root",
                        f"{what} {raw} is outside the server's data roots "
                        f"({', '.join(str(root) for root in roots)}); start the server with --data-root")
-    if not resolved.exists():
+    try:
+        exists, is_file, is_dir = resolved.exists(), resolved.is_file(), resolved.is_dir()
+    except OSError as exc:  # a name longer than the file system allows, an unreadable folder
+        raise ApiError(400, "bad_request", f"{what} {raw}: not a usable path ({exc.strerror})") from exc
+    if not exists:
         raise ApiError(404, "file_not_found", f"{what} {raw}: no such file or folder")
-    if kind == "file" and not resolved.is_file():
+    if kind == "file" and not is_file:
         raise ApiError(400, "bad_request", f"{what} {raw}: is a folder, expected a file")
-    if kind == "dir" and not resolved.is_dir():
+    if kind == "dir" and not is_dir:
         raise ApiError(400, "bad_request", f"{what} {raw}: is a file, expected a folder")
     return resolved
