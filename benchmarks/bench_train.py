@@ -13,7 +13,7 @@
    calibrated by sweeping 0.50..0.99 and keeping the best mean 3D IoU (the sweep is printed); this
    is how `query.DEFAULT_THRESHOLDS` was chosen. The full method is also scored at the defaults
    and with snapping the click to the nearest global cluster.
-4. Click latency (`query.click`: 1x1 render + cosine over all Gaussians + threshold) at each
+4. Click latency (`query.click`: one-pixel `pixels=` render + cosine over all Gaussians + threshold) at each
    `--click-sizes` Gaussian count, on a random cloud with random unit features (latency depends
    on the count, not on the features' quality); median of 20 clicks after 3 warm-ups.
 5. Peak memory: the process's max RSS (and CUDA peak allocation on GPU).
