@@ -201,3 +201,33 @@ def test_pixel_outside_every_mask_is_a_negative_and_never_a_positive():
     (positive + negative).backward()
     assert positive.item() == 0 and negative.item() == 0
     assert torch.allclose(far.grad, torch.zeros_like(far.grad))
+
+
+def test_fine_clusters_on_rest_dims_keep_sibling_parts_apart():
+    """Two parts of one object share its (noisy) coarse half; a few masks merge them. Over all 24 dims
+    HDBSCAN makes the two parts one cluster; by the rest dims they stay two (the config switch)."""
+    rng = np.random.default_rng(0)
+    axes = np.eye(12)
+
+    def segments(coarse_direction, rest_direction, count):
+        coarse = coarse_direction + 0.5 * rng.standard_normal((count, 12))
+        rest = rest_direction + 0.03 * rng.standard_normal((count, 12))
+        unit = lambda rows: rows / np.linalg.norm(rows, axis=1, keepdims=True)  # noqa: E731
+        return np.concatenate([unit(coarse), unit(rest)], axis=1)
+
+    head, hat = axes[0], 0.4 * axes[0] + np.sqrt(1 - 0.4 ** 2) * axes[1]
+    share = np.linspace(0.25, 0.75, 7)[:, None]
+    means = np.concatenate([segments(axes[0], head, 15), segments(axes[0], hat, 15),
+                            segments(axes[0], share * head + (1 - share) * hat, 7),  # merged masks
+                            segments(axes[5], axes[2], 15)])  # another object
+    config = TrainConfig(fine_clusters_on_rest=True)
+    assert config.cluster_dims("fine") == slice(12, 24) and config.cluster_dims("coarse") is None
+    assert TrainConfig(fine_clusters_on_rest=True, granularity_prior=False).cluster_dims("fine") is None
+
+    over_all_dims = gfl.cluster_centres(means, epsilon=1e-3, min_size=6)
+    by_rest = gfl.cluster_centres(means, epsilon=1e-3, min_size=6, cluster_dims=config.cluster_dims("fine"))
+    assert len(over_all_dims) == 2  # head and hat in one cluster
+    assert by_rest.shape == (3, 24)
+    rest_of_centres = by_rest[:, 12:] / np.linalg.norm(by_rest[:, 12:], axis=1, keepdims=True)
+    for part in (head, hat, axes[2]):
+        assert (rest_of_centres @ part).max() > 0.95  # one centre per part

@@ -32,14 +32,23 @@ def min_cluster_size(config: TrainConfig, view_count: int) -> int:
     return max(2, int(round(config.min_cluster_size_per_view * view_count)))
 
 
-def cluster_centres(means: np.ndarray, epsilon: float, min_size: int) -> np.ndarray:
-    """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0)."""
+def _unit_rows(values: np.ndarray) -> np.ndarray:
+    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
+
+
+def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
+                    cluster_dims: slice | None = None) -> np.ndarray:
+    """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0).
+
+    `cluster_dims`: group the means by these dims only (normalised on their own); the centres are
+    still the mean of the whole (normalised) means of each group."""
     means = np.asarray(means, dtype=np.float64)
     if len(means) < max(min_size, 2):
         return np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
-    unit = means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    unit = _unit_rows(means)
+    grouped_by = unit if cluster_dims is None else _unit_rows(means[:, cluster_dims])
     labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
-                     copy=True).fit_predict(unit)
+                     copy=True).fit_predict(grouped_by)
     centres = [unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)]
     if not centres:
         return np.zeros((0, unit.shape[1]), dtype=np.float32)
@@ -56,7 +65,8 @@ def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: Trai
         parts = [m.detach().cpu().numpy() for m in means_per_level[level] if len(m)]
         width = config.level_slice(level).stop - config.level_slice(level).start
         stacked = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
-        clusters[level] = cluster_centres(stacked, config.hdbscan_epsilon(level), size)
+        clusters[level] = cluster_centres(stacked, config.hdbscan_epsilon(level), size,
+                                          config.cluster_dims(level))
     return clusters
 
 

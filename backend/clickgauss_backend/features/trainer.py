@@ -95,12 +95,15 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
         coarse, fine = np.where(coarse_edges, 0, coarse), np.where(fine_edges, 0, fine)
     ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
     weight = np.zeros(coarse.size, dtype=np.float64)
+    mask_mass = []
     for level_ids in ids.values():
         counts = np.bincount(level_ids)
         covered = level_ids > 0
-        weight[covered] += 1.0 / counts[level_ids[covered]]
+        weight[covered] += counts[level_ids[covered]] ** -config.sampling_exponent
+        present = counts[1:][counts[1:] > 0]
+        mask_mass.append(float(np.mean(present ** (1.0 - config.sampling_exponent))) if present.size else 1.0)
     if config.unmasked_negatives and unmasked.any():
-        weight[unmasked] += len(ids) / unmasked.sum()  # as much as one mask at each level
+        weight[unmasked] += sum(mask_mass) / unmasked.sum()  # as much as one (average) mask at each level
     camera = _camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name)
     return _ViewMasks(camera, ids, unmasked, weight)
 
