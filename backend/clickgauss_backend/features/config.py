@@ -48,7 +48,8 @@ class TrainConfig:
     pixels_per_iteration: int = 10_000
     # A pixel is sampled with probability proportional to (pixel count of its mask) ** -exponent,
     # summed over the levels: 1 (the paper) gives every mask the same share, however small.
-    sampling_exponent: float = 1.0
+    sampling_exponent_coarse: float = 1.0
+    sampling_exponent_fine: float = 1.0
 
     # contrastive loss
     tau_coarse: float = 0.5
@@ -106,6 +107,9 @@ class TrainConfig:
 
     def tau(self, level: str) -> float:
         return self.tau_coarse if level == "coarse" else self.tau_fine
+
+    def sampling_exponent(self, level: str) -> float:
+        return self.sampling_exponent_coarse if level == "coarse" else self.sampling_exponent_fine
 
     def hdbscan_epsilon(self, level: str) -> float:
         return self.hdbscan_epsilon_coarse if level == "coarse" else self.hdbscan_epsilon_fine

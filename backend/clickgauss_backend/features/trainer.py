@@ -96,12 +96,13 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
     ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
     weight = np.zeros(coarse.size, dtype=np.float64)
     mask_mass = []
-    for level_ids in ids.values():
+    for level, level_ids in ids.items():
+        exponent = config.sampling_exponent(level)
         counts = np.bincount(level_ids)
         covered = level_ids > 0
-        weight[covered] += counts[level_ids[covered]] ** -config.sampling_exponent
+        weight[covered] += counts[level_ids[covered]] ** -exponent
         present = counts[1:][counts[1:] > 0]
-        mask_mass.append(float(np.mean(present ** (1.0 - config.sampling_exponent))) if present.size else 1.0)
+        mask_mass.append(float(np.mean(present ** (1.0 - exponent))) if present.size else 1.0)
     if config.unmasked_negatives and unmasked.any():
         weight[unmasked] += sum(mask_mass) / unmasked.sum()  # as much as one (average) mask at each level
     camera = _camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name)
