@@ -210,3 +210,21 @@ def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):
     masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in ("coarse", "fine"))
     assert np.isclose(robust.sampling_weight[robust.unmasked].sum(), 2.0)
     assert np.isclose(robust.sampling_weight.sum(), masked_mass + 2.0)
+
+
+def test_sampling_exponent_sets_each_masks_share(setup):
+    raw = setup.masks.load(0)
+    coarse, fine = np.asarray(raw.coarse).reshape(-1), np.asarray(raw.fine).reshape(-1)
+    # exponent 0 at the coarse level: every coarse-masked pixel weighs the same (a mask's share grows
+    # with its area); the fine level keeps the paper's 1 / area
+    flat = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.0)).get(0)
+    fine_counts = np.bincount(fine)
+    expected = (coarse > 0).astype(np.float64)
+    expected[fine > 0] += 1.0 / fine_counts[fine[fine > 0]]
+    assert np.allclose(flat.sampling_weight, expected)
+    # 0.5: a mask's share is the square root of its area
+    half = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.5)).get(0)
+    coarse_ids, coarse_counts = np.unique(coarse[coarse > 0], return_counts=True)
+    shares = [half.sampling_weight[coarse == i].sum() - (1.0 / fine_counts[fine[coarse == i]])[fine[coarse == i] > 0].sum()
+              for i in coarse_ids]
+    assert np.allclose(shares, np.sqrt(coarse_counts))
