@@ -4,10 +4,11 @@
         [--out benchmarks/results/bench_train_cpu.json] [--device cpu|cuda] [--click-sizes 10000 100000 1000000]
 
 1. Generates the synthetic "demo" scene (seed 0) into `--work` (reused when already there).
-2. Trains on its training views only (precomputed masks through MaskStore), five times:
+2. Trains on its training views only (precomputed masks through MaskStore), six times:
    the full method, GFL off, granularity prior off, the paper's mask terms (our three changes
-   to them, `config.ROBUST_MASK_TERMS`, undone) and the paper's fine clustering (all 24 dims
-   instead of the rest dims). Each run is timed.
+   to them, `config.ROBUST_MASK_TERMS`, undone), the paper's fine clustering (all 24 dims
+   instead of the rest dims) and the paper's pixel sampling (every mask an equal share, however
+   small). Each run is timed.
 3. Evaluates each field on the held-out views with `features.evaluate.evaluate_field`: one click
    per object (coarse) / part (fine), 3D IoU over the visible Gaussians and LERF-Mask-style 2D
    IoU of the rendered selection (protocol in evaluate.py). The cosine threshold of each level is
@@ -49,12 +50,14 @@ from clickgauss_backend.scene import Scene
 from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# "paper's mask terms" / "paper's fine clustering": the same schedule with one of our changes
-# undone (config.ROBUST_MASK_TERMS / fine_clusters_on_rest), to show what each is worth.
+# "paper's mask terms" / "fine clustering" / "pixel sampling": the same schedule with one of our
+# changes undone (config.ROBUST_MASK_TERMS / fine_clusters_on_rest / sampling_min_mask_fraction_*),
+# to show what each is worth.
 VARIANTS = {"full": {}, "no GFL": {"gfl": False}, "no granularity prior": {"granularity_prior": False},
             "paper's mask terms": {"unmasked_negatives": False, "skip_mask_edges": False,
                                    "lambda_negative": TrainConfig().lambda_negative},
-            "paper's fine clustering": {"fine_clusters_on_rest": False}}
+            "paper's fine clustering": {"fine_clusters_on_rest": False},
+            "paper's pixel sampling": {"sampling_min_mask_fraction_coarse": 0.0, "sampling_min_mask_fraction_fine": 0.0}}
 
 
 def peak_rss_mb() -> float:

@@ -228,3 +228,20 @@ def test_sampling_exponent_sets_each_masks_share(setup):
     shares = [half.sampling_weight[coarse == i].sum() - (1.0 / fine_counts[fine[coarse == i]])[fine[coarse == i] > 0].sum()
               for i in coarse_ids]
     assert np.allclose(shares, np.sqrt(coarse_counts))
+
+
+def test_masks_under_the_minimum_fraction_get_a_share_by_their_area(setup):
+    raw = setup.masks.load(0)
+    coarse, fine = np.asarray(raw.coarse).reshape(-1), np.asarray(raw.fine).reshape(-1)
+    ids, counts = np.unique(coarse[coarse > 0], return_counts=True)
+    floor_pixels = float(np.median(counts))  # half of the coarse masks are under it
+    config = TrainConfig(sampling_min_mask_fraction_coarse=floor_pixels / coarse.size)
+    view = _TrainingViews(setup.masks, setup.train_views, config).get(0)
+    fine_counts = np.bincount(fine)
+    fine_part = np.zeros(coarse.size)
+    fine_part[fine > 0] = 1.0 / fine_counts[fine[fine > 0]]
+    shares = np.array([(view.sampling_weight - fine_part)[coarse == i].sum() for i in ids])
+    small = counts < floor_pixels
+    assert small.any() and (~small).any()
+    assert np.allclose(shares[~small], 1.0)                    # the paper's equal share
+    assert np.allclose(shares[small], counts[small] / floor_pixels)  # a sliver: its area's worth

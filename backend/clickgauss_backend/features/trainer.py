@@ -99,10 +99,13 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
     for level, level_ids in ids.items():
         exponent = config.sampling_exponent(level)
         counts = np.bincount(level_ids)
+        # as a mask of at least this many pixels (1 keeps ids absent from the view finite)
+        floor = max(1.0, config.sampling_min_mask_fraction(level) * level_ids.size)
+        sampled_as = np.maximum(counts, floor) ** -exponent
         covered = level_ids > 0
-        weight[covered] += counts[level_ids[covered]] ** -exponent
-        present = counts[1:][counts[1:] > 0]
-        mask_mass.append(float(np.mean(present ** (1.0 - exponent))) if present.size else 1.0)
+        weight[covered] += sampled_as[level_ids[covered]]
+        present = counts[1:] > 0
+        mask_mass.append(float(np.mean(counts[1:][present] * sampled_as[1:][present])) if present.any() else 1.0)
     if config.unmasked_negatives and unmasked.any():
         weight[unmasked] += sum(mask_mass) / unmasked.sum()  # as much as one (average) mask at each level
     camera = _camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name)
