@@ -57,7 +57,7 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("AUTO", "Auto", "The backend's default for its device"),
         ("tiny", "Tiny", "Seconds; for trying things out"),
         ("cpu-fast", "CPU Fast", "Shorter training that runs on a CPU"),
-        ("gpu", "GPU", "The paper's schedule with our robust mask terms (GPU)"),
+        ("gpu", "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
         ("paper", "Paper", "The paper's settings, exactly (GPU)")))
     scene_id: StringProperty(name="Backend Scene", default="", description="The scene's id on the backend")
     dataset_found: StringProperty(default="", description="Dataset the backend uses for this scene")
