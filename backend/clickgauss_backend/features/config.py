@@ -118,17 +118,23 @@ class TrainConfig:
     def rest_dim(self) -> int:
         return self.feature_dim - self.coarse_dim
 
+    def _per_level(self, name: str, level: str) -> float:
+        """The `<name>_coarse` or `<name>_fine` setting."""
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
+        return getattr(self, f"{name}_{level}")
+
     def tau(self, level: str) -> float:
-        return self.tau_coarse if level == "coarse" else self.tau_fine
+        return self._per_level("tau", level)
 
     def sampling_exponent(self, level: str) -> float:
-        return self.sampling_exponent_coarse if level == "coarse" else self.sampling_exponent_fine
+        return self._per_level("sampling_exponent", level)
 
     def sampling_min_mask_fraction(self, level: str) -> float:
-        return self.sampling_min_mask_fraction_coarse if level == "coarse" else self.sampling_min_mask_fraction_fine
+        return self._per_level("sampling_min_mask_fraction", level)
 
     def hdbscan_epsilon(self, level: str) -> float:
-        return self.hdbscan_epsilon_coarse if level == "coarse" else self.hdbscan_epsilon_fine
+        return self._per_level("hdbscan_epsilon", level)
 
     def cluster_dims(self, level: str) -> slice | None:
         """Which dims of the level's feature HDBSCAN groups segment means by (None: all of them)."""

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 
-from ..features.config import LEVELS, TrainConfig, default_preset
+from ..features.config import LEVELS, PRESETS, TrainConfig, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
@@ -75,7 +75,7 @@ class MaskSpec(StrictModel):
 class StartJobRequest(StrictModel):
     scene_id: str
     masks: MaskSpec
-    preset: Literal["paper", "gpu", "cpu-fast", "tiny"] | None = None
+    preset: Literal[tuple(PRESETS)] | None = None  # type: ignore[valid-type]  # the preset names, one list
     settings: dict[str, SettingValue] = Field(default_factory=dict, description="TrainConfig overrides")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
