@@ -12,8 +12,8 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, ori
 from clickgauss_core.datasets import find_dataset_for_ply
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
+from clickgauss_core.transforms import bake_transform
 
-from ..splat_math import bake_transform
 from .display import ensure_display
 from .mesh_io import cloud_from_object, create_splat_object, import_frame, is_splat_object
 
