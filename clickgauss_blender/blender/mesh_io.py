@@ -2,6 +2,8 @@
 properties (by name, file order recorded on the object), plus the add-on's own attributes:
 `cg_id` (index in the original file, survives deletions), `cg_color` (display colour from the SH
 DC term), `cg_selected` and `cg_hidden` (selection and hide state the display shows in Object mode).
+Properties whose names Blender reserves are stored under a safe name, float64 ones with their
+exact bits beside them (`property_storage`); export writes back the original names and values.
 
 Everything goes through numpy + foreach_get/foreach_set: a million Gaussians in seconds.
 """
@@ -13,12 +15,12 @@ import json
 import bpy
 import numpy as np
 from mathutils import Matrix
-from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.gaussians import GaussianCloud
 
+from ..property_storage import attribute_names, exact_bits_names, merge_float64, safe_name, float64_bits
 from ..splat_math import srgb_to_linear
 
-LAYOUT_KEY = "clickgauss_layout"      # JSON [[property, numpy dtype str], ...] in file order
+LAYOUT_KEY = "clickgauss_layout"      # JSON [[property, numpy dtype str, attribute name], ...] in file order
 SOURCE_KEY = "clickgauss_source"      # path of the file it was imported from
 COMMENTS_KEY = "clickgauss_comments"  # JSON list of the PLY header comments
 FRAME_KEY = "clickgauss_frame"        # 16 floats: matrix_world given at import (file frame -> world)
@@ -29,7 +31,6 @@ HIDDEN_ATTRIBUTE = "cg_hidden"
 VERTEX_SELECT_ATTRIBUTE = ".select_vert"  # Blender's own vertex selection / hide state
 VERTEX_HIDE_ATTRIBUTE = ".hide_vert"
 POSITION_PROPERTIES = ("x", "y", "z")
-RESERVED_NAMES = {"position", ID_ATTRIBUTE, COLOR_ATTRIBUTE, SELECTED_ATTRIBUTE, HIDDEN_ATTRIBUTE}
 
 # Blender attribute type -> (foreach key, numpy dtype, components)
 _ATTRIBUTE_LAYOUT = {
@@ -85,7 +86,8 @@ def _to_blender_values(values: np.ndarray) -> np.ndarray:
     """PLY property values as Blender stores them: float32, or int32 (uint32 bit-reinterpreted,
     so packed values survive bit for bit)."""
     if values.dtype.kind == "f":
-        return values.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: +-inf here, exact bits kept aside
+            return values.astype(np.float32, copy=False)
     if values.dtype.itemsize == 4 and values.dtype.kind == "u":
         return values.astype(values.dtype.newbyteorder("="), copy=False).view(np.int32)
     return values.astype(np.int32)
@@ -105,28 +107,62 @@ def display_colors(cloud: GaussianCloud) -> np.ndarray:
     return rgba
 
 
-def create_splat_mesh(cloud: GaussianCloud, name: str) -> bpy.types.Mesh:
-    """A vertices-only mesh holding every property of `cloud` as a point attribute."""
-    for prop in cloud.properties:
-        if prop in RESERVED_NAMES or prop.startswith("."):
-            raise ClickGaussInputError(cloud.source, f"property '{prop}' clashes with a name Blender or "
-                                                     "ClickGauss reserves for its own attributes")
-    n = len(cloud)
+def create_splat_mesh(cloud: GaussianCloud, name: str) -> tuple[bpy.types.Mesh, list[list[str]]]:
+    """A vertices-only mesh holding every property of `cloud` as a point attribute, and its
+    layout ([property, dtype, attribute name] in file order). Nothing is left behind on failure."""
     mesh = bpy.data.meshes.new(name)
+    try:
+        layout = _fill_splat_mesh(mesh, cloud)
+    except BaseException:
+        bpy.data.meshes.remove(mesh)
+        raise
+    return mesh, layout
+
+
+def _fill_splat_mesh(mesh: bpy.types.Mesh, cloud: GaussianCloud) -> list[list[str]]:
+    n = len(cloud)
     mesh.vertices.add(n)
     mesh.vertices.foreach_set("co", cloud.positions.ravel())
-    for prop, values in cloud.properties.items():
-        if prop in POSITION_PROPERTIES:
-            continue
+    names = attribute_names(cloud.properties)
+    taken = set(names.values())
+    layout = []
+    for index, (prop, values) in enumerate(cloud.properties.items()):
         values = np.asarray(values)
-        write_attribute(mesh, prop, _to_blender_values(values), _blender_type_for(values.dtype))
+        attribute = names[prop]
+        if prop not in POSITION_PROPERTIES:
+            data_type = _blender_type_for(values.dtype)
+            if not _try_write_attribute(mesh, attribute, _to_blender_values(values), data_type):
+                # A name this Blender version refuses or renames: store it under a safe one.
+                attribute = safe_name(prop, taken | set(mesh.attributes.keys()))
+                taken.add(attribute)
+                write_attribute(mesh, attribute, _to_blender_values(values), data_type)
+        if values.dtype == np.float64:
+            low, high = float64_bits(values)
+            for bits_name, bits in zip(exact_bits_names(index), (low, high)):
+                write_attribute(mesh, bits_name, bits, "INT")
+        layout.append([prop, values.dtype.newbyteorder("<").str, attribute])
     write_attribute(mesh, ID_ATTRIBUTE, np.arange(n, dtype=np.int32), "INT")
     write_attribute(mesh, COLOR_ATTRIBUTE, display_colors(cloud), "FLOAT_COLOR")
     write_attribute(mesh, SELECTED_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
     write_attribute(mesh, HIDDEN_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
     mesh.color_attributes.active_color = mesh.color_attributes[COLOR_ATTRIBUTE]
     mesh.update()
-    return mesh
+    return layout
+
+
+def _try_write_attribute(mesh: bpy.types.Mesh, name: str, values: np.ndarray, data_type: str) -> bool:
+    """Create and fill a new point attribute `name`; False (and nothing left) if Blender refuses
+    the name or would store it under another one (`position` -> `position.001`)."""
+    if name in mesh.attributes:
+        return False
+    attribute = mesh.attributes.new(name, data_type, "POINT")
+    if attribute is None:
+        return False
+    if attribute.name != name or attribute.domain != "POINT" or attribute.data_type != data_type:
+        mesh.attributes.remove(attribute)
+        return False
+    write_attribute(mesh, name, values, data_type)
+    return True
 
 
 def copy_splat_metadata(source: bpy.types.Object, target: bpy.types.Object) -> None:
@@ -138,10 +174,9 @@ def copy_splat_metadata(source: bpy.types.Object, target: bpy.types.Object) -> N
 def create_splat_object(context, cloud: GaussianCloud, name: str, matrix_world) -> bpy.types.Object:
     """Link a new splat object to the active collection; `matrix_world` maps the file's frame
     into the scene (identity, or an axis conversion to Z-up) and is remembered for export."""
-    mesh = create_splat_mesh(cloud, name)
+    mesh, layout = create_splat_mesh(cloud, name)
     obj = bpy.data.objects.new(name, mesh)
-    obj[LAYOUT_KEY] = json.dumps([[prop, np.asarray(v).dtype.newbyteorder("<").str]
-                                  for prop, v in cloud.properties.items()])
+    obj[LAYOUT_KEY] = json.dumps(layout)
     obj[SOURCE_KEY] = cloud.source or ""
     obj[COMMENTS_KEY] = json.dumps(list(cloud.comments))
     rows = np.asarray(matrix_world, dtype=np.float64).reshape(4, 4)
@@ -158,26 +193,46 @@ def import_frame(obj) -> np.ndarray:
     return np.asarray(list(obj[FRAME_KEY]), dtype=np.float64).reshape(4, 4)
 
 
-def splat_layout(obj) -> list[tuple[str, np.dtype]]:
-    return [(prop, np.dtype(dtype)) for prop, dtype in json.loads(obj[LAYOUT_KEY])]
+def splat_layout(obj) -> list[tuple[str, np.dtype, str]]:
+    """(property, dtype, attribute name) in file order; layouts saved before safe names existed
+    have two entries (the attribute is the property's own name)."""
+    return [(entry[0], np.dtype(entry[1]), entry[2] if len(entry) > 2 else entry[0])
+            for entry in json.loads(obj[LAYOUT_KEY])]
 
 
 def cloud_from_object(obj) -> GaussianCloud:
     """The object's Gaussians in its own (local = file) frame, every original property with the
-    original type, in file order; deleted vertices are gone, edits (recolour) included."""
-    mesh = obj.data
-    if obj.mode == "EDIT":
-        obj.update_from_editmode()
+    original type and name, in file order; deleted vertices are gone, edits (recolour, moved
+    vertices) included. Works in Edit mode: the edit-mesh is synced into a copy first."""
+    if obj.mode != "EDIT":
+        return _cloud_from_mesh(obj, obj.data)
+    obj.update_from_editmode()
+    # The edit-mesh owns the attribute data while in Edit mode (their RNA arrays read as empty):
+    # a copy of the synced mesh holds it all.
+    mesh = obj.data.copy()
+    try:
+        return _cloud_from_mesh(obj, mesh)
+    finally:
+        bpy.data.meshes.remove(mesh)
+
+
+def _cloud_from_mesh(obj, mesh: bpy.types.Mesh) -> GaussianCloud:
     props: dict[str, np.ndarray] = {}
     positions = read_positions(mesh)
-    for prop, dtype in splat_layout(obj):
+    for index, (prop, dtype, attribute) in enumerate(splat_layout(obj)):
         if prop in POSITION_PROPERTIES:
-            props[prop] = positions[:, POSITION_PROPERTIES.index(prop)].astype(dtype)
-            continue
-        if prop not in mesh.attributes:
-            raise ValueError(f"object '{obj.name}': the Gaussian property '{prop}' (point attribute) was "
-                             "removed, so the object cannot be exported as a 3D Gaussian Splatting PLY")
-        props[prop] = _from_blender_values(read_attribute(mesh, prop), dtype)
+            values = positions[:, POSITION_PROPERTIES.index(prop)]
+        elif attribute in mesh.attributes:
+            values = read_attribute(mesh, attribute)
+        else:
+            raise ValueError(f"object '{obj.name}': the Gaussian property '{prop}' (point attribute "
+                             f"'{attribute}') was removed, so the object cannot be exported as a 3D "
+                             "Gaussian Splatting PLY")
+        low_name, high_name = exact_bits_names(index)
+        if dtype == np.float64 and low_name in mesh.attributes and high_name in mesh.attributes:
+            props[prop] = merge_float64(values, read_attribute(mesh, low_name), read_attribute(mesh, high_name))
+        else:
+            props[prop] = _from_blender_values(values, dtype)
     comments = json.loads(obj[COMMENTS_KEY]) if COMMENTS_KEY in obj else []
     return GaussianCloud(props, source=obj.get(SOURCE_KEY) or None, comments=comments)
 

@@ -25,7 +25,7 @@ def _stack(props: dict[str, np.ndarray], names) -> np.ndarray:
 
 @dataclass
 class GaussianCloud:
-    properties: dict[str, np.ndarray]  # name -> (N,) array, file order; float32 for the standard ones
+    properties: dict[str, np.ndarray]  # name -> (N,) array, file order; float32 (or the file's float64) for the standard ones
     source: str | None = None          # file it was read from, for messages
     comments: list[str] = field(default_factory=list)
 

@@ -155,8 +155,8 @@ def is_compressed_ply_header(header: PlyHeader) -> bool:
 def read_gaussian_ply(path: str | os.PathLike) -> GaussianCloud:
     """Read an INRIA-layout 3DGS PLY into a GaussianCloud (every vertex property, file order).
 
-    The standard properties become float32 arrays; extra ones keep their type (native byte
-    order). Raises PlyFormatError for anything that is not a well-formed Gaussian splat.
+    Every property keeps its type in native byte order (the standard ones are float32, or
+    float64 where the file declares double). Raises PlyFormatError for anything that is not a well-formed Gaussian splat.
     """
     path = os.fspath(path)
     header = read_ply_header(path)
@@ -198,7 +198,7 @@ def read_gaussian_ply(path: str | os.PathLike) -> GaussianCloud:
     props: dict[str, np.ndarray] = {}
     for name in names:
         values = data[name]
-        props[name] = np.ascontiguousarray(values, dtype=np.float32) if name in standard else _native(values)
+        props[name] = _native(values)  # float standard properties are float32, double ones stay float64
     del data, ply  # release the memory map
     for name in standard:
         finite = np.isfinite(props[name])
@@ -239,6 +239,8 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     # Write beside the target and rename: an export over the file it was read from never
     # leaves a half-written scene behind.
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
     handle, temporary = tempfile.mkstemp(prefix=".clickgauss-", suffix=".ply", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -26,13 +26,10 @@ def _export(path, **options):
 
 
 def _assert_same_cloud(actual, expected):
-    """Same properties, order, types and values, bit for bit; except that double properties pass
-    through float32 (Blender has no double attributes)."""
+    """Same properties, order, types and values, bit for bit (double properties included)."""
     assert list(actual.properties) == list(expected.properties)
     for name, values in expected.properties.items():
         assert actual.properties[name].dtype == values.dtype, name
-        if values.dtype == np.float64:
-            values = values.astype(np.float32).astype(np.float64)
         np.testing.assert_array_equal(actual.properties[name], values, err_msg=name)
 
 
@@ -214,15 +211,128 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     assert material_attributes == {"cg_color", "cg_selected"}
 
 
-def test_import_operator_reports_bad_files_and_reserved_names(clean_scene, tmp_path):
-    from clickgauss_core.ply import write_gaussian_ply
-
-    cloud = make_cloud(10, 0, False, False)
-    cloud.properties["cg_id"] = np.arange(10, dtype=np.int32)  # would shadow the add-on's own id
-    write_gaussian_ply(tmp_path / "clash.ply", cloud)
-    with pytest.raises(RuntimeError, match=r"clash\.ply: property 'cg_id' clashes"):
-        bpy.ops.import_scene.clickgauss_splats(filepath=str(tmp_path / "clash.ply"))
+def test_import_operator_reports_bad_files(clean_scene, tmp_path):
     (tmp_path / "empty.ply").write_bytes(b"")
     with pytest.raises(RuntimeError, match=r"empty\.ply: empty file"):
         bpy.ops.import_scene.clickgauss_splats(filepath=str(tmp_path / "empty.ply"))
     assert len(bpy.data.objects) == 0 and len(bpy.data.meshes) == 0
+
+
+RESERVED_AND_LONG_NAMES = ("id", "material_index", "sharp_face", "sharp_edge", "position", ".hidden", "cg_id",
+                           "ply_id", "long_" * 13, "l" * 70)
+
+
+def test_reserved_and_long_property_names_import_safely_and_export_under_their_own(clean_scene, addon_module,
+                                                                                   tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    mesh_io = addon_module("blender.mesh_io")
+    cloud = make_cloud(30, 1, False, False)
+    rng = np.random.default_rng(5)
+    for index, name in enumerate(RESERVED_AND_LONG_NAMES):
+        cloud.properties[name] = (rng.normal(size=30).astype(np.float32) if index % 2
+                                  else rng.integers(-9, 9, 30).astype(np.int32))
+    write_gaussian_ply(tmp_path / "names.ply", cloud)
+    original = read_gaussian_ply(tmp_path / "names.ply")
+    obj = _import(tmp_path / "names.ply")
+    attributes = {a.name for a in obj.data.attributes}
+    stored_as = {prop: attribute for prop, _, attribute in mesh_io.splat_layout(obj) if prop not in "xyz"}
+    for prop, attribute in stored_as.items():
+        assert attribute in attributes and len(attribute.encode("utf-8")) <= 63, (prop, attribute)
+        np.testing.assert_array_equal(mesh_io.read_attribute(obj.data, attribute), original.properties[prop])
+    assert stored_as["ply_id"] == "ply_id" and stored_as["id"] == "ply_id_2"  # the file's own ply_id kept
+    assert all(stored_as[name].startswith("ply_") for name in RESERVED_AND_LONG_NAMES)
+    np.testing.assert_array_equal(mesh_io.read_attribute(obj.data, "cg_id"), np.arange(30))  # the add-on's own
+    assert len(bpy.data.meshes) == 1  # nothing half-made left behind
+    _export(tmp_path / "out.ply")
+    _assert_same_cloud(read_gaussian_ply(tmp_path / "out.ply"), original)
+
+
+def test_float64_properties_and_positions_keep_float64(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+    from clickgauss_core.gaussians import GaussianCloud
+
+    cloud = make_cloud(40, 1, True, True)
+    rng = np.random.default_rng(2)
+    doubled = {name: (values.astype(np.float64) + rng.normal(size=40) * 1e-9
+                      if name in ("x", "y", "z", "f_dc_0", "opacity") else values)
+               for name, values in cloud.properties.items()}
+    doubled["weight"] = rng.normal(size=40) * 1e-3 + 1e6  # needs more than float32's 24 bits
+    doubled["weight"][:3] = [1e300, -0.0, np.nan]  # beyond float32's range, signed zero, NaN
+    write_gaussian_ply(tmp_path / "f64.ply", GaussianCloud(doubled))
+    original = read_gaussian_ply(tmp_path / "f64.ply")
+    assert original.properties["x"].dtype == np.float64
+    obj = _import(tmp_path / "f64.ply")
+    _export(tmp_path / "out.ply")
+    exported = read_gaussian_ply(tmp_path / "out.ply")
+    _assert_same_cloud(exported, original)
+    assert np.signbit(exported.properties["weight"][1]) and np.isnan(exported.properties["weight"][2])
+
+    # an edited value is written as edited (still float64); untouched ones stay exact
+    mesh_io = addon_module("blender.mesh_io")
+    edited = mesh_io.read_attribute(obj.data, "weight")
+    edited[5] = 2.5
+    mesh_io.write_attribute(obj.data, "weight", edited, "FLOAT")
+    obj.data.vertices[6].co.x += 1.0
+    _export(tmp_path / "edited.ply")
+    again = read_gaussian_ply(tmp_path / "edited.ply")
+    assert again.properties["weight"][5] == 2.5 and again.properties["weight"].dtype == np.float64
+    assert again.properties["x"][6] == pytest.approx(original.properties["x"][6] + 1.0, abs=1e-6)
+    keep = np.ones(40, dtype=bool)
+    keep[[5, 6]] = False
+    for name in ("weight", "x"):
+        np.testing.assert_array_equal(again.properties[name][keep], original.properties[name][keep])
+
+
+@pytest.mark.parametrize("edit", [False, True], ids=["no-edits", "moved-vertex"])
+def test_export_in_edit_mode(clean_scene, tmp_path, edit):
+    import bmesh
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+
+    write_gaussian_ply(tmp_path / "in.ply", make_cloud(60, 2, True, True))
+    original = read_gaussian_ply(tmp_path / "in.ply")
+    obj = _import(tmp_path / "in.ply")
+    bpy.ops.object.mode_set(mode="EDIT")
+    if edit:
+        edit_mesh = bmesh.from_edit_mesh(obj.data)
+        edit_mesh.verts.ensure_lookup_table()
+        edit_mesh.verts[3].co.x += 2.0
+        bmesh.update_edit_mesh(obj.data)
+    _export(tmp_path / "out.ply")
+    assert obj.mode == "EDIT"  # the user stays where they were
+    exported = read_gaussian_ply(tmp_path / "out.ply")
+    if edit:
+        assert exported.properties["x"][3] == pytest.approx(original.properties["x"][3] + 2.0, abs=1e-5)
+        exported.properties["x"][3] = original.properties["x"][3]
+    _assert_same_cloud(exported, original)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert len(bpy.data.meshes) == 1  # the synced copy is gone
+
+
+def test_export_into_a_missing_folder_names_the_target(clean_scene, tmp_path):
+    from clickgauss_core.ply import write_gaussian_ply
+
+    write_gaussian_ply(tmp_path / "in.ply", make_cloud(10, 0, False, False))
+    _import(tmp_path / "in.ply")
+    target = tmp_path / "missing" / "out.ply"
+    with pytest.raises(RuntimeError, match=f"cannot write {target}: the folder {target.parent} does not exist"):
+        bpy.ops.export_scene.clickgauss_splats(filepath=str(target))
+    assert not target.parent.exists()
+
+
+def test_export_of_a_rotated_object_rotates_view_dependent_colour(clean_scene, addon_module, tmp_path):
+    from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+    from clickgauss_core.sh_rotation import rotate_sh_rest
+
+    io_operators = addon_module("blender.io_operators")
+    write_gaussian_ply(tmp_path / "in.ply", make_cloud(80, 3, True, False))
+    original = read_gaussian_ply(tmp_path / "in.ply")
+    obj = _import(tmp_path / "in.ply", z_up=False)
+    obj.rotation_euler = (0.4, 1.2, -0.8)
+    bpy.context.view_layer.update()
+    rotation = np.array(obj.matrix_world)[:3, :3]
+    assert io_operators.export_splats(obj, str(tmp_path / "out.ply")) == []  # nothing to warn about
+    exported = read_gaussian_ply(tmp_path / "out.ply")
+    np.testing.assert_allclose(exported.sh_rest, rotate_sh_rest(original.sh_rest, rotation), atol=1e-5)
+    np.testing.assert_array_equal(exported.sh_dc, original.sh_dc)
+    assert np.abs(exported.sh_rest - original.sh_rest).max() > 0.05  # really turned

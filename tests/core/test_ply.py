@@ -100,13 +100,22 @@ def test_properties_are_read_by_name_in_any_order_and_written_in_inria_order(tmp
     assert names == list(cloud.properties)  # INRIA order, extras last
 
 
-def test_double_precision_standard_properties_become_float32(tmp_path):
+def test_double_precision_standard_properties_stay_float64(tmp_path):
     cloud = make_cloud(n=5, sh_degree=0)
-    doubled = type(cloud)({k: v.astype(np.float64) for k, v in cloud.properties.items()})
+    doubled = type(cloud)({k: v.astype(np.float64) + 1e-12 for k, v in cloud.properties.items()})
     _write_with_plyfile(tmp_path / "d.ply", doubled)
     back = read_gaussian_ply(tmp_path / "d.ply")
-    assert back.properties["x"].dtype == np.float32
-    np.testing.assert_array_equal(back.positions, cloud.positions)
+    for name, values in doubled.properties.items():
+        assert back.properties[name].dtype == np.float64, name
+        np.testing.assert_array_equal(back.properties[name], values, err_msg=name)  # not rounded to float32
+    write_gaussian_ply(tmp_path / "again.ply", back)
+    np.testing.assert_array_equal(read_gaussian_ply(tmp_path / "again.ply").properties["x"], doubled.properties["x"])
+
+
+def test_writing_into_a_missing_folder_names_the_target(tmp_path):
+    target = tmp_path / "not-there" / "out.ply"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {target}: the folder {target.parent} does not exist"):
+        write_gaussian_ply(target, make_cloud(n=5, sh_degree=0))
 
 
 def test_subset_and_comments_survive_writing(tmp_path):
