@@ -1,8 +1,12 @@
 """HTTP client for the ClickGauss backend (docs/protocol.md, API v1). Pure stdlib, no bpy.
 
-Connecting uses a short timeout (a dead or unreachable backend is reported within
-`connect_timeout` seconds); reading a response may take longer (`read_timeout`). Every failure
-is a `BackendError` with the protocol's stable `code` ("unreachable" when there is no answer at all).
+Every request has a total deadline: connecting within `connect_timeout` seconds, and the whole
+exchange (sending, waiting, every byte of the answer) within `timeout` seconds, plus the time a
+large upload or download needs at `MIN_TRANSFER_RATE`. A watchdog closes the socket when the
+deadline passes, so a server that stalls or drips its answer byte by byte cannot hold a caller.
+Answers are checked against the protocol's shapes (`answers`) before they are returned.
+Every failure is a `BackendError` with the protocol's stable `code` ("unreachable" when there is
+no answer at all, "timeout" past the deadline, "bad_answer" for an answer of the wrong shape).
 """
 
 from __future__ import annotations
@@ -11,14 +15,21 @@ import http.client
 import json
 import os
 import socket
+import threading
+import time
 import uuid
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 from urllib.parse import quote, urlsplit
+
+from .answers import AnswerError, check_click, check_feature_field, check_health, check_job, check_scene, decode_segments
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 DEFAULT_CONNECT_TIMEOUT = 2.0
-DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 60.0
+MIN_TRANSFER_RATE = 256 * 1024      # bytes/s: uploads and downloads get their size at this rate on top
+MAX_ANSWER_BYTES = 8 << 30          # no answer of the protocol is near this (a 1M-Gaussian field: ~0.1 GB)
 UPLOAD_CHUNK = 1 << 20
+READ_CHUNK = 1 << 16
 
 
 class BackendError(Exception):
@@ -34,9 +45,62 @@ class BackendUnreachable(BackendError):
         super().__init__("unreachable", f"backend not reachable at {url}: {reason}")
 
 
+class BackendTimeout(BackendError):
+    def __init__(self, url: str, request: str, seconds: float):
+        super().__init__("timeout", f"backend at {url} did not answer {request} within {seconds:.3g} s "
+                                    "(timed out; is it overloaded or stuck?)")
+
+
+class BadAnswer(BackendError):
+    def __init__(self, url: str, request: str, problem: str):
+        super().__init__("bad_answer", f"backend at {url} gave an unusable answer to {request}: {problem}")
+
+
+class _Deadline:
+    """The total deadline of one request: a watchdog shuts the connection's socket down when it
+    passes, which ends any blocking send or receive at once."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        self._socket = sock
+        self._arm()
+
+    def extend(self, seconds: float) -> None:
+        """More time for a large body (announced by its Content-Length)."""
+        self.seconds += seconds
+        self.expires += seconds
+        self._arm()
+
+    def _arm(self) -> None:
+        self.cancel()
+        self._timer = threading.Timer(self.remaining(), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        try:
+            self._socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 class BackendClient:
     def __init__(self, url: str = DEFAULT_URL, token: str | None = None,
-                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT):
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, timeout: float = DEFAULT_TIMEOUT):
         parts = urlsplit(url.strip() or DEFAULT_URL)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"backend URL must look like http://host:port, got {url!r}")
@@ -44,18 +108,19 @@ class BackendClient:
         self._scheme, self._host = parts.scheme, parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self.token = token or None
-        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
+        self.connect_timeout, self.timeout = connect_timeout, timeout
 
     # -- transport ----------------------------------------------------------------------------
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, deadline: _Deadline) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        connection = cls(self._host, self._port, timeout=self.connect_timeout)
+        connection = cls(self._host, self._port, timeout=min(self.connect_timeout, deadline.remaining()))
         try:
             connection.connect()
         except (OSError, socket.timeout) as exc:
             connection.close()
             raise BackendUnreachable(self.url, str(exc) or type(exc).__name__) from None
-        connection.sock.settimeout(self.read_timeout)
+        connection.sock.settimeout(deadline.remaining())
+        deadline.watch(connection.sock)
         return connection
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -65,17 +130,27 @@ class BackendClient:
         headers.update(extra or {})
         return headers
 
+    def _exchange(self, method: str, path: str, send: Callable[[http.client.HTTPConnection], None],
+                  raw: bool = False, extra_seconds: float = 0.0):
+        """Connect, `send` the request, read the whole answer, all before the deadline."""
+        deadline = _Deadline(self.timeout + extra_seconds)
+        request = f"{method} {path}"
+        connection = self._connect(deadline)
+        try:
+            send(connection)
+            return self._read(connection.getresponse(), raw, deadline, request)
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired or isinstance(exc, TimeoutError):  # the watchdog, or the socket's own timeout
+                raise BackendTimeout(self.url, request, deadline.seconds) from None
+            raise BackendUnreachable(self.url, f"{request} failed: {exc}") from None
+        finally:
+            deadline.cancel()
+            connection.close()
+
     def _request(self, method: str, path: str, body: Any = None, raw: bool = False):
         payload = None if body is None else json.dumps(body).encode("utf-8")
         headers = self._headers({"Content-Type": "application/json"} if payload is not None else None)
-        connection = self._connect()
-        try:
-            connection.request(method, path, body=payload, headers=headers)
-            return self._read(connection.getresponse(), raw)
-        except (OSError, http.client.HTTPException) as exc:
-            raise BackendUnreachable(self.url, f"{method} {path} failed: {exc}") from None
-        finally:
-            connection.close()
+        return self._exchange(method, path, lambda c: c.request(method, path, body=payload, headers=headers), raw)
 
     def _upload(self, path: str, file_path: str, fields: dict[str, Any], method: str = "POST") -> dict:
         """multipart/form-data with the file streamed from disk (PLYs can be gigabytes)."""
@@ -88,8 +163,8 @@ class BackendClient:
                  "Content-Type: application/octet-stream\r\n\r\n").encode("utf-8")
         tail = f"\r\n--{boundary}--\r\n".encode("ascii")
         size = len(head) + os.path.getsize(file_path) + len(tail)
-        connection = self._connect()
-        try:
+
+        def send(connection: http.client.HTTPConnection) -> None:
             connection.putrequest(method, path)
             for name, value in self._headers({"Content-Type": f"multipart/form-data; boundary={boundary}",
                                               "Content-Length": str(size)}).items():
@@ -102,71 +177,116 @@ class BackendClient:
                     connection.send(tail)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the server answered early (e.g. 413 upload_too_large) and closed: read that answer
-            return self._read(connection.getresponse(), raw=False)
-        except (OSError, http.client.HTTPException) as exc:
-            raise BackendUnreachable(self.url, f"{method} {path} failed: {exc}") from None
-        finally:
-            connection.close()
 
-    @staticmethod
-    def _read(response: http.client.HTTPResponse, raw: bool):
-        data = response.read()
+        return self._exchange(method, path, send, extra_seconds=size / MIN_TRANSFER_RATE)
+
+    def _read(self, response: http.client.HTTPResponse, raw: bool, deadline: _Deadline, request: str):
+        data = self._read_body(response, deadline, request)
+        if deadline.expired:  # the watchdog cut the body short
+            raise BackendTimeout(self.url, request, deadline.seconds)
         if 200 <= response.status < 300:
-            return data if raw else json.loads(data or b"null")
+            if raw:
+                return data
+            try:
+                return json.loads(data or b"null")
+            except ValueError:
+                raise BadAnswer(self.url, request, f"not JSON: {_excerpt(data)}") from None
         try:
             error = json.loads(data)["error"]
             code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            code, message = "http_error", f"HTTP {response.status}: {data[:200]!r}"
+            code, message = "http_error", f"HTTP {response.status} from {self.url} for {request}: {_excerpt(data)}"
         raise BackendError(code, message, response.status)
 
-    # -- endpoints (docs/protocol.md) ---------------------------------------------------------
+    def _read_body(self, response: http.client.HTTPResponse, deadline: _Deadline, request: str) -> bytes:
+        """The body in chunks (each read returns what has arrived), never more than MAX_ANSWER_BYTES."""
+        announced = response.getheader("Content-Length")
+        if announced is not None and announced.isdigit():
+            if int(announced) > MAX_ANSWER_BYTES:
+                raise BadAnswer(self.url, request, f"it announces {announced} bytes")
+            deadline.extend(int(announced) / MIN_TRANSFER_RATE)
+        chunks, received = [], 0
+        while chunk := response.read1(READ_CHUNK):
+            received += len(chunk)
+            if received > MAX_ANSWER_BYTES:
+                raise BadAnswer(self.url, request, f"it is larger than {MAX_ANSWER_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _checked(self, answer, check: Callable, request: str):
+        try:
+            return check(answer)
+        except AnswerError as exc:
+            raise BadAnswer(self.url, request, str(exc)) from None
+
+    # -- endpoints (docs/protocol.md); every answer checked before it is returned -----------------
     def health(self) -> dict:
-        return self._request("GET", "/v1/health")
+        return self._checked(self._request("GET", "/v1/health"), check_health, "GET /v1/health")
 
     def open_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                    resolution: int | None = None) -> dict:
-        return self._request("POST", "/v1/scenes", {"ply_path": ply_path, "dataset_path": dataset_path,
-                                                    "images": images, "resolution": resolution})
+        answer = self._request("POST", "/v1/scenes", {"ply_path": ply_path, "dataset_path": dataset_path,
+                                                      "images": images, "resolution": resolution})
+        return self._checked(answer, check_scene, "POST /v1/scenes")
 
     def upload_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                      resolution: int | None = None) -> dict:
-        return self._upload("/v1/scenes/upload", ply_path,
-                            {"dataset_path": dataset_path, "images": images, "resolution": resolution})
+        answer = self._upload("/v1/scenes/upload", ply_path,
+                              {"dataset_path": dataset_path, "images": images, "resolution": resolution})
+        return self._checked(answer, check_scene, "POST /v1/scenes/upload")
 
     def scene(self, scene_id: str) -> dict:
-        return self._request("GET", f"/v1/scenes/{quote(scene_id)}")
+        path = f"/v1/scenes/{quote(scene_id)}"
+        return self._checked(self._request("GET", path), check_scene, f"GET {path}")
 
     def start_training(self, scene_id: str, masks: dict, preset: str | None = None,
                        settings: dict | None = None, seed: int = 0) -> dict:
-        return self._request("POST", "/v1/jobs", {"scene_id": scene_id, "masks": masks, "preset": preset,
-                                                  "settings": settings or {}, "seed": seed})
+        answer = self._request("POST", "/v1/jobs", {"scene_id": scene_id, "masks": masks, "preset": preset,
+                                                    "settings": settings or {}, "seed": seed})
+        return self._checked(answer, check_job, "POST /v1/jobs")
 
     def job(self, job_id: str) -> dict:
-        return self._request("GET", f"/v1/jobs/{quote(job_id)}")
+        path = f"/v1/jobs/{quote(job_id)}"
+        return self._checked(self._request("GET", path), check_job, f"GET {path}")
 
     def cancel_job(self, job_id: str) -> dict:
-        return self._request("POST", f"/v1/jobs/{quote(job_id)}/cancel")
+        path = f"/v1/jobs/{quote(job_id)}/cancel"
+        return self._checked(self._request("POST", path), check_job, f"POST {path}")
 
     def resume_job(self, job_id: str) -> dict:
-        return self._request("POST", f"/v1/jobs/{quote(job_id)}/resume")
+        path = f"/v1/jobs/{quote(job_id)}/resume"
+        return self._checked(self._request("POST", path), check_job, f"POST {path}")
 
     def click(self, scene_id: str, camera: dict, pixel: tuple[float, float], level: str,
               threshold: float | None = None) -> dict:
-        return self._request("POST", f"/v1/scenes/{quote(scene_id)}/click",
-                             {"camera": camera, "pixel": [float(pixel[0]), float(pixel[1])],
-                              "level": level, "threshold": threshold})
+        path = f"/v1/scenes/{quote(scene_id)}/click"
+        answer = self._request("POST", path, {"camera": camera, "pixel": [float(pixel[0]), float(pixel[1])],
+                                              "level": level, "threshold": threshold})
+        return self._checked(answer, check_click, f"POST {path}")
 
     def segments(self, scene_id: str) -> dict:
-        return self._request("GET", f"/v1/scenes/{quote(scene_id)}/segments")
+        """Segment ids per Gaussian (PLY order), decoded: {"coarse": (N,) int32, "fine": (N,) int32}."""
+        path = f"/v1/scenes/{quote(scene_id)}/segments"
+        return self._checked(self._request("GET", path), decode_segments, f"GET {path}")
 
     def download_field(self, scene_id: str) -> bytes:
-        return self._request("GET", f"/v1/scenes/{quote(scene_id)}/field", raw=True)
+        """The scene's feature-field .npz, checked to be one."""
+        path = f"/v1/scenes/{quote(scene_id)}/field"
+        data = self._request("GET", path, raw=True)
+        self._checked(data, check_feature_field, f"GET {path}")
+        return data
 
     def upload_field(self, scene_id: str, field_path: str) -> dict:
-        return self._upload(f"/v1/scenes/{quote(scene_id)}/field", field_path, {}, method="PUT")
+        path = f"/v1/scenes/{quote(scene_id)}/field"
+        return self._checked(self._upload(path, field_path, {}, method="PUT"), check_scene, f"PUT {path}")
 
 
 def _send_file(connection: http.client.HTTPConnection, stream: BinaryIO) -> None:
     while chunk := stream.read(UPLOAD_CHUNK):
         connection.send(chunk)
+
+
+def _excerpt(data: bytes, limit: int = 160) -> str:
+    """The start of an answer as readable text (an HTML error page, garbage) for a message."""
+    text = " ".join(data[:limit * 4].decode("utf-8", errors="replace").split())
+    return repr(text[:limit] + ("…" if len(text) > limit else "")) if text else "an empty body"

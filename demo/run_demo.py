@@ -227,10 +227,19 @@ class Demo:
     def segment_everything(self) -> None:
         import bpy
 
-        io_operators = self.addon("blender.io_operators")
+        io_operators, session = self.addon("blender.io_operators"), self.addon("blender.session")
         bpy.context.view_layer.objects.active = self.obj
         if bpy.ops.clickgauss.segment_everything(level="coarse") != {"FINISHED"}:
             raise RuntimeError("Segment Everything did not finish")
+        # The operator fetches the segment ids on a worker thread; the timer applies them.
+        deadline = time.monotonic() + 300
+        while not self.obj.hide_get() and time.monotonic() < deadline:
+            session.TASKS.deliver_finished()  # what the add-on's bpy.app.timers callback does in the UI
+            if self.obj.name in session.STATE.errors:
+                raise RuntimeError(session.STATE.errors[self.obj.name])
+            time.sleep(0.05)
+        if not self.obj.hide_get():
+            raise RuntimeError("Segment Everything: the segments did not arrive within 300 s")
         parts = [o for o in bpy.data.objects if o.name.startswith(f"{self.obj.name}.")]
         segments_dir = self.out / "segments"
         segments_dir.mkdir()

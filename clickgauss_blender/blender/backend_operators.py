@@ -14,6 +14,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 from clickgauss_core import wire
+from clickgauss_core.files import atomic_write
 
 from ..client import BackendClient, BackendError
 from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
@@ -150,7 +151,7 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
     def done(job, error):
         if error is not None:
             STATE.errors[object_name] = str(error)
-            if isinstance(error, BackendError) and error.code == "unreachable":
+            if isinstance(error, BackendError) and error.code in ("unreachable", "timeout"):
                 TASKS.submit(poll, done)  # keep following the job: the backend may come back
             return
         STATE.errors.pop(object_name, None)
@@ -315,11 +316,16 @@ class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
 
 # -- the trained feature field as a file ------------------------------------------------------
 def save_features(client: BackendClient, scene_id: str, path: str) -> int:
-    """Download the scene's feature field (the backend's .npz) to `path`; returns its size."""
+    """Download the scene's feature field (the backend's .npz, checked to be one) to `path`,
+    atomically (an existing file is replaced only by a complete one); returns its size."""
     data = client.download_field(scene_id)
-    with open(path, "wb") as stream:
+    with atomic_write(path) as stream:
         stream.write(data)
     return len(data)
+
+
+def saved_features_notice(path: str, size: int) -> str:
+    return f"Features saved to {path} ({size / 1e6:.1f} MB)"
 
 
 def load_features(client: BackendClient, ply_path: str, dataset_path: str | None, field_path: str) -> dict:
@@ -348,6 +354,9 @@ class CLICKGAUSS_OT_save_features(bpy.types.Operator, ExportHelper):
         def done(size, error):
             if error is not None:
                 STATE.errors[name] = f"saving features failed: {error}"
+            else:
+                STATE.errors.pop(name, None)
+                STATE.notices[name] = saved_features_notice(path, size)
 
         TASKS.submit(lambda: save_features(client, scene_id, path), done)
         return {"FINISHED"}

@@ -1,32 +1,59 @@
 """Editing operators of the ClickGauss panel (thin wrappers around `editing`), one undo step each.
 
-Grow and Segment Everything need the backend's segment ids: fetched once per trained field (one
-GET, 2 s connect timeout) inside the operator so the edit stays a single undoable step, then
-served from memory."""
+Grow and Segment Everything need the backend's segment ids, fetched once per trained field and
+then served from memory. The fetch never runs on the main thread: the operator starts it on the
+worker thread and returns at once; when the checked ids arrive, the main-thread timer applies
+the edit through CLICKGAUSS_OT_apply_segments (its own undo step)."""
 
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty
-from clickgauss_core import wire
+from bpy.props import EnumProperty, StringProperty
 
-from ..client import BackendClient, BackendError
+from ..client import BackendClient
 from . import editing
 from .mesh_io import is_splat_object
 from .preferences import client_from_preferences
-from .session import STATE
+from .session import STATE, TASKS
 
 LEVEL_ITEMS = (("coarse", "Coarse", "Whole objects"), ("fine", "Fine", "Parts of objects"))
+SEGMENT_ACTIONS = (("GROW", "Grow", ""), ("SPLIT", "Split", ""))
 
 
 def segment_ids(client: BackendClient, scene_id: str, level: str):
-    """Segment-everything ids (PLY order) of a scene at `level`, fetched once per trained field."""
+    """Segment-everything ids (PLY order) of a scene at `level`, fetched once per trained field.
+    Blocks on the network when not cached: worker threads, scripts and tests only."""
     cached = STATE.segments.get(scene_id)
     if cached is None:
-        response = client.segments(scene_id)
-        cached = {name: wire.decode_array(response[name]) for name in ("coarse", "fine")}
-        STATE.segments[scene_id] = cached
+        cached = STATE.segments[scene_id] = client.segments(scene_id)
     return cached[level]
+
+
+def fetch_segments_then_apply(client: BackendClient, obj, level: str, action: str) -> None:
+    """Fetch the scene's segment ids on the worker thread; the timer then applies `action`."""
+    name, scene_id = obj.name, obj.clickgauss.scene_id
+    STATE.segment_requests.add(scene_id)
+    STATE.errors.pop(name, None)
+
+    def done(segments, error):
+        STATE.segment_requests.discard(scene_id)
+        if error is not None:
+            STATE.errors[name] = f"fetching the segments failed: {error}"
+            return
+        STATE.segments[scene_id] = segments
+        # undo=True: called from a timer, the operator still pushes its own undo step.
+        bpy.ops.clickgauss.apply_segments("EXEC_DEFAULT", True, object_name=name, level=level, action=action)
+
+    TASKS.submit(lambda: client.segments(scene_id), done)
+
+
+def apply_segment_action(context, obj, level: str, action: str) -> str:
+    """Grow or split `obj` by its cached segment ids; returns what happened (ValueError if the
+    ids do not fit the object)."""
+    ids = STATE.segments[obj.clickgauss.scene_id][level]
+    if action == "GROW":
+        return f"{editing.grow_to_segments(obj, ids):,} Gaussians selected"
+    return f"Created {len(editing.split_by_segments(context, obj, ids))} objects"
 
 
 class _SplatEditOperator(bpy.types.Operator):
@@ -38,18 +65,51 @@ class _SplatEditOperator(bpy.types.Operator):
 
 
 class _SegmentOperator(_SplatEditOperator):
+    action = "GROW"
+
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return is_splat_object(obj) and obj.clickgauss.scene_id and obj.clickgauss.has_features
+        return (is_splat_object(obj) and obj.clickgauss.scene_id and obj.clickgauss.has_features
+                and obj.clickgauss.scene_id not in STATE.segment_requests)
 
-    def segments(self, context, level):
+    def execute(self, context):
         obj = context.active_object
+        if obj.clickgauss.scene_id not in STATE.segments:
+            fetch_segments_then_apply(client_from_preferences(context), obj, self.level, self.action)
+            self.report({"INFO"}, "ClickGauss: fetching the segments from the backend")
+            return {"FINISHED"}
         try:
-            return segment_ids(client_from_preferences(context), obj.clickgauss.scene_id, level)
-        except BackendError as exc:
+            outcome = apply_segment_action(context, obj, self.level, self.action)
+        except ValueError as exc:
             self.report({"ERROR"}, f"ClickGauss: {exc}")
-            return None
+            return {"CANCELLED"}
+        self.report({"INFO"}, outcome)
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_apply_segments(bpy.types.Operator):
+    """Apply fetched segment ids to a splat object (Grow to Segments / Segment Everything)"""
+    bl_idname = "clickgauss.apply_segments"
+    bl_label = "ClickGauss Segments"
+    bl_options = {"REGISTER", "UNDO", "INTERNAL"}
+
+    object_name: StringProperty()
+    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
+    action: EnumProperty(name="Action", items=SEGMENT_ACTIONS, default="GROW")
+
+    def execute(self, context):
+        obj = bpy.data.objects.get(self.object_name)
+        if not is_splat_object(obj) or obj.clickgauss.scene_id not in STATE.segments:
+            return {"CANCELLED"}  # the object went away while the ids were on their way
+        try:
+            outcome = apply_segment_action(context, obj, self.level, self.action)
+        except ValueError as exc:
+            STATE.errors[self.object_name] = str(exc)
+            return {"CANCELLED"}
+        STATE.notices[self.object_name] = outcome
+        self.report({"INFO"}, outcome)
+        return {"FINISHED"}
 
 
 class CLICKGAUSS_OT_delete_selected(_SplatEditOperator):
@@ -144,14 +204,7 @@ class CLICKGAUSS_OT_grow_selection(_SegmentOperator):
     bl_label = "Grow to Segments"
 
     level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
-
-    def execute(self, context):
-        ids = self.segments(context, self.level)
-        if ids is None:
-            return {"CANCELLED"}
-        count = editing.grow_to_segments(context.active_object, ids)
-        self.report({"INFO"}, f"{count:,} Gaussians selected")
-        return {"FINISHED"}
+    action = "GROW"
 
 
 class CLICKGAUSS_OT_segment_everything(_SegmentOperator):
@@ -160,20 +213,13 @@ class CLICKGAUSS_OT_segment_everything(_SegmentOperator):
     bl_label = "Segment Everything"
 
     level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
-
-    def execute(self, context):
-        ids = self.segments(context, self.level)
-        if ids is None:
-            return {"CANCELLED"}
-        created = editing.split_by_segments(context, context.active_object, ids)
-        self.report({"INFO"}, f"Created {len(created)} objects")
-        return {"FINISHED"}
+    action = "SPLIT"
 
 
 CLASSES = (CLICKGAUSS_OT_delete_selected, CLICKGAUSS_OT_separate_selected, CLICKGAUSS_OT_hide_selected,
            CLICKGAUSS_OT_isolate_selected, CLICKGAUSS_OT_reveal, CLICKGAUSS_OT_invert_selection,
            CLICKGAUSS_OT_clear_selection, CLICKGAUSS_OT_recolor_selected, CLICKGAUSS_OT_grow_selection,
-           CLICKGAUSS_OT_segment_everything)
+           CLICKGAUSS_OT_segment_everything, CLICKGAUSS_OT_apply_segments)
 
 
 register, unregister = bpy.utils.register_classes_factory(CLASSES)

@@ -17,6 +17,13 @@ def _format_seconds(seconds) -> str:
     return f"{seconds // 60}:{seconds % 60:02d} left"
 
 
+def draw_notice(box, object_name: str) -> None:
+    """The outcome of the object's last background action (features saved, segments applied)."""
+    notice = STATE.notices.get(object_name)
+    if notice and not STATE.errors.get(object_name):
+        box.label(text=notice[:160], icon="INFO")
+
+
 class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
     bl_label = "ClickGauss"
     bl_idname = "CLICKGAUSS_PT_sidebar"
@@ -93,6 +100,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         error = STATE.errors.get(obj.name)
         if error:
             box.label(text=error[:160], icon="ERROR")
+        draw_notice(box, obj.name)
 
     @staticmethod
     def draw_click(layout, scene_settings):

@@ -9,7 +9,7 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, PointerProperty,
                        StringProperty)
 
-from ..client import DEFAULT_URL, BackendClient
+from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # this file lives in <add-on>/blender/
 
@@ -27,6 +27,9 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
                                                "(the one with clickgauss_backend installed), for 'Start local backend'")
     local_data_root: StringProperty(name="Data Root", subtype="DIR_PATH", default="",
                                     description="Folder a local backend may read scenes from (default: home folder)")
+    request_timeout: FloatProperty(name="Request Timeout (s)", default=DEFAULT_TIMEOUT, min=0.1, max=3600.0,
+                                   description="Seconds a backend request may take in all (connecting, waiting, the "
+                                               "whole answer; uploads and downloads get extra time for their size)")
 
     def draw(self, context):
         layout = self.layout
@@ -34,6 +37,7 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "token")
         layout.prop(self, "backend_python")
         layout.prop(self, "local_data_root")
+        layout.prop(self, "request_timeout")
 
 
 def preferences(context=None) -> ClickGaussPreferences:
@@ -42,7 +46,7 @@ def preferences(context=None) -> ClickGaussPreferences:
 
 def client_from_preferences(context=None) -> BackendClient:
     prefs = preferences(context)
-    return BackendClient(prefs.backend_url, prefs.token or None)
+    return BackendClient(prefs.backend_url, prefs.token or None, timeout=prefs.request_timeout)
 
 
 class ClickGaussObjectSettings(bpy.types.PropertyGroup):

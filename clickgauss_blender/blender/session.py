@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +30,9 @@ class SessionState:
     backend: BackendStatus = field(default_factory=BackendStatus)
     jobs: dict[str, dict] = field(default_factory=dict)          # object name -> latest job object
     errors: dict[str, str] = field(default_factory=dict)         # object name -> last error for the panel
+    notices: dict[str, str] = field(default_factory=dict)        # object name -> last outcome for the panel
     segments: dict[str, dict] = field(default_factory=dict)      # scene id -> {"coarse": ids, "fine": ids}
+    segment_requests: set = field(default_factory=set)           # scene ids whose segments are being fetched
     pending_clicks: dict[str, tuple] = field(default_factory=dict)  # object name -> (mask, response, mode)
     clicks: dict[str, Any] = field(default_factory=dict)         # object name -> latest ClickResult
     local_process: Any = None                                     # subprocess.Popen of "Start local backend"
@@ -78,7 +81,7 @@ class BackgroundTasks:
                 on_done, result, error = self._finished.get_nowait()
             except queue.Empty:
                 return delivered
-            on_done(result, error)
+            run_callback(on_done, result, error)
             delivered += 1
 
     def _on_timer(self):
@@ -88,6 +91,15 @@ class BackgroundTasks:
 
 
 TASKS = BackgroundTasks()
+
+
+def run_callback(on_done, result, error) -> None:
+    """One hand-back on the main thread. A failing callback is reported on the console and the
+    others still run: an exception escaping the timer would unregister it for good."""
+    try:
+        on_done(result, error)
+    except Exception:
+        print("ClickGauss: a background result could not be applied:\n" + traceback.format_exc())
 
 
 def redraw_ui() -> None:

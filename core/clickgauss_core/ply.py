@@ -18,13 +18,13 @@ every failure into a `PlyFormatError` naming the file and the problem.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 from plyfile import PlyData, PlyElement, PlyParseError
 
 from .errors import PlyFormatError
+from .files import atomic_write
 from .gaussians import REQUIRED_PROPERTIES, GaussianCloud
 
 NORMAL_PROPERTIES = ("nx", "ny", "nz")
@@ -236,31 +236,11 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     data = np.empty(n, dtype=dtype)
     for name in order:
         data[name] = cloud.properties[name]
-    # Write beside the target and rename: an export over the file it was read from never
+    # Written beside the target and renamed: an export over the file it was read from never
     # leaves a half-written scene behind.
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=".clickgauss-", suffix=".ply", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<",
-                    comments=list(cloud.comments)).write(stream)
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def _new_file_mode(path: str) -> int:
-    """The mode a plain open() would give (mkstemp makes 0600 files): keep an existing file's."""
-    if os.path.exists(path):
-        return os.stat(path).st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    with atomic_write(path) as stream:
+        PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<",
+                comments=list(cloud.comments)).write(stream)
 
 
 def read_splat_file(path: str | os.PathLike) -> GaussianCloud:
