@@ -269,3 +269,17 @@ def test_save_features_refuses_an_html_body(clean_scene, addon_module, session, 
     assert target.read_bytes() == b"the features saved last week"  # the old file kept, nothing else written
     assert sorted(p.name for p in target.parent.iterdir()) == ["features.npz"]
     assert obj.name not in session.STATE.notices
+
+
+def test_a_failing_result_callback_does_not_stop_the_others(addon, session):
+    """An exception in one hand-back must not escape Blender's timer (that would unregister it and
+    strand every later result, e.g. leave an object "opening" for good)."""
+    delivered = []
+
+    def broken(result, error):
+        raise TypeError("a callback bug")
+
+    session.TASKS.submit(lambda: 1, broken)
+    session.TASKS.submit(lambda: 2, lambda result, error: delivered.append(result))
+    deliver_until_idle(session)
+    assert delivered == [2]
