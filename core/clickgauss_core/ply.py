@@ -156,7 +156,8 @@ def read_gaussian_ply(path: str | os.PathLike) -> GaussianCloud:
     """Read an INRIA-layout 3DGS PLY into a GaussianCloud (every vertex property, file order).
 
     Every property keeps its type in native byte order (the standard ones are float32, or
-    float64 where the file declares double). Raises PlyFormatError for anything that is not a well-formed Gaussian splat.
+    float64 where the file declares double). Raises PlyFormatError for anything that is not a
+    well-formed Gaussian splat.
     """
     path = os.fspath(path)
     header = read_ply_header(path)
