@@ -20,7 +20,8 @@ DIR/gpu_check.json and DIR/gpu_check.md (the step processes' output goes to DIR/
   4 clicks     click latency p50/p99 at 1M and 10M Gaussians through the server's click route,
                and its floor, one pass over the features, in the same run (bench_train.click_latency).
   5 sam        SAM automatic mask generation, seconds per 1024-px view, vit_b and vit_h with
-               random weights (bench_masks.bench_sam).
+               random weights, the product's settings, and vit_h keeping every mask (the
+               post-processing's worst case) (bench_masks.bench_sam).
 
 Statuses: ok, fallback (gsplat unusable: the reason says why; the steps use our rasterizer),
 failed (the reason is the error), timeout (killed at its time box; what it recorded is kept),
@@ -71,7 +72,7 @@ SETTINGS = {
         step_gaussians=[1_000_000, 5_000_000], step_views=104, step_side=512, step_iterations=25, step_preset="gpu",
         step_base_gaussians=200_000,
         click_sizes=[1_000_000, 10_000_000], click_repeats=100,
-        sam_models=["vit_b", "vit_h"], sam_side=1024, sam_points=32, sam_views=3),
+        sam_models=["vit_b", "vit_h", "vit_h:keep-all"], sam_side=1024, sam_points=32, sam_views=3),
     "quick": dict(
         parity_sizes=[2_000], parity_side=40,
         train_presets=["tiny"], train_scene="tiny",
@@ -213,6 +214,14 @@ def step_gsplat(context: dict, rec: Recorder) -> None:
     # Compile for this GPU only (not every architecture torch knows), on every core.
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", f"{major}.{minor}")
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 4))
+    if shutil.which("ninja") is None:  # torch's JIT runs `ninja`; the pip package's may not be on PATH
+        try:
+            import ninja
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass
+    rec.number("ninja", shutil.which("ninja"))
     rec.number("arch_list", os.environ["TORCH_CUDA_ARCH_LIST"])
     rec.number("max_jobs", os.environ["MAX_JOBS"])
     nvcc = shutil.which("nvcc") or (os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc") if "CUDA_HOME" in os.environ else None)
@@ -433,6 +442,7 @@ def step_clicks(context: dict, rec: Recorder) -> None:
 
 
 def step_sam(context: dict, rec: Recorder) -> None:
+    """`sam_models` entries: a model name, with ":keep-all" to switch SAM's quality filter off."""
     import torch
 
     bench_masks = _bench_module("bench_masks")
@@ -440,23 +450,27 @@ def step_sam(context: dict, rec: Recorder) -> None:
 
     device = context["device"]
     scene = ensure_scene(context, "sam")
-    folder = Path(context["work"]) / "sam"
-    folder.mkdir(parents=True, exist_ok=True)
+    checkpoints = Path(context["work"]) / "sam_checkpoints"  # random weights, written once per model
+    checkpoints.mkdir(parents=True, exist_ok=True)
     known = {"tiny": bench_masks.TINY_SAM, **SAM_ARCHITECTURES}
-    for name in context["sam_models"]:
-        if name not in known:
-            raise ValueError(f"unknown SAM model {name!r}: choose from {', '.join(known)}")
+    for entry in context["sam_models"]:
+        name, _, mode = entry.partition(":")
+        if name not in known or mode not in ("", "keep-all"):
+            raise ValueError(f"unknown SAM model {entry!r}: choose from {', '.join(known)} (optionally :keep-all)")
+        checkpoint = bench_masks.random_sam_checkpoint(known[name], checkpoints / f"random_{name}.pth")
+        folder = Path(context["work"]) / "sam" / entry.replace(":", "_")
+        shutil.rmtree(folder, ignore_errors=True)  # no mask cache from an earlier run
+        folder.mkdir(parents=True)
         _reset_peak(device)
-        row = bench_masks.bench_sam(scene, folder, context["sam_points"], context["sam_views"],
-                                    model_type=known[name], device=device)
+        row = bench_masks.bench_sam(scene, folder, context["sam_points"], context["sam_views"], checkpoint=checkpoint,
+                                    model_type=known[name], device=device, keep_all_masks=mode == "keep-all")
         row["peak_gpu_mib"] = _peak_gpu_mib(device)
         rec.row("sam", row)
-        rec.number(f"{name}_s_per_view", round(row["warm_per_view_s"], 3))
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
+        rec.number(f"{entry}_s_per_view", round(row["warm_per_view_s"], 3))
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-    rec.note("random weights keep every mask (no quality filter): post-processing at its worst case; "
+    rec.note("random weights: with SAM's quality filter on (the product's settings) few masks pass, so "
+             "post-processing is at its cheapest; keep-all post-processes every mask, its worst case. "
              "s/view leaves the first (warm-up) view out")
 
 
@@ -694,14 +708,15 @@ def machine_info() -> dict:
 
 # -- installing the carried wheels (stdlib only: runs before anything is installed) ---------------------
 
+# What numpy's wheel must not break (built against the machine's own numpy), then the backend.
+NUMPY_USERS = ["numpy", "scipy.spatial", "sklearn.cluster", "cv2", "PIL.Image", "torch", "torchvision"]
+BACKEND_IMPORTS = ["plyfile", "segment_anything", "gsplat", "fastapi", "uvicorn", "multipart", "clickgauss_core.ply",
+                   "clickgauss_backend.features.trainer", "clickgauss_backend.features.sam",
+                   "clickgauss_backend.server.app", "clickgauss_backend.cli"]
 IMPORT_CHECK = """
 import importlib, json, sys
-modules = ["numpy", "scipy.spatial", "sklearn.cluster", "cv2", "PIL", "torch", "torchvision", "plyfile",
-           "segment_anything", "gsplat", "fastapi", "uvicorn", "multipart", "clickgauss_core.ply",
-           "clickgauss_backend.features.trainer", "clickgauss_backend.features.sam",
-           "clickgauss_backend.server.app", "clickgauss_backend.cli"]
 errors = {}
-for name in modules:
+for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
     except Exception as exc:
@@ -741,18 +756,18 @@ def install_wheels(wheels: Path, site: Path, out: Path, python: str) -> int:
         entry.update(status="failed", reason=f"pip install failed: {(pip.stderr or pip.stdout).strip()[-600:]}")
         return _write_install(entry, out, started)
     pythonpath = os.pathsep.join([str(site), str(REPO_ROOT / "core"), str(REPO_ROOT / "backend")])
-    check = _import_check(python, pythonpath)
-    if need_numpy and check["errors"]:
-        # The carried numpy broke something the machine built against its own: keep the machine's.
+    check = _import_check(python, pythonpath, NUMPY_USERS + BACKEND_IMPORTS)
+    if need_numpy and set(check["errors"]) & set(NUMPY_USERS):
+        # The carried numpy breaks what the machine built against its own: keep the machine's.
         for path in list(site.glob("numpy")) + list(site.glob("numpy-*")) + list(site.glob("numpy.libs")):
             shutil.rmtree(path, ignore_errors=True)
         entry["notes"].append(f"the carried numpy broke imports ({check['errors']}); kept the machine's numpy "
                               f"{machine_numpy}: GFL's HDBSCAN may raise TypeError (scikit-learn#33219)")
-        check = _import_check(python, pythonpath)
+        check = _import_check(python, pythonpath, NUMPY_USERS + BACKEND_IMPORTS)
+    elif need_numpy:
+        entry["notes"].append(f"machine numpy {machine_numpy} breaks the project's pin (< {NUMPY_BELOW[0]}."
+                              f"{NUMPY_BELOW[1]}: scikit-learn#33219): the carried numpy {check['numpy']} shadows it")
     entry["numbers"]["numpy_used"] = check["numpy"]
-    if need_numpy:
-        entry["notes"].append(f"machine numpy {machine_numpy} is >= {NUMPY_BELOW[0]}.{NUMPY_BELOW[1]} (the project "
-                              f"pins < {NUMPY_BELOW[0]}.{NUMPY_BELOW[1]}: scikit-learn#33219): the carried numpy shadows it")
     entry["numbers"]["install_s"] = round(time.monotonic() - started, 1)
     if check["errors"]:
         entry.update(status="failed", reason="imports fail: " + "; ".join(f"{k}: {v}" for k, v in check["errors"].items()))
@@ -761,8 +776,8 @@ def install_wheels(wheels: Path, site: Path, out: Path, python: str) -> int:
     return _write_install(entry, out, started)
 
 
-def _import_check(python: str, pythonpath: str) -> dict:
-    done = subprocess.run([python, "-c", IMPORT_CHECK], capture_output=True, text=True,
+def _import_check(python: str, pythonpath: str, modules: list[str]) -> dict:
+    done = subprocess.run([python, "-c", IMPORT_CHECK, *modules], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=pythonpath))
     if done.returncode != 0:
         return {"numpy": None, "errors": {"python": done.stderr.strip()[-600:]}}
