@@ -89,11 +89,12 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         started = time.perf_counter()
         field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
         seconds = time.perf_counter() - started
+        cuda_peak_mb = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None
         file_stem = "".join(c if c.isalnum() else "_" for c in name)
         field.save(work / f"field_{file_stem}_seed{seed}.npz")
         evaluation = evaluate_field(field, scene.gaussians, synthetic)  # thresholds calibrated by the sweep
         entry = {"train_seconds": seconds, "settings": config.to_dict(),
-                 "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None,
+                 "cuda_peak_mb": cuda_peak_mb,  # training only
                  "clusters": {level: len(c) for level, c in field.clusters.items()},
                  "calibrated": {level: r.to_dict() for level, r in evaluation.items()}}
         if name == "full":

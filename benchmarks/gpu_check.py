@@ -7,7 +7,7 @@ Steps, each in its own (forked) process with its own time box (a step that fails
 recorded as such and the others still run); the results are rewritten after every step to
 DIR/gpu_check.json and DIR/gpu_check.md (the step processes' output goes to DIR/gpu_check.log):
 
-  scenes       the synthetic scenes the steps use (on CUDA: generated while gsplat compiles)
+  scenes       the synthetic scenes the steps use (generated while gsplat compiles)
   1 gsplat     does gsplat build (JIT) and run with this torch/CUDA? compile time. If it cannot,
                the reason is recorded and every later step runs on our torch rasterizer.
   2 parity     gsplat against our rasterizer (and ours in float32 against float64) on the same
@@ -167,12 +167,18 @@ SCENE_SPECS = {
 }
 
 
+def scene_folder(context: dict, name: str) -> Path:
+    """Where the scene `name` lives: named by its settings, so quick and full runs never share one."""
+    preset, overrides = SCENE_SPECS[name](context)
+    return Path(context["work"]) / "scenes" / "_".join([name, preset, *(f"{k}{v}" for k, v in sorted(overrides.items()))])
+
+
 def ensure_scene(context: dict, name: str):
     """The synthetic scene `name` under the work folder, generated when missing (`scenes` makes them
     ahead; a step whose scene is not there yet generates it itself)."""
     from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
 
-    folder = Path(context["work"]) / "scenes" / name
+    folder = scene_folder(context, name)
     if not (folder / SCENE_JSON).is_file():
         preset, overrides = SCENE_SPECS[name](context)
         generate_scene(folder, preset=preset, seed=0, **overrides)
@@ -336,7 +342,7 @@ def step_train(context: dict, rec: Recorder) -> None:
     bench_train = _bench_module("bench_train")
     device = context["device"]
     ensure_scene(context, "train")
-    work = Path(context["work"]) / "scenes" / "train"
+    work = scene_folder(context, "train")
     rec.number("rasterizer", "gsplat" if device.startswith("cuda") and _gsplat_usable() else "torch")
     for preset in context["train_presets"]:
         def record(_name, entry, preset=preset):
@@ -539,7 +545,7 @@ class Check:
         print(f"gpu check ({self.report['mode']}, device {self.context['device']}): steps {', '.join(self.steps)}; "
               f"results in {self.out}", flush=True)
         pending = list(self.steps)
-        if "scenes" in pending and "gsplat" in pending and self.context["device"].startswith("cuda"):
+        if "scenes" in pending and "gsplat" in pending:
             # gsplat's compile is CPU work on the host; the scenes need the GPU and a few cores.
             pending.remove("scenes")
             pending.remove("gsplat")
