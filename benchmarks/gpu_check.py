@@ -539,6 +539,15 @@ class Check:
         self.context_path.write_text(json.dumps(self.context, indent=1))
 
     def run(self) -> int:
+        try:
+            return self._run()
+        except BaseException:
+            # The check itself broke: keep what the steps found, and say where it broke.
+            self.report["error"] = traceback.format_exc()
+            self.write()
+            raise
+
+    def _run(self) -> int:
         failed = preload()
         if failed:
             self.report["preload_failures"] = failed
@@ -549,7 +558,7 @@ class Check:
             # gsplat's compile is CPU work on the host; the scenes need the GPU and a few cores.
             pending.remove("scenes")
             pending.remove("gsplat")
-            self.finish([self.start("scenes", block_gsplat=True), self.start("gsplat")])
+            self.finish([self.start("scenes", block_gsplat=True), self.start("gsplat", block_gsplat=False)])
         for name in pending:
             self.finish([self.start(name, block_gsplat=self.block_gsplat or name == "scenes")])
         self.write()
