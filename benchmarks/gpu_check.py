@@ -77,7 +77,7 @@ SETTINGS = {
         parity_sizes=[2_000], parity_side=40,
         train_presets=["tiny"], train_scene="tiny",
         train_settings=dict(iterations=12, gfl_start=6, gfl_refresh_every=3, checkpoint_every=1000),
-        step_gaussians=[4_000, 12_000], step_views=6, step_side=48, step_iterations=5, step_preset="tiny",
+        step_gaussians=[3_000, 6_000], step_views=6, step_side=48, step_iterations=5, step_preset="tiny",
         step_base_gaussians=2_000,
         click_sizes=[2_000, 20_000], click_repeats=8,
         sam_models=["tiny"], sam_side=64, sam_points=1, sam_views=2),

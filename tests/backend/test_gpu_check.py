@@ -53,7 +53,7 @@ def test_quick_cpu_check_records_every_step_with_status_and_numbers(tmp_path):
     (train,) = report["steps"]["train"]["tables"]["train"]
     assert train["train_s"] > 0 and all(0.0 <= train[k] <= 1.0 for k in ("coarse_3d", "coarse_2d", "fine_3d", "fine_2d"))
     steps = report["steps"]["train_steps"]["tables"]["steps"]
-    assert [row["gaussians"] for row in steps] == [4_000, 12_000] and all(row["step_ms_median"] > 0 for row in steps)
+    assert [row["gaussians"] for row in steps] == [3_000, 6_000] and all(row["step_ms_median"] > 0 for row in steps)
     clicks = report["steps"]["clicks"]["tables"]["clicks"]
     assert [row["gaussians"] for row in clicks] == [2_000, 20_000]
     assert all(0 < row["floor_p50_ms"] and 0 < row["server_p50_ms"] <= row["server_p99_ms"] for row in clicks)
@@ -65,16 +65,15 @@ def test_quick_cpu_check_records_every_step_with_status_and_numbers(tmp_path):
 def test_a_step_that_times_out_or_fails_is_recorded_and_the_rest_still_run(tmp_path):
     done = run_check(tmp_path / "out", tmp_path / "work", "--steps", "gsplat", "clicks", "sam",
                      "--set", "click_repeats=1000000", "--time-box", "clicks=3",
-                     "--set", 'sam_models=["tiny", "vit_unknown"]')
+                     "--set", 'sam_models=["vit_unknown"]')
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     markdown = (tmp_path / "out" / "gpu_check.md").read_text()
-    assert set(report["steps"]) == {"gsplat", "clicks", "sam"}
+    assert set(report["steps"]) == {"gsplat", "clicks", "sam"}  # sam ran after clicks timed out
     clicks, sam = report["steps"]["clicks"], report["steps"]["sam"]
     assert clicks["status"] == "timeout" and "time box (3 s)" in clicks["reason"]
     assert clicks["numbers"]["rasterizer"] == "torch"  # what it had recorded before the kill
     assert sam["status"] == "failed" and "vit_unknown" in sam["reason"]
-    assert [row["row"] for row in sam["tables"]["sam"]] == ["SAM tiny-random pps=1"]  # the model before the failure
     assert report["steps"]["gsplat"]["status"] == "fallback"
     assert "| 4 click latency | timeout: killed at its time box" in markdown
     assert "| 5 SAM automatic masks | failed: ValueError: unknown SAM model 'vit_unknown'" in markdown
