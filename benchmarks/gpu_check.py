@@ -582,7 +582,10 @@ class Check:
         for name in pending:
             self.finish([self.start(name, block_gsplat=self.block_gsplat or name == "scenes")])
         self.write()
-        print(self.markdown(), flush=True)
+        markdown = self.markdown()
+        print(markdown, flush=True)
+        # The summary table once more at the very end: a caller that keeps only the output's tail sees it.
+        print("\n".join(line for line in markdown.split("\n\n**", 1)[0].splitlines() if line.startswith("|")), flush=True)
         bad = [n for n, s in self.report["steps"].items() if s.get("status") in ("failed", "timeout")]
         return 1 if bad else 0
 
