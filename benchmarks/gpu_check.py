@@ -40,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import traceback
 from pathlib import Path
@@ -237,6 +238,8 @@ def step_gsplat(context: dict, rec: Recorder) -> None:
         rec.number("nvcc", version[-1] if version else "?")
     else:
         rec.number("nvcc", None)
+    # What the JIT build needs besides nvcc: Python's headers (a missing python3-dev is a classic failure).
+    rec.number("python_h", os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
     from torch.utils.cpp_extension import _get_build_directory
 
     build_dir = _get_build_directory("gsplat_cuda", verbose=False)
