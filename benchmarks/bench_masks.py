@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
-from clickgauss_backend.features.sam import SamArchitecture, SamMaskGenerator
+from clickgauss_backend.features.sam import SAM_ARCHITECTURES, SamArchitecture, SamMaskGenerator
 from clickgauss_backend.synthetic import generate_scene
 from clickgauss_backend.synthetic.geometry import build_room_cloud
 from clickgauss_core.ply import write_gaussian_ply
@@ -77,27 +77,45 @@ def bench_precomputed(scene, folder: Path) -> list[dict]:
             {"row": "MaskStore.load from disk", "views": n, "total_s": load_s, "per_view_s": load_s / n}]
 
 
-def bench_sam(scene, folder: Path, points_per_side: int, n_views: int, checkpoint: Path | None = None,
-              model_type: str | SamArchitecture = TINY_SAM, device: str | None = None) -> dict:
-    if checkpoint is None:
+def random_sam_checkpoint(architecture: SamArchitecture, path: Path) -> Path:
+    """A checkpoint of `architecture` with random weights (seeded): SAM's real cost, no download.
+    Reused when `path` is already there."""
+    if not path.is_file():
         torch.manual_seed(0)
-        from segment_anything.build_sam import _build_sam
+        torch.save(architecture.build().state_dict(), path)
+    return path
 
-        model = _build_sam(TINY_SAM.embed_dim, TINY_SAM.depth, TINY_SAM.num_heads, list(TINY_SAM.global_attn_indexes))
-        checkpoint = folder / "tiny_sam.pth"
-        torch.save(model.state_dict(), checkpoint)
-        settings = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)  # random weights: keep everything
-    else:
-        settings = {}
+
+def bench_sam(scene, folder: Path, points_per_side: int, n_views: int, checkpoint: Path | None = None,
+              model_type: str | SamArchitecture = TINY_SAM, device: str | None = None,
+              keep_all_masks: bool | None = None) -> dict:
+    """SamMaskGenerator over the scene's first `n_views` views. Without a checkpoint the model has
+    random weights; `keep_all_masks` (the default then) turns SAM's quality filter off so that
+    every mask is post-processed, the worst case; off, random weights pass few masks, the best case.
+    `warm_per_view_s` leaves the first view (CUDA/cuDNN warm-up) out when there are two or more."""
+    if checkpoint is None:
+        architecture = SAM_ARCHITECTURES[model_type] if isinstance(model_type, str) else model_type
+        checkpoint = random_sam_checkpoint(architecture, folder / f"random_{architecture.name}.pth")
+        model_type = architecture
+        keep_all_masks = True if keep_all_masks is None else keep_all_masks
+    settings = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0) if keep_all_masks else {}
     generator, load_s = timed(lambda: SamMaskGenerator(checkpoint, model_type=model_type, device=device,
                                                        points_per_side=points_per_side, **settings))
     views = scene.dataset().views[:n_views]
     size = lambda view: (view.camera.width, view.camera.height)
-    store, seconds = timed(lambda: MaskStore.build(generator, views, size, folder / f"sam_cache_{points_per_side}"))
+    finished_at = [time.perf_counter()]
+    cache = folder / f"sam_cache_{points_per_side}{'_all' if keep_all_masks else ''}"
+    store, seconds = timed(lambda: MaskStore.build(generator, views, size, cache,
+                                                   progress=lambda done, total: finished_at.append(time.perf_counter())))
+    view_seconds = np.diff(finished_at)
     segments = np.mean([len(np.unique(store.load(i).fine)) - 1 for i in range(len(views))])
     name = model_type.name if isinstance(model_type, SamArchitecture) else model_type
-    return {"row": f"SAM {name} pps={points_per_side}", "device": generator.device, "views": len(views),
-            "load_s": load_s, "total_s": seconds, "per_view_s": seconds / len(views),
+    image_width, image_height = scene.config.width, scene.config.height
+    return {"row": f"SAM {name} pps={points_per_side}" + (" keep-all" if keep_all_masks else ""),
+            "device": generator.device, "views": len(views),
+            "image": f"{image_width}x{image_height}", "load_s": load_s, "total_s": seconds,
+            "per_view_s": seconds / len(views),
+            "warm_per_view_s": float(np.median(view_seconds[1:] if len(view_seconds) > 1 else view_seconds)),
             "fine_segments_per_view": float(segments)}
 
 

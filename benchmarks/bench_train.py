@@ -17,7 +17,9 @@
    and with snapping the click to the nearest global cluster.
 4. Click latency (`query.click`: one-pixel `pixels=` render + cosine over all Gaussians + threshold) at each
    `--click-sizes` Gaussian count, on a random cloud with random unit features (latency depends
-   on the count, not on the features' quality); median of 20 clicks after 3 warm-ups.
+   on the count, not on the features' quality); median of 20 clicks after 3 warm-ups. Also the
+   server route's share (camera from its wire dict + click + mask encoded, p50 / p99) and the
+   floor: one pass over the features (cosine + threshold, no render).
 5. Peak memory: the process's max RSS (and CUDA peak allocation on GPU).
 Prints the tables and writes JSON.
 """
@@ -36,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clickgauss_core import wire
 from clickgauss_core.cameras import Camera
 from clickgauss_core.gaussians import GaussianCloud
 
@@ -43,7 +46,7 @@ from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
-from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click
+from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, similarity_to
 from clickgauss_backend.features.trainer import train_feature_field
 from clickgauss_backend.render import GaussianTensors
 from clickgauss_backend.scene import Scene
@@ -64,11 +67,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def train_variants(work: Path, preset: str, device: str, seed: int, variants: list[str], settings: dict) -> dict:
+def train_variants(work: Path, preset: str, device: str, seed: int, variants: list[str], settings: dict,
+                   scene_preset: str = "demo", progress=None) -> dict:
+    """Train and evaluate each variant on the synthetic scene in `work` (generated when missing).
+
+    `progress(name, entry)` is called after each variant (the GPU check records results as they come)."""
     if not (work / SCENE_JSON).is_file():
         started = time.perf_counter()
-        generate_scene(work, preset="demo", seed=0)
-        print(f"generated the demo scene in {time.perf_counter() - started:.0f} s", flush=True)
+        generate_scene(work, preset=scene_preset, seed=0)
+        print(f"generated the {scene_preset} scene in {time.perf_counter() - started:.0f} s", flush=True)
     synthetic = load_synthetic(work)
     scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
     train_views = [scene.views[i] for i in synthetic.train_indices]
@@ -77,13 +84,17 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
     results = {}
     for name in variants:
         config = TrainConfig.preset(preset).with_changes(**{**settings, **VARIANTS[name]})
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
         seconds = time.perf_counter() - started
+        cuda_peak_mb = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None
         file_stem = "".join(c if c.isalnum() else "_" for c in name)
         field.save(work / f"field_{file_stem}_seed{seed}.npz")
         evaluation = evaluate_field(field, scene.gaussians, synthetic)  # thresholds calibrated by the sweep
         entry = {"train_seconds": seconds, "settings": config.to_dict(),
+                 "cuda_peak_mb": cuda_peak_mb,  # training only
                  "clusters": {level: len(c) for level, c in field.clusters.items()},
                  "calibrated": {level: r.to_dict() for level, r in evaluation.items()}}
         if name == "full":
@@ -95,6 +106,8 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         summary = ", ".join(f"{level} 3D {r.iou_3d:.3f} 2D {r.iou_2d:.3f} @ {r.threshold:.2f}"
                             for level, r in evaluation.items())
         print(f"[{name}] trained in {seconds:.0f} s: {summary}", flush=True)
+        if progress is not None:
+            progress(name, entry)
     results["scene"] = {"gaussians": len(scene.cloud), "train_views": len(train_views),
                         "test_views": len(synthetic.test_indices),
                         "size": f"{synthetic.config.width}x{synthetic.config.height}",
@@ -117,24 +130,50 @@ def random_scene(count: int, device: str, seed: int = 0):
     return GaussianTensors.from_cloud(cloud, device), field, camera
 
 
-def click_latency(sizes: list[int], device: str, repeats: int = 20) -> dict:
+def click_latency(sizes: list[int], device: str, repeats: int = 20, warmup: int = 3, progress=None) -> dict:
+    """Per Gaussian count: the click as the server's click route runs it (camera decoded from its
+    wire dict, `query.click`, the selection encoded for the wire), and its floor: one pass over
+    the features (the cosine similarity of every Gaussian's level feature and the threshold).
+
+    `progress(count, timing)` is called after each count."""
     rng = np.random.default_rng(1)
+    synchronize = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     results = {}
     for count in sizes:
         gaussians, field, camera = random_scene(count, device)
-        pixels = rng.uniform([400, 200], [880, 520], (repeats + 3, 2))
-        times = []
+        camera_json = wire.camera_to_dict(camera)
+        pixels = rng.uniform([400, 200], [880, 520], (repeats + warmup, 2))
+        click_ms, server_ms, floor_ms = [], [], []
         for index, pixel in enumerate(pixels):
             level = "coarse" if index % 2 else "fine"
             started = time.perf_counter()
-            click(field, gaussians, camera, tuple(pixel), level)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            if index >= 3:
-                times.append((time.perf_counter() - started) * 1000.0)
-        results[str(count)] = {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)),
-                               "min_ms": float(np.min(times))}
-        print(f"click at {count:,} Gaussians: median {results[str(count)]['median_ms']:.1f} ms", flush=True)
+            decoded = wire.camera_from_dict(camera_json)
+            before_click = time.perf_counter()
+            selection = click(field, gaussians, camera=decoded, pixel_xy=tuple(pixel), level=level)
+            synchronize()
+            after_click = time.perf_counter()
+            wire.encode_mask(selection)
+            finished = time.perf_counter()
+            query = torch.from_numpy(field.features[index % count]).to(device)
+            synchronize()
+            floor_started = time.perf_counter()
+            (similarity_to(field, query, level, device) >= DEFAULT_THRESHOLDS[level]).any().item()
+            floor_finished = time.perf_counter()
+            if index >= warmup:
+                click_ms.append((after_click - before_click) * 1000.0)
+                server_ms.append((finished - started) * 1000.0)
+                floor_ms.append((floor_finished - floor_started) * 1000.0)
+        results[str(count)] = {
+            "median_ms": float(np.median(click_ms)), "p90_ms": float(np.percentile(click_ms, 90)),
+            "min_ms": float(np.min(click_ms)), "server_p50_ms": float(np.percentile(server_ms, 50)),
+            "server_p99_ms": float(np.percentile(server_ms, 99)), "floor_p50_ms": float(np.median(floor_ms)),
+            "clicks": len(click_ms)}
+        timing = results[str(count)]
+        print(f"click at {count:,} Gaussians: median {timing['median_ms']:.1f} ms, server path p50 "
+              f"{timing['server_p50_ms']:.1f} / p99 {timing['server_p99_ms']:.1f} ms, floor {timing['floor_p50_ms']:.2f} ms",
+              flush=True)
+        if progress is not None:
+            progress(count, timing)
         del gaussians, field
     return results
 
@@ -157,10 +196,11 @@ def print_tables(report: dict) -> None:
         for level in ("coarse", "fine"):
             sweep = training["full"]["calibrated"][level]["sweep_3d"]
             print(f"  {level}: " + "  ".join(f"{t}:{v:.3f}" for t, v in sweep.items()))
-    print("\n| Gaussians | click median ms | p90 ms |")
-    print("|---|---|---|")
+    print("\n| Gaussians | click median ms | p90 ms | server path p50 / p99 ms | floor ms |")
+    print("|---|---|---|---|---|")
     for count, timing in report["click_latency"].items():
-        print(f"| {int(count):,} | {timing['median_ms']:.1f} | {timing['p90_ms']:.1f} |")
+        print(f"| {int(count):,} | {timing['median_ms']:.1f} | {timing['p90_ms']:.1f} | "
+              f"{timing['server_p50_ms']:.1f} / {timing['server_p99_ms']:.1f} | {timing['floor_p50_ms']:.2f} |")
     print(f"\npeak RSS {report['peak_rss_mb']:.0f} MB")
 
 
