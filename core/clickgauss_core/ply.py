@@ -148,19 +148,24 @@ def _check_declared_sizes(path: str, header: PlyHeader) -> None:
     amount = f"{needed} bytes of data" if exact else f"at least {needed} bytes of data"
     if available < needed:
         raise PlyFormatError(path, f"file is truncated: the header declares {_describe_counts(header)} ({amount}) "
-                                   f"but only {available} bytes follow the header")
+                                   f"but only {available} bytes follow the header{_in_rows(header, available)}")
     if exact and available > needed:
-        in_rows = ""
-        if len(header.elements) == 1:
-            name, _, props = header.elements[0]
-            row = sum(PLY_TYPE_SIZES[kind] for _, kind in props)
-            rows, rest = divmod(available, row) if row else (0, available)
-            in_rows = f" ({rows} {name}" + (f" and {rest} bytes)" if rest else ")")
         raise PlyFormatError(path, f"the data is longer than the header says: the header declares "
                                    f"{_describe_counts(header)} ({amount}) but {available} bytes follow the "
-                                   f"header{in_rows}")
+                                   f"header{_in_rows(header, available)}")
     if header.format == "ascii":
         _check_ascii_row_count(path, header)
+
+
+def _in_rows(header: PlyHeader, size: int) -> str:
+    """' (3 vertex and 7 bytes)': `size` bytes in rows of a binary file's one fixed-size element."""
+    if header.format == "ascii" or len(header.elements) != 1:
+        return ""
+    name, _, props = header.elements[0]
+    if any(kind == "list" for _, kind in props) or not props:
+        return ""
+    rows, rest = divmod(size, sum(PLY_TYPE_SIZES[kind] for _, kind in props))
+    return f" ({rows} {name}" + (f" and {rest} bytes)" if rest else ")")
 
 
 def _check_ascii_row_count(path: str, header: PlyHeader) -> None:

@@ -174,7 +174,8 @@ MALFORMED = {
     "bad_header_line": (b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty half x\nend_header\n",
                         "malformed PLY header, line 4"),
     "bad_format": (b"ply\nformat binary_middle_endian 1.0\nelement vertex 0\nend_header\n", "unknown or missing format"),
-    "truncated_data": (_binary_ply(10, 10)[:-9], "file is truncated"),
+    "truncated_data": (_binary_ply(10, 10)[:-9], r"file is truncated: the header declares 10 vertex \(560 bytes of "
+                                                 r"data\) but only 551 bytes follow the header \(9 vertex and 47 bytes\)"),
     # A header count smaller than the body: the rest of the file would be dropped silently.
     "count_smaller_than_body": (_binary_ply(2, 3), r"header declares 2 vertex \(112 bytes of data\) but 168 bytes "
                                                    r"follow the header \(3 vertex\)"),
