@@ -70,7 +70,9 @@ def api_error_from_input_error(exc: ClickGaussInputError) -> ApiError:
 
 def _describe_validation_error(error: dict) -> str:
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
-    return f"{location}: {error.get('msg', 'invalid value')}"
+    raised = error.get("ctx", {}).get("error") if error.get("type") == "value_error" else None
+    # A validator's own ValueError says what is wrong; pydantic's "Value error, " prefix adds nothing.
+    return f"{location}: {raised if raised is not None else error.get('msg', 'invalid value')}"
 
 
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
