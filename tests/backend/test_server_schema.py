@@ -34,7 +34,7 @@ from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import write_gaussian_ply
 
 EXAMPLES_PER_OPERATION = 40
-BOUND_EXAMPLES = 60
+BOUND_EXAMPLES = 150
 
 
 @pytest.fixture(scope="module")
@@ -102,19 +102,23 @@ def camera_sizes():
 
 
 def click_cases(op, scene_id: str):
-    intrinsic = st.one_of(st.floats(1e-3, 1e4), st.floats(-1e308, 1e308, allow_nan=False, allow_infinity=False))
+    number = st.one_of(st.floats(1e-3, 1e4), st.floats(-1e308, 1e308, allow_nan=False, allow_infinity=False))
 
-    def case(size, fx, fy, cx, cy, pixel_fraction, level):
+    def case(size, intrinsics, translation, projection, pixel_fraction, level):
         width, height = size
-        camera = {"world_to_camera": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]],
-                  "width": width, "height": height, "fx": fx, "fy": fy, "cx": cx, "cy": cy}
+        (fx, fy, cx, cy), (tx, ty, tz) = intrinsics, translation
+        camera = {"world_to_camera": [[1, 0, 0, tx], [0, 1, 0, ty], [0, 0, 1, tz], [0, 0, 0, 1]], "width": width,
+                  "height": height, "fx": fx, "fy": fy, "cx": cx, "cy": cy, "projection": projection}
         pixel = [pixel_fraction[0] * min(width, 2**53), pixel_fraction[1] * min(height, 2**53)]
         return op.Case(path_parameters={"scene_id": scene_id}, media_type="application/json",
                        body={"camera": camera, "pixel": pixel, "level": level})
 
     fraction = st.floats(0.0, 0.999)
-    return st.builds(case, camera_sizes(), intrinsic, intrinsic, intrinsic, intrinsic,
-                     st.tuples(fraction, fraction), st.sampled_from(["coarse", "fine"]))
+    translation = st.tuples(*[st.one_of(st.just(0.0), st.floats(-10, 10), number)] * 2,
+                            st.one_of(st.just(4.0), st.floats(-10, 10), number))
+    return st.builds(case, camera_sizes(), st.tuples(number, number, number, number), translation,
+                     st.sampled_from(["perspective", "orthographic"]), st.tuples(fraction, fraction),
+                     st.sampled_from(["coarse", "fine"]))
 
 
 def job_cases(op, scene_id: str, masks: str):

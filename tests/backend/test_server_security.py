@@ -249,6 +249,11 @@ def test_camera_intrinsics_must_be_finite(server, scene_with_field):
         assert response.status_code in (400, 422), response.text
         error = response.json()["error"]
         assert key in error["message"] or error["code"] == "malformed_json", error
+    # Finite, but beyond the renderer's float32 (found by the fuzz run: a 500 before the bound).
+    for key, value in (("fx", 1e308), ("fy", 1e-300), ("cx", -1e200), ("far", 1e39)):
+        body = {"camera": camera_dict(**{key: value}), "pixel": [0.5, 0.5], "level": "coarse"}
+        error = assert_error(server.post(f"/v1/scenes/{scene_id}/click", json=body), 400, "bad_camera")
+        assert f"camera.{key}" in error["message"] and "limit" in error["message"]
 
 
 @pytest.mark.parametrize("setting, value", [("iterations", 10**30), ("pixels_per_iteration", 10**13), ("coarse_dim", 30),

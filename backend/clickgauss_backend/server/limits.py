@@ -21,13 +21,19 @@ from .errors import ApiError, error_response
 # pixels took 6.5 s and 1.6 GB. The largest Blender viewport is a few 8K screens wide.
 MAX_CAMERA_SIDE = 32_768
 MAX_CAMERA_PIXELS = 1 << 27  # 134 M pixels: four 8K UHD screens (7680 x 4320)
+# The renderer works in float32 (largest 3.4e38): a finite 1e308 focal length overflowed it. No
+# real view comes near 1e12 (pixels per unit, pixels, scene units), and products of two such
+# numbers still fit; nor is a focal length below 1e-9 (width / fx is a field-of-view bound there).
+MAX_CAMERA_VALUE = 1e12
+MIN_FOCAL = 1e-9
 
 # The routes that stream a multipart upload to disk under their own limit (--max-upload-mb).
 STREAMED_UPLOADS = (("POST", re.compile(r"^/v1/scenes/upload/?$")), ("PUT", re.compile(r"^/v1/scenes/[^/]+/field/?$")))
 
 
 def check_camera_size(camera: Camera) -> None:
-    """400 bad_camera when the camera's image is larger than the server renders."""
+    """400 bad_camera when the camera's image is larger than the server renders, or one of its
+    numbers larger than the renderer's float32 arithmetic holds."""
     for name in ("width", "height"):
         value = getattr(camera, name)
         if value > MAX_CAMERA_SIDE:
@@ -36,6 +42,16 @@ def check_camera_size(camera: Camera) -> None:
     if camera.width * camera.height > MAX_CAMERA_PIXELS:
         raise ApiError(400, "bad_camera", f"camera: width x height = {camera.width} x {camera.height} pixels is "
                                           f"above the server's limit of {MAX_CAMERA_PIXELS} pixels")
+    numbers = {name: getattr(camera, name) for name in ("fx", "fy", "cx", "cy", "near", "far")}
+    numbers["world_to_camera"] = float(abs(camera.world_to_camera).max())
+    for name, value in numbers.items():
+        if abs(value) > MAX_CAMERA_VALUE:
+            raise ApiError(400, "bad_camera", f"camera.{name}: {value:g} is beyond the server's limit of "
+                                              f"±{MAX_CAMERA_VALUE:g}")
+    for name in ("fx", "fy"):
+        if getattr(camera, name) < MIN_FOCAL:
+            raise ApiError(400, "bad_camera", f"camera.{name}: {getattr(camera, name):g} is below the server's "
+                                              f"limit of {MIN_FOCAL:g}")
 
 
 class _KnownSettingNames(BaseModel):
