@@ -85,13 +85,14 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
         raise PlyFormatError(path, "malformed PLY header: no 'end_header' line (truncated header?)")
     fmt, comments, elements = None, [], []
     for number, raw in enumerate(head[:end].replace(b"\r", b"").split(b"\n")[1:], start=2):
-        if raw.split()[:1] == [b"comment"]:
+        keyword = raw.split()[:1]
+        if keyword == [b"comment"]:
             comments.append(_decode_comment(raw[len(b"comment"):].strip()))
+            continue
+        if not keyword or keyword == [b"obj_info"]:  # free text too, in any encoding: not kept
             continue
         line = raw.decode("latin-1")
         words = line.split() if raw.isascii() else ["(not ASCII)"]
-        if not words or words[0] in ("obj_info",):
-            continue
         if words[0] == "format" and len(words) == 3:
             fmt = words[1]
         elif words[0] == "element" and len(words) == 3 and words[2].isdigit():

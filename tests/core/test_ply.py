@@ -131,6 +131,9 @@ def test_header_comments_in_any_encoding_are_read_and_written_back(tmp_path, enc
     comment = "trained by Jürgen in Säo Paulo, 30 €" if encoding == "utf-8" else "façade scanned by Gaël"
     content = _binary_ply(3, 3).replace(b"format binary_little_endian 1.0\n",
                                         b"format binary_little_endian 1.0\ncomment " + comment.encode(encoding) + b"\n")
+    with_obj_info = content.replace(b"element vertex", b"obj_info " + comment.encode(encoding) + b"\nelement vertex")
+    (tmp_path / "o.ply").write_bytes(with_obj_info)
+    assert read_gaussian_ply(tmp_path / "o.ply").comments == [comment]
     (tmp_path / "c.ply").write_bytes(content)
     for reader in (read_gaussian_ply, read_splat_file):
         cloud = reader(tmp_path / "c.ply")
