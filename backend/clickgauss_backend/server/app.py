@@ -33,7 +33,7 @@ from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
 from .errors import ApiError, api_error_from_input_error, error_response, install_error_handlers
 from .jobs import JobManager
-from .limits import (BodySizeLimitMiddleware, HostCheckMiddleware, TrainSettings, check_camera_size,
+from .limits import (BodySizeLimitMiddleware, HostCheckMiddleware, TrainSettings, check_camera_limits,
                      check_training_config, training_overrides)
 from .paths import resolve_inside_roots
 from .scenes import SceneManager, detect_dataset
@@ -345,7 +345,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             camera = wire.camera_from_dict(body.camera)
         except (ClickGaussInputError, ValueError, TypeError, KeyError) as exc:
             raise ApiError(400, "bad_camera", f"camera: {exc}") from exc
-        check_camera_size(camera)
+        check_camera_limits(camera)
         x, y = body.pixel
         if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < camera.width and 0 <= y < camera.height):
             raise ApiError(400, "bad_pixel", f"pixel ({x}, {y}) is outside the {camera.width}x{camera.height} camera image")

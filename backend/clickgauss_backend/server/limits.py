@@ -31,7 +31,7 @@ MIN_FOCAL = 1e-9
 STREAMED_UPLOADS = (("POST", re.compile(r"^/v1/scenes/upload/?$")), ("PUT", re.compile(r"^/v1/scenes/[^/]+/field/?$")))
 
 
-def check_camera_size(camera: Camera) -> None:
+def check_camera_limits(camera: Camera) -> None:
     """400 bad_camera when the camera's image is larger than the server renders, or one of its
     numbers larger than the renderer's float32 arithmetic holds."""
     for name in ("width", "height"):
