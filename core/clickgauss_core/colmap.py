@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cameras import Camera
+from .confinement import check_confined
 from .errors import DatasetError
 
 # model id -> (name, number of parameters), COLMAP's table.
@@ -122,6 +123,7 @@ class _BinaryReader:
 
     def __init__(self, path: str):
         self.path = path
+        check_confined(path, "COLMAP model file")
         with open(path, "rb") as stream:
             self.data = stream.read()
         self.offset = 0
@@ -204,6 +206,7 @@ def write_images_binary(path: str, images: dict[int, ColmapImage]) -> None:
 # -- text --------------------------------------------------------------------------------------
 def _data_lines(path: str):
     """(line number, line) of the non-comment lines; blank lines kept (images.txt needs them)."""
+    check_confined(path, "COLMAP model file")
     with open(path, encoding="utf-8") as stream:
         for number, line in enumerate(stream, start=1):
             if not line.startswith("#"):

@@ -31,6 +31,7 @@ import numpy as np
 
 from .cameras import Camera
 from .colmap import is_colmap_model_folder, read_colmap_model
+from .confinement import check_confined
 from .errors import DatasetError
 from .images import IMAGE_EXTENSIONS, image_size
 
@@ -125,6 +126,7 @@ def find_dataset_for_ply(ply_path: str | os.PathLike) -> str | None:
 def parse_cfg_args(path: str | os.PathLike) -> dict:
     """The keyword arguments of the `Namespace(...)` the INRIA trainer writes, as Python literals."""
     path = os.fspath(path)
+    check_confined(path, "dataset file")
     try:
         with open(path, encoding="utf-8") as stream:
             text = stream.read().strip()
@@ -174,12 +176,12 @@ def _image_folder(root: str, images: str | None, resolution) -> tuple[str, float
 
 
 def _find_image(path: str, dataset_file: str, name: str) -> str:
-    if os.path.isfile(path):
-        return path
-    if not os.path.splitext(path)[1]:  # nerfstudio/NeRF-synthetic paths may omit the extension
-        for ext in IMAGE_EXTENSIONS:
-            if os.path.isfile(path + ext):
-                return path + ext
+    candidates = [path] + ([path + ext for ext in IMAGE_EXTENSIONS]
+                           if not os.path.splitext(path)[1] else [])  # nerfstudio may omit the extension
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            check_confined(candidate, f"image of view {name!r}")
+            return candidate
     raise DatasetError(path, f"image file not found (view {name!r} of {dataset_file})")
 
 
@@ -309,6 +311,7 @@ def _load_inria_cameras_json(folder: str, source: str, images, resolution) -> Da
 
 # -- nerfstudio ----------------------------------------------------------------------------------
 def _read_json(path: str):
+    check_confined(path, "dataset file")
     try:
         with open(path, encoding="utf-8") as stream:
             return json.load(stream)

@@ -28,3 +28,8 @@ class MaskError(ClickGaussInputError):
 
 class WireFormatError(ClickGaussInputError):
     """A JSON payload (camera, mask, array) that does not decode; the problem names the field."""
+
+
+class OutsideRootsError(ClickGaussInputError):
+    """A file a dataset or mask folder leads to (a symbolic link, an absolute path in a camera
+    file) that resolves outside the folders the reader is confined to (`confinement.confined_to`)."""

@@ -17,6 +17,7 @@ every failure into a `PlyFormatError` naming the file and the problem.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ PLY_TYPE_SIZES = {
 FLOAT_TYPES = ("float", "float32", "double", "float64")
 # A PLY header is a few KB; a file without "end_header" in its first MB is not a PLY.
 MAX_HEADER_BYTES = 1 << 20
+MAX_QUOTED_HEADER_LINE = 80
+NON_ASCII_AS_QUESTION_MARK = bytes(range(128)) + b"?" * 128
 
 
 @dataclass
@@ -71,7 +74,8 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
     if not head:
         raise PlyFormatError(path, "empty file (0 bytes)")
     if not (head.startswith(b"ply\n") or head.startswith(b"ply\r\n")):
-        raise PlyFormatError(path, f"not a PLY file: it starts with {head[:16]!r}, expected 'ply'")
+        # The file's own bytes are never quoted: it may be any file the caller could name.
+        raise PlyFormatError(path, "not a PLY file: its first line is not 'ply'")
     end = -1
     for marker in (b"\nend_header\n", b"\nend_header\r\n"):
         found = head.find(marker)
@@ -79,15 +83,17 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
             end, end_length = found, len(marker)
     if end < 0:
         raise PlyFormatError(path, "malformed PLY header: no 'end_header' line (truncated header?)")
-    lines = head[:end].decode("ascii", errors="replace").replace("\r", "").split("\n")
     fmt, comments, elements = None, [], []
-    for number, line in enumerate(lines[1:], start=2):
-        words = line.split()
-        if not words or words[0] in ("obj_info",):
+    for number, raw in enumerate(head[:end].replace(b"\r", b"").split(b"\n")[1:], start=2):
+        keyword = raw.split()[:1]
+        if keyword == [b"comment"]:
+            comments.append(_decode_comment(raw[len(b"comment"):].strip()))
             continue
-        if words[0] == "comment":
-            comments.append(line[len("comment"):].strip())
-        elif words[0] == "format" and len(words) == 3:
+        if not keyword or keyword == [b"obj_info"]:  # free text too, in any encoding: not kept
+            continue
+        line = raw.decode("latin-1")
+        words = line.split() if raw.isascii() else ["(not ASCII)"]
+        if words[0] == "format" and len(words) == 3:
             fmt = words[1]
         elif words[0] == "element" and len(words) == 3 and words[2].isdigit():
             elements.append((words[1], int(words[2]), []))
@@ -96,7 +102,8 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
         elif words[0] == "property" and elements and len(words) == 5 and words[1] == "list":
             elements[-1][2].append((words[4], "list"))
         else:
-            raise PlyFormatError(path, f"malformed PLY header, line {number}: {line!r}")
+            shown = line if len(line) <= MAX_QUOTED_HEADER_LINE else line[:MAX_QUOTED_HEADER_LINE] + "..."
+            raise PlyFormatError(path, f"malformed PLY header, line {number}: {shown!r}")
     for name, _, props in elements:
         seen = set()
         for prop, _ in props:
@@ -108,10 +115,27 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
     return PlyHeader(fmt, elements, end + end_length, comments)
 
 
+def _decode_comment(raw: bytes) -> str:
+    """A header comment in whatever encoding its writer used: UTF-8, else latin-1 (never fails)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _describe_counts(header: PlyHeader) -> str:
+    return ", ".join(f"{count} {name}" for name, count, _ in header.elements)
+
+
 def _check_declared_sizes(path: str, header: PlyHeader) -> None:
-    """The file must be able to hold every element the header declares (a count larger than the
-    file): exact for binary data, a lower bound for ASCII (each value is >= 1 character plus a
-    separator). Also keeps a corrupt count from allocating terabytes before the read fails."""
+    """The data after the header must be what the header declares, no less and no more.
+
+    Binary without list properties: exactly the declared bytes (a count smaller than the data
+    would drop the rest of the file silently, a larger one reads past its end). ASCII: a lower
+    bound first (each value is >= 1 character plus a separator: keeps a corrupt count from
+    allocating terabytes), then one non-blank line per declared row. With list properties the
+    row size varies: only the lower bound.
+    """
     available = os.path.getsize(path) - header.size
     needed, exact = 0, header.format != "ascii"
     for name, count, props in header.elements:
@@ -122,11 +146,59 @@ def _check_declared_sizes(path: str, header: PlyHeader) -> None:
             needed += count * sum(1 if kind == "list" else PLY_TYPE_SIZES[kind] for _, kind in props)
         else:
             needed += count * sum(PLY_TYPE_SIZES[kind] for _, kind in props)
+    amount = f"{needed} bytes of data" if exact else f"at least {needed} bytes of data"
     if available < needed:
-        counts = ", ".join(f"{count} {name}" for name, count, _ in header.elements)
-        amount = f"{needed} bytes of data" if exact else f"at least {needed} bytes of data"
-        raise PlyFormatError(path, f"file is truncated: the header declares {counts} ({amount}) "
-                                   f"but only {available} bytes follow the header")
+        raise PlyFormatError(path, f"file is truncated: the header declares {_describe_counts(header)} ({amount}) "
+                                   f"but only {available} bytes follow the header{_in_rows(header, available)}")
+    if exact and available > needed:
+        raise PlyFormatError(path, f"the data is longer than the header says: the header declares "
+                                   f"{_describe_counts(header)} ({amount}) but {available} bytes follow the "
+                                   f"header{_in_rows(header, available)}")
+    if header.format == "ascii":
+        _check_ascii_row_count(path, header)
+
+
+def _in_rows(header: PlyHeader, size: int) -> str:
+    """' (3 vertex and 7 bytes)': `size` bytes in rows of a binary file's one fixed-size element."""
+    if header.format == "ascii" or len(header.elements) != 1:
+        return ""
+    name, _, props = header.elements[0]
+    if any(kind == "list" for _, kind in props) or not props:
+        return ""
+    rows, rest = divmod(size, sum(PLY_TYPE_SIZES[kind] for _, kind in props))
+    return f" ({rows} {name}" + (f" and {rest} bytes)" if rest else ")")
+
+
+def _check_ascii_row_count(path: str, header: PlyHeader) -> None:
+    declared = sum(count for _, count, _ in header.elements)
+    with open(path, "rb") as stream:
+        stream.seek(header.size)
+        rows = sum(1 for line in stream if line.strip())
+    if rows != declared:
+        plural = "row" if rows == 1 else "rows"
+        raise PlyFormatError(path, f"the header declares {_describe_counts(header)} rows but the data has "
+                                   f"{rows} {plural}")
+
+
+class _PlyfileStream(io.FileIO):
+    """The file as plyfile reads it: header bytes outside ASCII read as '?'.
+
+    plyfile decodes the header as ASCII, but comments may be in any encoding (we decode them
+    ourselves in `read_ply_header`). The bytes keep their count, so data offsets and plyfile's
+    memory map of the data are unchanged.
+    """
+
+    def __init__(self, path: str, header_size: int):
+        super().__init__(path, "rb")
+        self.header_size = header_size
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.tell()
+        data = super().read(size)
+        if start < self.header_size and not data[:self.header_size - start].isascii():
+            cut = self.header_size - start
+            data = data[:cut].translate(NON_ASCII_AS_QUESTION_MARK) + data[cut:]
+        return data
 
 
 def read_ply_data(path: str, header: PlyHeader) -> PlyData:
@@ -134,11 +206,18 @@ def read_ply_data(path: str, header: PlyHeader) -> PlyData:
     _check_declared_sizes(path, header)
     try:
         # Memory-mapped: the only fast path plyfile has for binary data; arrays are copied out.
-        return PlyData.read(path, mmap="c")
+        with _PlyfileStream(path, header.size) as stream:
+            return PlyData.read(stream, mmap="c")
     except PlyParseError as exc:
         raise PlyFormatError(path, f"malformed PLY data: {exc}") from None
     except (ValueError, OSError) as exc:
         raise PlyFormatError(path, f"not a readable PLY file: {exc}") from None
+
+
+def require_gaussians(path: str, count: int) -> None:
+    """Zero Gaussians is an error before any work: nothing to show, train or click."""
+    if count == 0:
+        raise PlyFormatError(path, "no Gaussians: the header declares 0 vertices (an empty scene)")
 
 
 def _native(values: np.ndarray) -> np.ndarray:
@@ -193,6 +272,7 @@ def read_gaussian_ply(path: str | os.PathLike) -> GaussianCloud:
     for name in standard:
         if types[name] not in FLOAT_TYPES:
             raise PlyFormatError(path, f"property '{name}' has type {types[name]}, expected float or double")
+    require_gaussians(path, vertex[1])
 
     ply = read_ply_data(path, header)
     data = ply["vertex"].data
@@ -228,6 +308,9 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     if missing:
         raise ValueError(f"cannot write {path}: the cloud lacks {', '.join(missing)}")
     n = len(cloud)
+    for comment in cloud.comments:
+        if "\n" in comment or "\r" in comment:
+            raise ValueError(f"cannot write {path}: the header comment {comment[:40]!r}... has a line break")
     order = inria_property_order(cloud.properties)
     for name in order:
         values = np.asarray(cloud.properties[name])
@@ -240,8 +323,16 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     # Written beside the target and renamed: an export over the file it was read from never
     # leaves a half-written scene behind.
     with atomic_write(path) as stream:
-        PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<",
-                comments=list(cloud.comments)).write(stream)
+        stream.write(_binary_header(data, cloud.comments))
+        stream.write(data.tobytes())
+
+
+def _binary_header(data: np.ndarray, comments) -> bytes:
+    """plyfile's header for `data` with the comments in UTF-8 (plyfile allows only ASCII ones):
+    a comment read from a UTF-8 or latin-1 header is written back, not refused."""
+    lines = PlyData([PlyElement.describe(data, "vertex")], text=False, byte_order="<").header.split("\n")
+    lines[2:2] = [f"comment {comment}" for comment in comments]  # after 'ply' and the format line
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def read_splat_file(path: str | os.PathLike) -> GaussianCloud:

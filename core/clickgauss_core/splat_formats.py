@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import PlyFormatError
 from .gaussians import SH_C0, GaussianCloud
-from .ply import REST_COUNT_TO_SH_DEGREE, read_ply_data, is_compressed_ply_header, read_ply_header
+from .ply import REST_COUNT_TO_SH_DEGREE, is_compressed_ply_header, read_ply_data, read_ply_header, require_gaussians
 
 CHUNK_SIZE = 256
 CHUNK_PROPERTIES = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
@@ -92,6 +92,7 @@ def read_compressed_ply(path: str | os.PathLike) -> GaussianCloud:
         if any(kind not in ("uchar", "uint8") for kind in sh_types.values()):
             raise PlyFormatError(path, "compressed PLY 'sh' properties must be uchar")
 
+    require_gaussians(path, header.element("vertex")[1])
     ply = read_ply_data(path, header)
     chunks, vertices = ply["chunk"].data, ply["vertex"].data
     n = len(vertices)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
+import time
+import zipfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from clickgauss_backend.features.config import TrainConfig
+from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.server.process import free_port
-from clickgauss_core.ply import read_gaussian_ply
+from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +198,246 @@ def test_sam_masks_with_a_bad_checkpoint_fail_the_job_clearly(start_server, tiny
     final = server.wait_for_job(job.json()["job_id"], timeout=120)
     assert final["state"] == "failed" and final["error"]["code"] == "invalid_masks", final
     assert "not_a_sam_checkpoint.pth" in final["error"]["message"]
+
+
+# -- bounds: what a request may cost ---------------------------------------------------------------
+
+def open_tiny_scene(server, synthetic) -> str:
+    opened = server.post("/v1/scenes", json={"ply_path": str(synthetic.ply_path), "dataset_path": str(synthetic.dataset_path)})
+    assert opened.status_code == 200, opened.text
+    return opened.json()["scene_id"]
+
+
+def camera_dict(**changes) -> dict:
+    camera = {"world_to_camera": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 4], [0, 0, 0, 1]],
+              "width": 64, "height": 48, "fx": 50.0, "fy": 50.0, "cx": 32.0, "cy": 24.0}
+    camera.update(changes)
+    return camera
+
+
+@pytest.fixture(scope="module")
+def scene_with_field(server, tiny_synthetic_scene, tmp_path_factory) -> str:
+    """The tiny scene with a (random, untrained) feature field: clicks on it really render."""
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    n = len(read_gaussian_ply(tiny_synthetic_scene.ply_path))
+    features = np.random.default_rng(0).normal(size=(n, 24)).astype(np.float32)
+    path = tmp_path_factory.mktemp("field") / "field.npz"
+    FeatureField(features, {}, {"scene_hash": scene_id, "settings": TrainConfig.preset("tiny").to_dict()}).save(path)
+    uploaded = server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", path.read_bytes())})
+    assert uploaded.status_code == 200, uploaded.text
+    return scene_id
+
+
+@pytest.mark.parametrize("size", [dict(width=100_000, height=100_000), dict(width=2**31 - 1), dict(height=10**18),
+                                  dict(width=20_000, height=20_000)])
+def test_a_camera_larger_than_the_server_renders_is_refused(server, scene_with_field, size):
+    body = {"camera": camera_dict(**size), "pixel": [0.5, 0.5], "level": "coarse"}
+    error = assert_error(server.post(f"/v1/scenes/{scene_with_field}/click", json=body), 400, "bad_camera")
+    assert "limit" in error["message"] and ("width" in error["message"] or "height" in error["message"])
+    # The largest camera allowed is clicked like any other.
+    largest = camera_dict(width=32_768, height=4096, cx=16_384.0, cy=2048.0)
+    clicked = server.post(f"/v1/scenes/{scene_with_field}/click", json={**body, "camera": largest})
+    assert clicked.status_code == 200, clicked.text
+
+
+def test_camera_intrinsics_must_be_finite(server, scene_with_field):
+    scene_id = scene_with_field
+    for key, value in (("fx", "1e400"), ("cy", "NaN"), ("fx", "0.0"), ("near", "-Infinity")):
+        body = json.dumps({"camera": camera_dict(**{key: 12345.0}), "pixel": [0.5, 0.5], "level": "coarse"})
+        body = body.replace("12345.0", value)
+        response = server.post(f"/v1/scenes/{scene_id}/click", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code in (400, 422), response.text
+        error = response.json()["error"]
+        assert key in error["message"] or error["code"] == "malformed_json", error
+    # Finite, but beyond the renderer's float32 (found by the fuzz run: a 500 before the bound).
+    for key, value in (("fx", 1e308), ("fy", 1e-300), ("cx", -1e200), ("far", 1e39)):
+        body = {"camera": camera_dict(**{key: value}), "pixel": [0.5, 0.5], "level": "coarse"}
+        error = assert_error(server.post(f"/v1/scenes/{scene_id}/click", json=body), 400, "bad_camera")
+        assert f"camera.{key}" in error["message"] and "limit" in error["message"]
+
+
+@pytest.mark.parametrize("setting, value", [("iterations", 10**30), ("pixels_per_iteration", 10**13), ("coarse_dim", 30),
+                                            ("learning_rate", 1e30), ("feature_dim", 10**6), ("tau_fine", 5.0),
+                                            ("spatial_neighbours", 10**9), ("checkpoint_every", 10**12),
+                                            ("learning_rate", 0.0)])
+def test_training_settings_out_of_range_are_refused_at_submission(server, tiny_synthetic_scene, setting, value):
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    masks = {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}
+    response = server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": "tiny",
+                                             "settings": {setting: value}})
+    if response.status_code == 202:  # never leave a runaway training behind for the other tests
+        server.post(f"/v1/jobs/{response.json()['job_id']}/cancel")
+    error = assert_error(response, 422, "bad_request")
+    assert f"settings.{setting}" in error["message"]
+
+
+def test_many_unknown_settings_give_a_short_error(server, tiny_synthetic_scene):
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    masks = {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}
+    unknown = {f"s{index}": 1 for index in range(50_000)}
+    error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "settings": unknown}),
+                         422, "bad_request")
+    assert "s0" in error["message"] and "unknown setting" in error["message"] and len(error["message"]) <= 2048
+
+
+def test_json_body_size_is_limited_and_never_echoed(server):
+    marker = "SECRET-BODY-MARKER"
+    big = json.dumps({"ply_path": marker * (2 * 2**20 // len(marker))}).encode()
+    error = assert_error(server.post("/v1/scenes", content=big, headers={"Content-Type": "application/json"}),
+                         413, "request_too_large")
+    assert marker not in error["message"] and "--max-json-kb" in error["message"]
+
+    def chunks():  # no Content-Length: the server counts what arrives
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    streamed = server.post("/v1/scenes", content=chunks(), headers={"Content-Type": "application/json"})
+    assert marker not in assert_error(streamed, 413, "request_too_large")["message"]
+    broken = server.post("/v1/scenes", content=b'{"ply_path": "' + marker.encode(), headers={"Content-Type": "application/json"})
+    assert marker not in assert_error(broken, 400, "malformed_json")["message"]
+    assert server.get("/v1/health").status_code == 200
+
+
+def npz_with_member(name: str, npy_header_shape: tuple, data: bytes | None = None, zeros: int = 0) -> bytes:
+    """An .npz whose member `name` declares `npy_header_shape` float32 and holds `data` or `zeros` zero bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(name, "w", force_zip64=True) as member:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": npy_header_shape})
+            member.write(header.getvalue())
+            if data is not None:
+                member.write(data)
+            chunk = bytes(2**20)
+            for _ in range(zeros // len(chunk)):
+                member.write(chunk)
+    return buffer.getvalue()
+
+
+def test_feature_field_uploads_are_bounded_by_their_decompressed_size(server, tiny_synthetic_scene):
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    n = len(read_gaussian_ply(tiny_synthetic_scene.ply_path))
+    # A zip bomb: 200 MB of zeros in about 200 KB, for a scene whose field is n x 24 floats.
+    bomb = npz_with_member("features.npy", (200 * 2**20 // 96, 24), zeros=200 * 2**20)
+    assert len(bomb) < 1024 * 1024
+    error = assert_error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", bomb)}),
+                         400, "invalid_field")
+    assert "features" in error["message"] and str(n) in error["message"]
+    # A header declaring 10^12 x 24 values over a few bytes of data: refused before any allocation.
+    liar = npz_with_member("features.npy", (10**12, 24), data=bytes(96))
+    error = assert_error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", liar)}),
+                         400, "invalid_field")
+    assert "1000000000000" in error["message"]
+    assert server.get("/v1/health").status_code == 200
+
+
+# -- DNS rebinding: the Host header of a loopback server ---------------------------------------------
+
+def test_a_loopback_server_answers_only_to_loopback_host_names(server):
+    for host in ("127.0.0.1", "localhost", "[::1]", f"127.0.0.1:{server.port}", f"localhost:{server.port}",
+                 f"[::1]:{server.port}", f"LOCALHOST:{server.port}"):
+        assert server.get("/v1/health", headers={"Host": host}).status_code == 200, host
+    for host in (f"evil.example:{server.port}", "attacker.test", f"127.0.0.1.evil.example:{server.port}", "x" * 5000):
+        error = assert_error(server.get("/v1/health", headers={"Host": host}), 400, "bad_host")
+        assert "--allowed-host" in error["message"] and len(error["message"]) <= 2048
+
+
+def test_allowed_host_adds_a_name(start_server, data_root):
+    server = start_server(data_roots=[data_root[0]], args=["--allowed-host", "splats.lan"])
+    assert server.get("/v1/health", headers={"Host": f"splats.lan:{server.port}"}).status_code == 200
+    assert server.get("/v1/health", headers={"Host": f"localhost:{server.port}"}).status_code == 200
+    assert_error(server.get("/v1/health", headers={"Host": "other.lan"}), 400, "bad_host")
+
+
+# -- files inside a dataset are confined like every other path ----------------------------------------
+
+def linked_dataset(synthetic, data_root, name: str, link: str) -> Path:
+    """A copy of the tiny dataset inside the data root whose file `link` is a symlink to a copy outside it."""
+    root, outside = data_root
+    target = root / "security_probe" / name
+    if not target.exists():
+        shutil.copytree(synthetic.dataset_path / "sparse", target / "sparse")
+        shutil.copytree(synthetic.images_dir, target / "images")
+        original = target / link
+        copy_outside = outside.parent / f"{name}-{original.name}"
+        shutil.copyfile(original, copy_outside)
+        original.unlink()
+        original.symlink_to(copy_outside)
+    return target
+
+
+def test_a_symlinked_image_pointing_outside_the_data_roots_is_refused(server, tiny_synthetic_scene, data_root):
+    image = sorted(p.name for p in tiny_synthetic_scene.images_dir.iterdir())[0]
+    dataset = linked_dataset(tiny_synthetic_scene, data_root, "linked_image", f"images/{image}")
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
+                                                         "dataset_path": str(dataset)}), 403, "outside_data_root")
+    assert image in error["message"] and "outside" in error["message"]
+
+
+def test_a_symlinked_camera_file_pointing_outside_the_data_roots_is_refused(server, tiny_synthetic_scene, data_root):
+    model = next((tiny_synthetic_scene.dataset_path / "sparse" / "0").glob("cameras.*")).name
+    dataset = linked_dataset(tiny_synthetic_scene, data_root, "linked_cameras", f"sparse/0/{model}")
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
+                                                         "dataset_path": str(dataset)}), 403, "outside_data_root")
+    assert model in error["message"]
+
+
+def test_a_symlinked_mask_pointing_outside_the_data_roots_fails_the_job(server, tiny_synthetic_scene, data_root):
+    root, outside = data_root
+    masks = root / "security_probe" / "linked_masks"
+    if not masks.exists():
+        shutil.copytree(tiny_synthetic_scene.masks_dir, masks)
+        first = sorted(masks.iterdir())[0]
+        shutil.copyfile(first, outside.parent / first.name)
+        first.unlink()
+        first.symlink_to(outside.parent / first.name)
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "masks": {"source": "folder", "path": str(masks)}})
+    assert job.status_code == 202, job.text
+    final = server.wait_for_job(job.json()["job_id"], timeout=120)
+    assert final["state"] == "failed" and final["error"]["code"] == "outside_data_root", final
+
+
+# -- PLYs: no content echoed, no empty scenes --------------------------------------------------------------
+
+def test_a_ply_error_never_echoes_the_file_content(server, data_root):
+    secret = data_root[0] / "security_probe" / "credentials.ply"
+    secret.write_text("password=hunter2 and more\n")
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(secret)}), 400, "invalid_ply")
+    assert "credentials.ply" in error["message"] and "hunter2" not in error["message"] and "password" not in error["message"]
+
+
+def test_a_ply_without_gaussians_is_refused_before_any_work(server, data_root, tiny_synthetic_scene):
+    empty = data_root[0] / "security_probe" / "empty.ply"
+    write_gaussian_ply(empty, read_gaussian_ply(tiny_synthetic_scene.ply_path).subset(np.zeros(0, dtype=int)))
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(empty)}), 400, "invalid_ply")
+    assert "no Gaussians" in error["message"] and "empty.ply" in error["message"]
+    upload = server.post("/v1/scenes/upload", files={"file": ("empty.ply", empty.read_bytes())})
+    assert "no Gaussians" in assert_error(upload, 400, "invalid_ply")["message"]
+
+
+# -- SIGTERM with a half-sent upload ---------------------------------------------------------------------
+
+def test_sigterm_with_a_half_sent_upload_stops_promptly_and_interrupts_training(start_server, tiny_synthetic_scene, tmp_path):
+    cache = tmp_path / "cache"
+    server = start_server(data_roots=[tiny_synthetic_scene.root], cache_dir=cache)
+    scene_id = open_tiny_scene(server, tiny_synthetic_scene)
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "settings": {"iterations": 3000},
+                                        "masks": {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}})
+    assert job.status_code == 202, job.text
+    job_id = job.json()["job_id"]
+    server.wait_until(job_id, lambda j: j["stage"] == "training", timeout=120)
+    with socket.create_connection(("127.0.0.1", server.port)) as upload:
+        upload.sendall(b"POST /v1/scenes/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Content-Type: multipart/form-data; boundary=cg\r\nContent-Length: 10000000\r\n\r\n"
+                       b'--cg\r\nContent-Disposition: form-data; name="file"; filename="a.ply"\r\n\r\nply\nformat')
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=30)
+        stopped_after = time.monotonic() - started
+    record = json.loads((cache / "jobs" / job_id / "job.json").read_text())
+    assert record["state"] == "interrupted" and record["iteration"] < 3000, record
+    assert stopped_after < 15, stopped_after
+    server.start()  # same cache: the job is there, resumable
+    assert server.get(f"/v1/jobs/{job_id}").json()["state"] == "interrupted"

@@ -128,9 +128,37 @@ def test_subset_and_comments_survive_writing(tmp_path):
     np.testing.assert_array_equal(back.positions, cloud.positions[::3])
 
 
-def test_empty_cloud_round_trips(tmp_path):
+def test_a_cloud_without_gaussians_is_written_but_reading_it_is_a_clear_error(tmp_path):
     write_gaussian_ply(tmp_path / "e.ply", make_cloud(n=0, sh_degree=0))
-    assert len(read_gaussian_ply(tmp_path / "e.ply")) == 0
+    for reader in (read_gaussian_ply, read_splat_file):
+        with pytest.raises(PlyFormatError, match="no Gaussians: the header declares 0 vertices"):
+            reader(tmp_path / "e.ply")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_header_comments_in_any_encoding_are_read_and_written_back(tmp_path, encoding):
+    comment = "trained by Jürgen in Säo Paulo, 30 €" if encoding == "utf-8" else "façade scanned by Gaël"
+    content = _binary_ply(3, 3).replace(b"format binary_little_endian 1.0\n",
+                                        b"format binary_little_endian 1.0\ncomment " + comment.encode(encoding) + b"\n")
+    with_obj_info = content.replace(b"element vertex", b"obj_info " + comment.encode(encoding) + b"\nelement vertex")
+    (tmp_path / "o.ply").write_bytes(with_obj_info)
+    assert read_gaussian_ply(tmp_path / "o.ply").comments == [comment]
+    (tmp_path / "c.ply").write_bytes(content)
+    for reader in (read_gaussian_ply, read_splat_file):
+        cloud = reader(tmp_path / "c.ply")
+        assert cloud.comments == [comment]
+        np.testing.assert_array_equal(cloud.properties["x"], [0.0, 14.0, 28.0])
+    write_gaussian_ply(tmp_path / "out.ply", cloud)
+    assert read_gaussian_ply(tmp_path / "out.ply").comments == [comment]
+    if encoding == "utf-8":  # a UTF-8 file is written back byte for byte
+        assert (tmp_path / "out.ply").read_bytes() == content
+
+
+def test_a_comment_with_a_line_break_is_refused_on_writing(tmp_path):
+    cloud = make_cloud(n=2, sh_degree=0)
+    cloud.comments = ["two\nlines"]
+    with pytest.raises(ValueError, match="line break"):
+        write_gaussian_ply(tmp_path / "c.ply", cloud)
 
 
 # -- malformed files -----------------------------------------------------------------------------
@@ -158,7 +186,17 @@ MALFORMED = {
     "bad_header_line": (b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty half x\nend_header\n",
                         "malformed PLY header, line 4"),
     "bad_format": (b"ply\nformat binary_middle_endian 1.0\nelement vertex 0\nend_header\n", "unknown or missing format"),
-    "truncated_data": (_binary_ply(10, 10)[:-9], "file is truncated"),
+    "truncated_data": (_binary_ply(10, 10)[:-9], r"file is truncated: the header declares 10 vertex \(560 bytes of "
+                                                 r"data\) but only 551 bytes follow the header \(9 vertex and 47 bytes\)"),
+    # A header count smaller than the body: the rest of the file would be dropped silently.
+    "count_smaller_than_body": (_binary_ply(2, 3), r"header declares 2 vertex \(112 bytes of data\) but 168 bytes "
+                                                   r"follow the header \(3 vertex\)"),
+    "body_longer_by_a_partial_row": (_binary_ply(3, 3) + b"\0" * 7, r"declares 3 vertex \(168 bytes of data\) but "
+                                                                     r"175 bytes follow the header \(3 vertex and 7 bytes\)"),
+    "ascii_count_smaller_than_body": (_ascii_ply([ROW, ROW, ROW]).replace(b"vertex 3", b"vertex 2"),
+                                      r"header declares 2 vertex rows but the data has 3 rows"),
+    "zero_gaussians": (_binary_ply(0, 0), "no Gaussians: the header declares 0 vertices"),
+    "zero_gaussians_ascii": (_ascii_ply([]), "no Gaussians: the header declares 0 vertices"),
     "count_larger_than_file": (_binary_ply(1_000_000, 4), "declares 1000000 vertex"),
     "ascii_count_larger_than_file": (_ascii_ply([ROW]).replace(b"vertex 1", b"vertex 999999999999"),
                                      "declares 999999999999 vertex \\(at least"),
@@ -178,7 +216,7 @@ MALFORMED = {
                         "'opacity' has type uchar"),
     "non_numeric": (_ascii_ply([ROW, ROW.replace("0.5", "abc", 1)]), "malformed input"),
     "ascii_short_row": (_ascii_ply([ROW, "0.5 0.5"]), "early end-of-line"),
-    "ascii_missing_rows": (_ascii_ply([ROW, ROW])[:-len(ROW) - 1], "early end-of-file"),
+    "ascii_missing_rows": (_ascii_ply([ROW, ROW])[:-len(ROW) - 1], "header declares 2 vertex rows but the data has 1 row"),
     "nan": (_ascii_ply([ROW, ROW.replace("0.5", "nan", 1)]), r"property 'x' has 1 NaN/inf value\(s\) \(first at vertex 1\)"),
     "inf": (_ascii_ply([ROW.rsplit(" ", 1)[0] + " inf"]), "property 'rot_3' has 1 NaN/inf"),
     "sh_count": (_binary_ply(1, 1, properties=VERTEX_HEADER + "".join(f"property float f_rest_{i}\n" for i in range(5))),
@@ -212,10 +250,13 @@ def test_nan_in_an_sh_coefficient_is_reported(tmp_path):
         read_gaussian_ply(tmp_path / "c.ply")
 
 
-def test_trailing_bytes_after_the_data_are_ignored(tmp_path):
-    (tmp_path / "t.ply").write_bytes(_binary_ply(3, 3) + b"\0" * 7)
-    cloud = read_gaussian_ply(tmp_path / "t.ply")
-    np.testing.assert_array_equal(cloud.properties["x"], [0.0, 14.0, 28.0])
+def test_an_error_never_quotes_the_content_of_a_file_that_is_not_a_ply(tmp_path):
+    (tmp_path / "secret.ply").write_bytes(b"password=hunter2\nmore secrets\n")
+    (tmp_path / "secret.splat").write_bytes(b"pass")
+    for reader in (read_gaussian_ply, read_splat_file):
+        with pytest.raises(PlyFormatError, match="not a PLY file") as info:
+            reader(tmp_path / "secret.ply")
+        assert "hunter2" not in str(info.value) and "password" not in str(info.value)
 
 
 def test_crlf_header_is_accepted(tmp_path):

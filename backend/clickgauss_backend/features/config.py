@@ -170,6 +170,14 @@ class TrainConfig:
     def with_changes(self, **changes) -> "TrainConfig":
         return replace(self, **changes)
 
+    def check(self) -> None:
+        """ValueError naming the first setting out of its range (`SETTING_RANGES`) or at odds with another."""
+        for name, value in self.to_dict().items():
+            _check_setting(name, value)
+        if self.coarse_dim >= self.feature_dim:
+            raise ValueError(f"coarse_dim: {self.coarse_dim} must be smaller than feature_dim ({self.feature_dim}): "
+                             "the fine level needs rest dims of its own")
+
     @classmethod
     def preset(cls, name: str) -> "TrainConfig":
         if name not in PRESETS:
@@ -203,3 +211,60 @@ PRESETS: dict[str, dict] = {
                  **{**OUR_CHANGES, "skip_mask_edges": False, "lambda_negative": 0.3,
                     "sampling_min_mask_fraction_fine": 0.003}),
 }
+
+
+# What each numeric setting may be: inclusive (low, high). The bounds keep one request from asking
+# for more than a machine can do, not from bad science: every preset sits well inside them. The
+# memory-bound ones: the contrastive loss holds (P/2)^2 pairs per level (P = pixels_per_iteration:
+# 32768 is ~1 GB per similarity matrix), features are N x feature_dim with Adam's two moments, the
+# neighbour table is N x spatial_neighbours.
+MAX_ITERATIONS = 100_000
+SCHEDULE = (1, MAX_ITERATIONS)   # iteration counts and periods
+FRACTION = (0.0, 1.0)            # fractions, cosine margins, alphas
+WEIGHT = (0.0, 1000.0)           # loss weights
+SETTING_RANGES: dict[str, tuple[float, float]] = {
+    "feature_dim": (2, 64), "coarse_dim": (1, 63),
+    "iterations": SCHEDULE, "gfl_start": SCHEDULE, "gfl_refresh_every": SCHEDULE, "checkpoint_every": SCHEDULE,
+    "learning_rate": (1e-6, 1.0), "pixels_per_iteration": (2, 32_768),
+    "sampling_exponent_coarse": (0.0, 4.0), "sampling_exponent_fine": (0.0, 4.0),
+    "sampling_min_mask_fraction_coarse": FRACTION, "sampling_min_mask_fraction_fine": FRACTION,
+    "tau_coarse": FRACTION, "tau_fine": FRACTION, "tau_global": FRACTION, "unmasked_alpha": FRACTION,
+    "lambda_negative": WEIGHT, "lambda_gfl": WEIGHT, "lambda_hypersphere": WEIGHT, "lambda_rendered_norm": WEIGHT,
+    "lambda_spatial": WEIGHT,
+    # distances between unit vectors are at most 2
+    "hdbscan_epsilon_coarse": (0.0, 2.0), "hdbscan_epsilon_fine": (0.0, 2.0),
+    "min_cluster_size_per_view": (0.0, 10.0), "gfl_pixel_stride": (1, 1024),
+    "spatial_samples": (1, 10_000_000), "spatial_neighbours": (1, 64),
+}
+SETTING_TYPES: dict[str, type] = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+MAX_NAMES_IN_ERROR = 5
+
+
+def _check_setting(name: str, value) -> None:
+    """ValueError "<name>: <problem>" when `value` is not of the setting's type or out of its range."""
+    kind = SETTING_TYPES[name]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: expected true/false, got {_shown(value)}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a number, got {_shown(value)}")
+    if kind is int and not isinstance(value, int):
+        raise ValueError(f"{name}: expected an integer, got {_shown(value)}")
+    low, high = SETTING_RANGES[name]
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name}: {_shown(value)} is outside the allowed range [{low:g}, {high:g}]")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def check_setting_names(changes: dict) -> None:
+    """ValueError listing (a few of) the names in `changes` that are no TrainConfig field."""
+    unknown = sorted(set(changes) - set(SETTING_TYPES))
+    if unknown:
+        shown = ", ".join(unknown[:MAX_NAMES_IN_ERROR]) + (f" and {len(unknown) - MAX_NAMES_IN_ERROR} more"
+                                                          if len(unknown) > MAX_NAMES_IN_ERROR else "")
+        raise ValueError(f"unknown setting(s) {shown}; known: {', '.join(SETTING_TYPES)}")

@@ -8,6 +8,7 @@ view names, the mask source description, the training settings and the format ve
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -16,13 +17,18 @@ import numpy as np
 
 from clickgauss_core.errors import ClickGaussInputError
 
-from .config import LEVELS, TrainConfig
+from .config import LEVELS, SETTING_RANGES, TrainConfig
 from .gfl import assign_to_clusters
 
 FIELD_FORMAT_VERSION = 1
 # A Gaussian belongs to a global cluster when its level feature is at least this similar to the
 # cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
 SEGMENT_MIN_SIMILARITY = 0.75
+# What a field of N Gaussians may hold once decompressed (an upload is checked before np.load
+# allocates anything): N features and at most N + CLUSTER_ALLOWANCE cluster centres of the widest
+# allowed feature in float64, and the metadata (settings, view names).
+CLUSTER_ALLOWANCE = 4096
+MAX_METADATA_BYTES = 16 << 20
 
 
 class FeatureFieldError(ClickGaussInputError):
@@ -70,11 +76,15 @@ class FeatureField:
                      metadata_json=np.array(json.dumps(self.metadata, sort_keys=True)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FeatureField":
+    def load(cls, path: str | os.PathLike, expected_gaussians: int | None = None) -> "FeatureField":
+        """`expected_gaussians`: the scene's count; an untrusted file's arrays are then checked
+        against it before anything is decompressed (a zip bomb, a header declaring 10^12 rows)."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FeatureFieldError(path, "no such feature-field file")
         try:
+            if expected_gaussians is not None:
+                _check_declared_sizes(path, expected_gaussians)
             with np.load(path, allow_pickle=False) as data:
                 missing = {"features", "clusters_coarse", "clusters_fine", "metadata_json"} - set(data.files)
                 if missing:
@@ -103,3 +113,27 @@ class FeatureField:
         if features.shape[1] != config.feature_dim:
             raise FeatureFieldError(path, f"features have {features.shape[1]} dims but the settings say {config.feature_dim}")
         return cls(features=features, clusters=clusters, metadata=metadata)
+
+
+def _check_declared_sizes(path: str, expected_gaussians: int) -> None:
+    """Each member's decompressed size (zip directory) and array size (npy header) within what a
+    field of `expected_gaussians` can hold. The zip reader never inflates past a member's
+    declared size, so bounding the declared sizes bounds the memory."""
+    widest = SETTING_RANGES["feature_dim"][1] * np.dtype(np.float64).itemsize
+    array_limit = (expected_gaussians + CLUSTER_ALLOWANCE) * widest
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            limit = MAX_METADATA_BYTES if name == "metadata_json" else array_limit
+            where = f"{name}: a field for {expected_gaussians} Gaussians holds at most {limit} bytes"
+            if info.file_size > limit + 4096:  # + the npy header
+                raise FeatureFieldError(path, f"{where}, this one is {info.file_size} bytes once decompressed")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > limit:
+                raise FeatureFieldError(path, f"{where}, this one declares a {' x '.join(map(str, shape))} "
+                                              f"{dtype} array ({declared} bytes)")

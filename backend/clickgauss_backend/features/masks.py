@@ -30,6 +30,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 from PIL import Image
 
+from clickgauss_core.confinement import check_confined
 from clickgauss_core.errors import MaskError
 
 LEVELS = ("coarse", "fine")
@@ -183,6 +184,7 @@ class PrecomputedMasks:
             if not found:
                 raise MaskError(candidates[0], f"missing {level} mask for view '{_view_label(view)}' "
                                                f"(expected {stem}_{level}.png or {stem}_{level}.npy)")
+            check_confined(found[0], f"{level} mask of view '{_view_label(view)}'")
             files[level] = found[0]
         return files
 

@@ -27,12 +27,14 @@ from starlette.concurrency import run_in_threadpool
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 
-from ..features.config import LEVELS, PRESETS, TrainConfig, default_preset
+from ..features.config import LEVELS, PRESETS, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
 from .errors import ApiError, api_error_from_input_error, error_response, install_error_handlers
 from .jobs import JobManager
+from .limits import (BodySizeLimitMiddleware, HostCheckMiddleware, TrainSettings, check_camera_limits,
+                     check_training_config, training_overrides)
 from .paths import resolve_inside_roots
 from .scenes import SceneManager, detect_dataset
 from .settings import ServerSettings, resolve_device
@@ -76,7 +78,7 @@ class StartJobRequest(StrictModel):
     scene_id: str
     masks: MaskSpec
     preset: Literal[tuple(PRESETS)] | None = None  # type: ignore[valid-type]  # the preset names, one list
-    settings: dict[str, SettingValue] = Field(default_factory=dict, description="TrainConfig overrides")
+    settings: TrainSettings = Field(default_factory=TrainSettings, description="TrainConfig overrides")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
@@ -197,7 +199,7 @@ class TokenMiddleware:
 def create_app(settings: ServerSettings) -> FastAPI:
     device = resolve_device(settings.device)
     store = Store(settings.cache_dir)
-    scenes = SceneManager(store, device, settings.loaded_scene_capacity)
+    scenes = SceneManager(store, device, settings.loaded_scene_capacity, data_roots=settings.data_roots)
     torch_threads = torch.get_num_threads()  # the process default, before any click sets its own
     jobs = JobManager(store, make_training_runner(scenes, store, settings, torch_threads), TrainingCancelled)
 
@@ -216,6 +218,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     install_error_handlers(app)
     if settings.token:
         app.add_middleware(TokenMiddleware, token=settings.token)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_json_bytes)
+    if settings.allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, allowed_names=settings.allowed_hosts)  # outermost: first
 
     def scene_response(scene_id: str) -> SceneResponse:
         record = scenes.record(scene_id)
@@ -303,9 +308,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
                                                           "--sam-checkpoint FILE, or use precomputed masks")
             check_overrides(body.masks.settings, sam_generator_defaults(), "masks.settings")
             masks["settings"] = dict(body.masks.settings)
-        check_overrides(body.settings, TrainConfig().to_dict(), "settings")
         preset = body.preset or default_preset(device)
-        return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": dict(body.settings),
+        overrides = training_overrides(body.settings)
+        check_training_config(preset, overrides)
+        return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": overrides,
                                              "seed": body.seed})
 
     @app.get("/v1/jobs", response_model=JobListResponse, tags=["training"], responses=errors(401, 422))
@@ -339,6 +345,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             camera = wire.camera_from_dict(body.camera)
         except (ClickGaussInputError, ValueError, TypeError, KeyError) as exc:
             raise ApiError(400, "bad_camera", f"camera: {exc}") from exc
+        check_camera_limits(camera)
         x, y = body.pixel
         if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < camera.width and 0 <= y < camera.height):
             raise ApiError(400, "bad_pixel", f"pixel ({x}, {y}) is outside the {camera.width}x{camera.height} camera image")
@@ -386,7 +393,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             if size == 0:  # np.load reports an empty file as EOFError, not as a bad file
                 raise ApiError(400, "invalid_field", f"{upload_name}: the file is empty")
-            field = FeatureField.load(path)
+            field = FeatureField.load(path, expected_gaussians=scenes.record(scene_id).n_gaussians)
         except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
             # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
             raise ApiError(400, "invalid_field", f"{upload_name}: not a usable feature field ({exc})") from exc

@@ -7,7 +7,14 @@ import os
 import sys
 from pathlib import Path
 
-from .settings import DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, TOKEN_ENV, ServerSettings, default_cache_dir, is_loopback
+import uvicorn
+
+from .settings import (DEFAULT_MAX_JSON_KB, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, LOOPBACK_HOST_NAMES, TOKEN_ENV,
+                       ServerSettings, default_cache_dir, is_loopback)
+
+# After SIGTERM / Ctrl-C: how long open requests may take to finish (a half-sent upload would
+# otherwise hold the process forever). Training is told to stop at once, not after this.
+SHUTDOWN_GRACE_S = 3
 
 
 def register(subparsers) -> None:
@@ -27,6 +34,11 @@ def register(subparsers) -> None:
     parser.add_argument("--sam-model", default="vit_h", choices=("vit_h", "vit_l", "vit_b"))
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="N",
                         help=f"largest accepted upload in MB (default {DEFAULT_MAX_UPLOAD_MB:g})")
+    parser.add_argument("--max-json-kb", type=float, default=DEFAULT_MAX_JSON_KB, metavar="N",
+                        help=f"largest accepted JSON request body in KB (default {DEFAULT_MAX_JSON_KB:g})")
+    parser.add_argument("--allowed-host", dest="allowed_hosts", action="append", default=None, metavar="NAME",
+                        help="a host name requests may address this server by, besides localhost, 127.0.0.1 and [::1] "
+                             "(repeatable; on a non-loopback address, enables the Host check with these names)")
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.set_defaults(func=serve)
 
@@ -37,8 +49,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: refusing to listen on {args.host} without a token: anyone on the network could use "
               f"this server. Pass --token or set {TOKEN_ENV}, or bind 127.0.0.1.", file=sys.stderr)
         return 2
-    if args.max_upload_mb <= 0:
-        print("error: --max-upload-mb must be positive", file=sys.stderr)
+    if args.max_upload_mb <= 0 or args.max_json_kb <= 0:
+        print("error: --max-upload-mb and --max-json-kb must be positive", file=sys.stderr)
         return 2
     roots = args.data_roots or [Path.home()]
     for root in roots:
@@ -50,8 +62,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     settings = ServerSettings(cache_dir=args.cache_dir or default_cache_dir(), data_roots=roots, token=token,
                               device=args.device, sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model,
-                              max_upload_mb=args.max_upload_mb)
-    import uvicorn
+                              max_upload_mb=args.max_upload_mb, max_json_kb=args.max_json_kb,
+                              allowed_hosts=allowed_host_names(args.host, args.allowed_hosts))
 
     from .app import create_app
 
@@ -60,5 +72,31 @@ def serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # e.g. --device cuda without CUDA
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    StoppingServer(config, on_exit=app.state.jobs.request_stop).run()
     return 0
+
+
+def allowed_host_names(bind: str, extra: list[str] | None) -> list[str] | None:
+    """The Host names a server bound to `bind` answers to; None (no check) on a public bind
+    without --allowed-host, where the token guards it."""
+    if not is_loopback(bind) and not extra:
+        return None
+    own = f"[{bind}]" if ":" in bind else bind
+    return sorted({*LOOPBACK_HOST_NAMES, own, *(extra or [])})
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server that also tells training to stop as soon as a stop signal arrives.
+
+    uvicorn waits for open requests before it runs the app's shutdown: without this, a training
+    ran on to "done" behind a half-sent upload instead of stopping as "interrupted"."""
+
+    def __init__(self, config: uvicorn.Config, on_exit):
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig, frame):
+        self.on_exit()
+        super().handle_exit(sig, frame)

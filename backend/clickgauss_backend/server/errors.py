@@ -14,9 +14,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clickgauss_core.errors import ClickGaussInputError, DatasetError, MaskError, PlyFormatError
+from clickgauss_core.errors import ClickGaussInputError, DatasetError, MaskError, OutsideRootsError, PlyFormatError
 
 log = logging.getLogger("clickgauss.server")
+
+# However much a request names (300,000 unknown settings, a 100 MB path), its error stays short.
+MAX_ERROR_MESSAGE_CHARS = 2048
+
+
+def bounded_message(message: str) -> str:
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    cut = MAX_ERROR_MESSAGE_CHARS - 40
+    return f"{message[:cut]}... ({len(message) - cut} more characters)"
 
 
 class ApiError(Exception):
@@ -28,7 +38,7 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}}
+    return {"error": {"code": code, "message": bounded_message(message)}}
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -37,6 +47,8 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 def input_error_code(exc: ClickGaussInputError) -> str:
     """The protocol code for a bad file/folder reported by the core or the engine."""
+    if isinstance(exc, OutsideRootsError):
+        return "outside_data_root"
     if isinstance(exc, PlyFormatError):
         return "invalid_ply"
     if isinstance(exc, DatasetError):
@@ -48,13 +60,19 @@ def input_error_code(exc: ClickGaussInputError) -> str:
     return "bad_request"
 
 
+def input_error_status(exc: ClickGaussInputError) -> int:
+    return 403 if isinstance(exc, OutsideRootsError) else 400
+
+
 def api_error_from_input_error(exc: ClickGaussInputError) -> ApiError:
-    return ApiError(400, input_error_code(exc), str(exc))
+    return ApiError(input_error_status(exc), input_error_code(exc), str(exc))
 
 
 def _describe_validation_error(error: dict) -> str:
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
-    return f"{location}: {error.get('msg', 'invalid value')}"
+    raised = error.get("ctx", {}).get("error") if error.get("type") == "value_error" else None
+    # A validator's own ValueError says what is wrong; pydantic's "Value error, " prefix adds nothing.
+    return f"{location}: {raised if raised is not None else error.get('msg', 'invalid value')}"
 
 
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
@@ -68,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClickGaussInputError)
     async def _input_error(_request: Request, exc: ClickGaussInputError):
-        return error_response(400, input_error_code(exc), str(exc))
+        return error_response(input_error_status(exc), input_error_code(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError):

@@ -21,7 +21,7 @@ from typing import Callable
 
 from clickgauss_core.errors import ClickGaussInputError
 
-from .errors import ApiError, input_error_code
+from .errors import ApiError, bounded_message, input_error_code
 from .store import ACTIVE_STATES, RESUMABLE_STATES, JobRecord, Store
 
 log = logging.getLogger("clickgauss.server")
@@ -68,6 +68,11 @@ class JobManager:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._work, name="clickgauss-training", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop without waiting: a running training stops at its next
+        iteration and is left "interrupted" (resumable). Safe from a signal handler: no lock."""
+        self._stopping = True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the worker; a running training is stopped and left "interrupted" (resumable)."""
@@ -205,6 +210,8 @@ class JobManager:
                 self._finish(job, "done")
 
     def _finish(self, job: JobRecord, state: str, error: dict | None = None) -> None:
+        if error is not None:
+            error = {**error, "message": bounded_message(error["message"])}
         job.state, job.error, job.finished_at, job.eta_seconds = state, error, utc_now(), None
         if state == "done":
             job.eta_seconds = 0.0

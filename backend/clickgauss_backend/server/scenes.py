@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from contextlib import nullcontext
 from pathlib import Path
 
+from clickgauss_core.confinement import confined_to
 from clickgauss_core.errors import ClickGaussInputError
 
 from ..features.field import FeatureField
@@ -20,9 +22,11 @@ from .store import SCENE_ID_PATTERN, SceneRecord, Store
 
 
 class SceneManager:
-    def __init__(self, store: Store, device: str, field_capacity: int = 4):
+    def __init__(self, store: Store, device: str, field_capacity: int = 4, data_roots: list[Path] | None = None):
+        """`data_roots`: every dataset file (cameras, images) must resolve inside them (None: anywhere)."""
         self.store = store
         self.device = device
+        self.data_roots = data_roots
         self.field_capacity = field_capacity
         self._lock = threading.RLock()
         self._records: dict[str, SceneRecord] = store.load_scenes()
@@ -47,7 +51,7 @@ class SceneManager:
     def open(self, ply_path: Path, dataset_path: Path | None, images: str | None,
              resolution: int | None, uploaded: bool = False) -> SceneRecord:
         """Load the PLY (+ dataset), remember it under its content hash and return its record."""
-        scene = Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
+        scene = self._load(ply_path, dataset_path, images, resolution)
         record = SceneRecord(scene_id=scene.content_hash, ply_path=os.fspath(ply_path),
                              dataset_path=None if dataset_path is None else os.fspath(dataset_path),
                              images=images, resolution=resolution, n_gaussians=len(scene.cloud),
@@ -65,14 +69,17 @@ class SceneManager:
         if not os.path.isfile(record.ply_path):
             raise ApiError(404, "unknown_scene", f"scene {scene_id}: its PLY {record.ply_path} is gone; open it again")
         try:
-            scene = Scene.load(record.ply_path, record.dataset_path, images=record.images,
-                               resolution=record.resolution, device=self.device)
+            scene = self._load(record.ply_path, record.dataset_path, record.images, record.resolution)
         except ClickGaussInputError as exc:
             raise ApiError(404, "unknown_scene", f"scene {scene_id} can no longer be loaded: {exc}") from exc
         if scene.content_hash != scene_id:
             raise ApiError(404, "unknown_scene", f"scene {scene_id}: {record.ply_path} has changed since it "
                                                  f"was opened (it is now scene {scene.content_hash}); open it again")
         return scene
+
+    def _load(self, ply_path, dataset_path, images, resolution) -> Scene:
+        with nullcontext() if self.data_roots is None else confined_to(self.data_roots):
+            return Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
 
     def has_field(self, scene_id: str) -> bool:
         with self._lock:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 2048.0
+DEFAULT_MAX_JSON_KB = 1024.0  # a click is ~1 KB, a training request less
 TOKEN_ENV = "CLICKGAUSS_TOKEN"
+LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def default_cache_dir() -> Path:
@@ -25,6 +27,10 @@ class ServerSettings:
     sam_checkpoint: Path | None = None
     sam_model: str = "vit_h"
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_json_kb: float = DEFAULT_MAX_JSON_KB
+    # Host names (port ignored) requests must carry; None: any. `serve` sets the loopback names on
+    # a loopback bind (DNS rebinding) plus --allowed-host.
+    allowed_hosts: list[str] | None = None
     loaded_scene_capacity: int = 4     # scenes (cloud + tensors + field) kept in memory, LRU
 
     def __post_init__(self):
@@ -38,6 +44,10 @@ class ServerSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_json_bytes(self) -> int:
+        return int(self.max_json_kb * 1024)
 
 
 def is_loopback(host: str) -> bool:

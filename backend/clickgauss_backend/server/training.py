@@ -7,11 +7,14 @@ from typing import Callable
 
 import torch
 
+from clickgauss_core.confinement import confined_to
+
 from ..features.config import TrainConfig
 from ..features.masks import MaskStore, PrecomputedMasks
 from ..features.trainer import TrainingCancelled, TrainingProgress, train_feature_field
 from .errors import ApiError
 from .jobs import TrainingRunner
+from .limits import check_training_config
 from .scenes import SceneManager
 from .settings import ServerSettings
 from .store import JobRecord, Store
@@ -51,8 +54,10 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
             report("masks", done, total)
 
         source = make_mask_source(request["masks"], settings, scenes.device)
-        mask_store = MaskStore.build(source, scene.views, training_size, store.mask_cache_dir(job.scene_id),
-                                     progress=on_masks_built)
+        with confined_to(settings.data_roots):  # mask files, like every file the server opens
+            mask_store = MaskStore.build(source, scene.views, training_size, store.mask_cache_dir(job.scene_id),
+                                         progress=on_masks_built)
+        check_training_config(request["preset"], request["settings"])  # a job recorded before the bounds
         config = TrainConfig.preset(request["preset"]).with_changes(**request["settings"])
 
         def on_progress(event: TrainingProgress) -> None:
