@@ -31,7 +31,9 @@ class BackendError(Exception):
 
 class BackendUnreachable(BackendError):
     def __init__(self, url: str, reason: str):
-        super().__init__("unreachable", f"backend not reachable at {url}: {reason}")
+        super().__init__("unreachable", f"the ClickGauss backend at {url} is not reachable ({reason}): press Start "
+                                        "Local in the ClickGauss panel, or start your backend and check the Backend "
+                                        "URL in the add-on's preferences")
 
 
 class BackendClient:
@@ -73,7 +75,7 @@ class BackendClient:
             connection.request(method, path, body=payload, headers=headers)
             return self._read(connection.getresponse(), raw)
         except (OSError, http.client.HTTPException) as exc:
-            raise BackendUnreachable(self.url, f"{method} {path} failed: {exc}") from None
+            raise BackendUnreachable(self.url, f"the connection broke: {exc}") from None
         finally:
             connection.close()
 
@@ -104,7 +106,8 @@ class BackendClient:
                     pass  # the server answered early (e.g. 413 upload_too_large) and closed: read that answer
             return self._read(connection.getresponse(), raw=False)
         except (OSError, http.client.HTTPException) as exc:
-            raise BackendUnreachable(self.url, f"{method} {path} failed: {exc}") from None
+            raise BackendUnreachable(self.url, f"the connection broke while sending {os.path.basename(file_path)}: "
+                                               f"{exc}") from None
         finally:
             connection.close()
 
@@ -117,7 +120,9 @@ class BackendClient:
             error = json.loads(data)["error"]
             code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            code, message = "http_error", f"HTTP {response.status}: {data[:200]!r}"
+            code, message = "http_error", (f"the Backend URL answered HTTP {response.status} but not as a ClickGauss "
+                                           "backend: check the Backend URL in the add-on's preferences (and any proxy "
+                                           "in between)")
         raise BackendError(code, message, response.status)
 
     # -- endpoints (docs/protocol.md) ---------------------------------------------------------

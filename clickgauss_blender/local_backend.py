@@ -46,12 +46,14 @@ def wait_until_ready(client: BackendClient, process: subprocess.Popen | None = N
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"backend exited with status {process.returncode}:\n{log_tail(log_path)}")
+            raise RuntimeError(f"the local backend stopped while starting (exit status {process.returncode}): its "
+                               f"log says why ({log_path}); the end of it:\n{log_tail(log_path)}")
         try:
             return client.health()
         except BackendError as exc:
             if exc.code != "unreachable" or time.monotonic() > deadline:
-                raise RuntimeError(f"backend at {client.url} not ready: {exc}\n{log_tail(log_path)}") from None
+                raise RuntimeError(f"the local backend did not start within {timeout:.0f} s ({exc.message}): its log "
+                                   f"says why ({log_path}); the end of it:\n{log_tail(log_path)}") from None
         time.sleep(POLL_INTERVAL)
 
 

@@ -17,10 +17,12 @@ from clickgauss_core import wire
 
 from ..client import BackendClient, BackendError
 from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
+from ..messages import describe
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
-from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_timer
+from .session import (FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, clear_connection_errors, clear_error, notify,
+                      show_error, stop_timer)
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
 UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
@@ -39,8 +41,10 @@ def check_backend(client: BackendClient) -> None:
     def done(health, error):
         if error is None:
             STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+            clear_connection_errors()
         else:
-            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, str(error)
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, describe(error)
+            notify("WARNING", STATE.backend.message)
 
     TASKS.submit(client.health, done)
 
@@ -54,8 +58,22 @@ class CLICKGAUSS_OT_check_backend(bpy.types.Operator):
         try:
             check_backend(client_from_preferences(context))
         except ValueError as exc:  # malformed URL in the preferences
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class CLICKGAUSS_OT_report(bpy.types.Operator):
+    """Show a ClickGauss message in the status bar (used by background work, which has no operator)"""
+    bl_idname = "clickgauss.report"
+    bl_label = "ClickGauss Message"
+    bl_options = {"INTERNAL"}
+
+    level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")))
+    message: StringProperty()
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
         return {"FINISHED"}
 
 
@@ -78,16 +96,21 @@ class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
                                           cache_dir=os.path.join(folder, "cache"), data_roots=roots,
                                           token=prefs.token or None)
         except (FileNotFoundError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+            STATE.backend.message = describe(exc)
+            self.report({"ERROR"}, STATE.backend.message)
             return {"CANCELLED"}
         STATE.local_process, STATE.local_log = process, log_path
-        STATE.backend.state, STATE.backend.message = "starting", f"log: {log_path}"
+        STATE.backend.state = "starting"
+        STATE.backend.message = f"Starting the backend (the first start takes a minute); its log: {log_path}"
 
         def done(health, error):
             if error is None:
                 STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+                clear_connection_errors()
+                notify("INFO", f"ClickGauss backend started ({health.get('device', '?')})")
             else:
-                STATE.backend.state, STATE.backend.message = "unreachable", str(error).splitlines()[0]
+                STATE.backend.state, STATE.backend.message = "unreachable", describe(error).splitlines()[0]
+                notify("ERROR", STATE.backend.message)
 
         TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
         return {"FINISHED"}
@@ -127,7 +150,8 @@ def training_request(obj) -> dict:
         masks = {"source": "sam"}
     else:
         if not settings.masks_path:
-            raise ValueError("choose the mask folder (or switch the mask source to SAM)")
+            raise ValueError("No mask folder chosen: choose the folder of masks in the ClickGauss panel, or set "
+                             "Masks to SAM")
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
     return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
 
@@ -149,11 +173,11 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
 
     def done(job, error):
         if error is not None:
-            STATE.errors[object_name] = str(error)
+            show_error(object_name, error, "Following the training")
             if isinstance(error, BackendError) and error.code == "unreachable":
                 TASKS.submit(poll, done)  # keep following the job: the backend may come back
             return
-        STATE.errors.pop(object_name, None)
+        clear_error(object_name)
         STATE.jobs[object_name] = job
         if job["state"] not in FINAL_JOB_STATES:
             TASKS.submit(poll, done)
@@ -162,9 +186,13 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
         if job["state"] == "done" and obj is not None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
+            notify("INFO", f"Training finished for {object_name}: Shift+click in the viewport to select")
         elif job["state"] != "done":
-            if job["state"] != "cancelled":
-                STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
+            if job["state"] == "cancelled":
+                notify("INFO", f"Training of {object_name} cancelled: Resume continues from its last checkpoint")
+            else:
+                show_error(object_name, (job.get("error") or {}).get("message")
+                           or f"the training was {job['state']}: press Resume to continue it", "Training failed")
             # A field trained earlier may still be there: ask the backend rather than assume.
             TASKS.submit(lambda: client.scene(job["scene_id"]), refresh_scene)
 
@@ -180,11 +208,12 @@ def start_training(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend and start a training job (all on the worker thread)."""
     ply_path = obj.get(SOURCE_KEY) or ""
     if not ply_path or not os.path.isfile(ply_path):
-        raise ValueError(f"the scene's file {ply_path!r} is gone: features are trained on the original file")
+        raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): "
+                         "features are trained on the original file, so import the scene again from where it is now")
     dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
     request = training_request(obj)
     name = obj.name
-    STATE.errors.pop(name, None)
+    clear_error(name)
     STATE.jobs[name] = {"state": "opening", "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
 
     def work():
@@ -194,7 +223,7 @@ def start_training(client: BackendClient, obj) -> None:
 
     def done(result, error):
         if error is not None:
-            STATE.errors[name] = str(error)
+            show_error(name, error, "Training could not start")
             STATE.jobs.pop(name, None)
             return
         scene, job = result
@@ -218,9 +247,9 @@ def connect_scene(client: BackendClient, obj) -> None:
     def done(scene, error):
         obj_now = bpy.data.objects.get(name)
         if error is not None:
-            STATE.errors[name] = str(error)
+            show_error(name, error, "Opening the scene on the backend failed")
         elif obj_now is not None:
-            STATE.errors.pop(name, None)
+            clear_error(name)
             record_scene(obj_now, scene)
 
     TASKS.submit(lambda: open_scene(client, ply_path, dataset), done)
@@ -254,7 +283,8 @@ class CLICKGAUSS_OT_train_features(bpy.types.Operator):
         try:
             start_training(client_from_preferences(context), context.active_object)
         except ValueError as exc:
-            self.report({"ERROR"}, str(exc))
+            show_error(context.active_object.name, exc)
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -275,7 +305,7 @@ class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
 
         def done(job, error):
             if error is not None:
-                STATE.errors[name] = str(error)
+                show_error(name, error, "Cancelling failed")
             else:
                 STATE.jobs[name] = job
 
@@ -300,9 +330,9 @@ class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
 
         def done(job, error):
             if error is not None:
-                STATE.errors[name] = str(error)
+                show_error(name, error, "Resuming failed")
                 return
-            STATE.errors.pop(name, None)
+            clear_error(name)
             STATE.jobs[name] = job
             obj = bpy.data.objects.get(name)
             if obj is not None:
@@ -347,7 +377,10 @@ class CLICKGAUSS_OT_save_features(bpy.types.Operator, ExportHelper):
 
         def done(size, error):
             if error is not None:
-                STATE.errors[name] = f"saving features failed: {error}"
+                show_error(name, error, "Saving features failed")
+            else:
+                clear_error(name)
+                notify("INFO", f"Saved the features of {name} to {path} ({size / 2**20:.1f} MB)")
 
         TASKS.submit(lambda: save_features(client, scene_id, path), done)
         return {"FINISHED"}
@@ -374,10 +407,11 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
         def done(scene, error):
             obj_now = bpy.data.objects.get(name)
             if error is not None:
-                STATE.errors[name] = f"loading features failed: {error}"
+                show_error(name, error, "Loading features failed")
             elif obj_now is not None:
-                STATE.errors.pop(name, None)
+                clear_error(name)
                 record_scene(obj_now, scene)
+                notify("INFO", f"Loaded the features of {name} from {os.path.basename(field_path)}: Shift+click to select")
 
         TASKS.submit(lambda: load_features(client, ply_path, dataset, field_path), done)
         return {"FINISHED"}
@@ -393,13 +427,13 @@ def start_click(client: BackendClient, obj, camera, pixel_xy, level: str, thresh
 
     def done(result, error):
         if error is not None:
-            STATE.errors[name] = f"click failed: {error}"
+            show_error(name, error, "Click failed")
             return
         STATE.pending_clicks[name] = (*result, mode)
         # undo=True: called from a timer, the operator still pushes its own undo step.
         bpy.ops.clickgauss.apply_click("EXEC_DEFAULT", True, object_name=name)
 
-    STATE.errors.pop(name, None)
+    clear_error(name)
     TASKS.submit(lambda: query_click(client, scene_id, camera, pixel_xy, level, threshold), done)
 
 
@@ -423,7 +457,7 @@ class CLICKGAUSS_OT_apply_click(bpy.types.Operator):
         try:
             result = apply_click(obj, mask, response, mode)
         except ValueError as exc:
-            STATE.errors[self.object_name] = str(exc)
+            show_error(self.object_name, exc, "Click failed")
             return {"CANCELLED"}
         STATE.clicks[self.object_name] = result
         self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
@@ -458,7 +492,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
             camera = viewport_camera(region, region_3d, obj)
             client = client_from_preferences(context)
         except ValueError as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
         mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
@@ -467,7 +501,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
+CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_report, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
            CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
            CLICKGAUSS_OT_resume_training,
            CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_apply_click,

@@ -13,6 +13,7 @@ from clickgauss_core.datasets import find_dataset_for_ply
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
 
+from ..messages import describe
 from ..splat_math import bake_transform
 from .display import ensure_display
 from .mesh_io import cloud_from_object, create_splat_object, import_frame, is_splat_object
@@ -119,7 +120,7 @@ class CLICKGAUSS_OT_export_splats(bpy.types.Operator, ExportHelper):
         try:
             warnings = export_splats(context.active_object, self.filepath, self.keep_file_axes)
         except (ValueError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         for warning in warnings:
             self.report({"WARNING"}, warning)

@@ -33,7 +33,7 @@ def test_real_compressed_ply(real_data):
 
 
 def test_compressed_ply_is_refused_by_the_inria_reader_with_a_pointer(real_data):
-    with pytest.raises(PlyFormatError, match="SuperSplat compressed PLY.*read_splat_file"):
+    with pytest.raises(PlyFormatError, match="SuperSplat compressed PLY.*open it as a splat file"):
         read_gaussian_ply(real_data(GUITAR))
 
 
