@@ -16,7 +16,9 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper
 from clickgauss_core import wire
 
 from ..client import BackendClient, BackendError
-from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
+from ..backend_installer import INSTALLED_ENV_NAME
+from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, start_local_backend,
+                             stop_local_backend, wait_until_ready)
 from ..messages import describe
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
@@ -77,42 +79,113 @@ class CLICKGAUSS_OT_report(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def folders_of(obj) -> list[str]:
+    """The folders the backend must read for a splat object: its file's, its dataset's, its masks'."""
+    settings = obj.clickgauss
+    folders = [os.path.dirname(obj.get(SOURCE_KEY) or "")]
+    folders.append(bpy.path.abspath(settings.dataset_path) if settings.dataset_path else settings.dataset_nearby)
+    if settings.masks_source == "FOLDER" and settings.masks_path:
+        folders.append(bpy.path.abspath(settings.masks_path))
+    return [folder for folder in folders if folder and os.path.isdir(folder)]
+
+
+def data_roots_in_use(context, extra=()) -> list[str]:
+    """What a local backend may read: your home folder, the Data Root of the preferences, and the
+    folders of every splat object's file, dataset and masks (and `extra`)."""
+    prefs = preferences(context)
+    roots = [os.path.expanduser("~")]
+    if prefs.local_data_root:
+        roots.append(bpy.path.abspath(prefs.local_data_root))
+    for obj in bpy.data.objects:
+        if is_splat_object(obj):
+            roots += folders_of(obj)
+    roots += list(extra)
+    unique = []
+    for root in roots:
+        root = os.path.realpath(root)
+        if os.path.isdir(root) and covering_roots([root], unique):
+            unique = [kept for kept in unique if covering_roots([kept], [root])] + [root]
+    return unique
+
+
+def launch_local_backend(context, extra_roots=()):
+    """Find a backend (local_backend.find_backend) and start it on the Backend URL's port with the
+    folders in use as data roots; the wait for it runs in the background. Returns the process."""
+    prefs = preferences(context)
+    installed = bpy.utils.extension_path_user(ADDON_PACKAGE, path=INSTALLED_ENV_NAME)
+    found = find_backend(bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "", installed,
+                         checkout_root())
+    if found is None:
+        raise FileNotFoundError(NO_BACKEND_FOUND if not prefs.backend_python else
+                                f"Backend Python {prefs.backend_python!r} is not a program that can run: set it to "
+                                "the python of a backend environment, or clear it so the add-on finds one by itself")
+    folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=True)
+    log_path = os.path.join(folder, "backend.log")
+    roots = data_roots_in_use(context, extra_roots)
+    client = client_from_preferences(context)
+    process = start_local_backend(found, port_of(prefs.backend_url), log_path, cache_dir=os.path.join(folder, "cache"),
+                                  data_roots=roots, token=prefs.token or None)
+    STATE.local_process, STATE.local_log, STATE.local_roots, STATE.local_source = process, log_path, roots, found.source
+    STATE.backend.state = "starting"
+    STATE.backend.message = f"Starting the backend found {SOURCE_WORDS[found.source]} (the first start takes a minute)"
+
+    def done(health, error):
+        if STATE.local_process is not process:
+            return  # restarted since: the new process reports for itself
+        if error is None:
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+            clear_connection_errors()
+            notify("INFO", f"ClickGauss backend started ({health.get('device', '?')}; found {SOURCE_WORDS[found.source]})")
+        else:
+            STATE.backend.state, STATE.backend.message = "unreachable", describe(error).splitlines()[0]
+            notify("ERROR", STATE.backend.message)
+
+    TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
+    return process
+
+
+SOURCE_WORDS = {"preferences": "in the add-on's preferences", "PATH": "on PATH",
+                "checkout": "in the checkout the add-on was built from", "installed": "where Install Backend put it"}
+
+
+def local_backend_for(context, folders):
+    """Make the backend this Blender started able to read `folders`: restarted with them as extra
+    data roots when it cannot yet. Returns the new process (wait for it before using it), or None
+    when nothing had to change (or the backend is not ours to restart)."""
+    process = STATE.local_process
+    if process is None or process.poll() is not None:
+        return None
+    missing = covering_roots(folders, STATE.local_roots)
+    if not missing:
+        return None
+    stop_local_backend(process)
+    STATE.local_process = None
+    notify("INFO", f"Restarting the local backend so it may read {', '.join(missing)}")
+    return launch_local_backend(context, missing)
+
+
+def wait_for(client: BackendClient, process) -> None:
+    """On the worker thread: wait for a (re)started local backend before talking to it."""
+    if process is not None:
+        wait_until_ready(client, process, log_path=STATE.local_log)
+
+
 class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
-    """Start a backend on this machine with the Python interpreter set in the preferences"""
+    """Start a backend on this computer: the add-on finds one by itself (preferences, PATH, the checkout it
+    was built from, or Install Backend's), and lets it read the folders of the scenes you open"""
     bl_idname = "clickgauss.start_backend"
     bl_label = "Start Local Backend"
 
     def execute(self, context):
-        prefs = preferences(context)
         if STATE.local_process is not None and STATE.local_process.poll() is None:
             self.report({"INFO"}, "The local backend is already running")
             return {"CANCELLED"}
-        folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=True)
-        log_path = os.path.join(folder, "backend.log")
-        roots = [bpy.path.abspath(prefs.local_data_root)] if prefs.local_data_root else []
         try:
-            client = client_from_preferences(context)
-            process = start_local_backend(prefs.backend_python, port_of(prefs.backend_url), log_path,
-                                          cache_dir=os.path.join(folder, "cache"), data_roots=roots,
-                                          token=prefs.token or None)
+            launch_local_backend(context)
         except (FileNotFoundError, ValueError, OSError) as exc:
-            STATE.backend.message = describe(exc)
+            STATE.backend.state, STATE.backend.message = "unreachable", describe(exc)
             self.report({"ERROR"}, STATE.backend.message)
             return {"CANCELLED"}
-        STATE.local_process, STATE.local_log = process, log_path
-        STATE.backend.state = "starting"
-        STATE.backend.message = f"Starting the backend (the first start takes a minute); its log: {log_path}"
-
-        def done(health, error):
-            if error is None:
-                STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
-                clear_connection_errors()
-                notify("INFO", f"ClickGauss backend started ({health.get('device', '?')})")
-            else:
-                STATE.backend.state, STATE.backend.message = "unreachable", describe(error).splitlines()[0]
-                notify("ERROR", STATE.backend.message)
-
-        TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
         return {"FINISHED"}
 
 
@@ -134,13 +207,25 @@ class CLICKGAUSS_OT_stop_backend(bpy.types.Operator):
 
 # -- scenes and training ----------------------------------------------------------------------
 def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -> dict:
-    """The backend scene of a PLY: by path when the server can read it, else uploaded."""
+    """The backend scene of a PLY: by path when the server can read it, else uploaded. A dataset
+    cannot be uploaded: when the backend cannot read it either, say so plainly."""
     try:
         return client.open_scene(ply_path, dataset_path)
     except BackendError as exc:
         if exc.code not in UPLOAD_INSTEAD:
             raise
-    return client.upload_scene(ply_path, dataset_path)
+    try:
+        return client.upload_scene(ply_path, dataset_path)
+    except BackendError as exc:
+        if not dataset_path or exc.code not in UPLOAD_INSTEAD:
+            raise
+        why = ("it is not on the backend's computer" if exc.code == "file_not_found"
+               else "the backend may only read other folders")
+        raise BackendError(exc.code, (
+            f"The backend at {client.url} cannot read the dataset folder {dataset_path} ({why}). The add-on sends the "
+            "scene's file to a backend that cannot read it, but not its dataset: press Start Local to train on this "
+            "computer, or copy the dataset to the backend's computer and set Dataset to its path there (starting the "
+            "backend with --data-root for that folder)"), exc.status) from None
 
 
 def training_request(obj) -> dict:
@@ -162,7 +247,7 @@ def record_scene(obj, scene: dict) -> None:
         STATE.segments.pop(settings.scene_id, None)
     settings.scene_id = scene["scene_id"]
     settings.has_features = bool(scene["has_features"])
-    settings.dataset_found = scene.get("dataset_path") or ""
+    settings.dataset_found = scene.get("dataset_path") or ""  # what the backend itself uses, never a guess
 
 
 def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
@@ -210,13 +295,15 @@ def start_training(client: BackendClient, obj) -> None:
     if not ply_path or not os.path.isfile(ply_path):
         raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): "
                          "features are trained on the original file, so import the scene again from where it is now")
-    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+    dataset = dataset_of(obj)
     request = training_request(obj)
+    restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
     clear_error(name)
     STATE.jobs[name] = {"state": "opening", "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
 
     def work():
+        wait_for(client, restarted)
         scene = open_scene(client, ply_path, dataset)
         job = client.start_training(scene["scene_id"], request["masks"], request["preset"])
         return scene, job
@@ -241,8 +328,13 @@ def start_training(client: BackendClient, obj) -> None:
 def connect_scene(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend without training (uses features trained earlier)."""
     ply_path = obj.get(SOURCE_KEY) or ""
-    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+    dataset = dataset_of(obj)
+    restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
+
+    def work():
+        wait_for(client, restarted)
+        return open_scene(client, ply_path, dataset)
 
     def done(scene, error):
         obj_now = bpy.data.objects.get(name)
@@ -252,7 +344,13 @@ def connect_scene(client: BackendClient, obj) -> None:
             clear_error(name)
             record_scene(obj_now, scene)
 
-    TASKS.submit(lambda: open_scene(client, ply_path, dataset), done)
+    TASKS.submit(work, done)
+
+
+def dataset_of(obj) -> str | None:
+    """The dataset to train with: the one chosen, else the one found next to the file on import."""
+    settings = obj.clickgauss
+    return bpy.path.abspath(settings.dataset_path) if settings.dataset_path else (settings.dataset_nearby or None)
 
 
 class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
@@ -402,7 +500,8 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
         obj = context.active_object
         client, name, field_path = client_from_preferences(context), obj.name, self.filepath
         ply_path = obj.get(SOURCE_KEY) or ""
-        dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+        dataset = dataset_of(obj)
+        restarted = local_backend_for(context, folders_of(obj))
 
         def done(scene, error):
             obj_now = bpy.data.objects.get(name)
@@ -413,7 +512,11 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
                 record_scene(obj_now, scene)
                 notify("INFO", f"Loaded the features of {name} from {os.path.basename(field_path)}: Shift+click to select")
 
-        TASKS.submit(lambda: load_features(client, ply_path, dataset, field_path), done)
+        def work():
+            wait_for(client, restarted)
+            return load_features(client, ply_path, dataset, field_path)
+
+        TASKS.submit(work, done)
         return {"FINISHED"}
 
 

@@ -39,7 +39,7 @@ def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str =
     cloud.source = os.path.abspath(filepath)
     obj = create_splat_object(context, cloud, name, matrix)
     ensure_display(obj, point_scale)
-    obj.clickgauss.dataset_found = find_dataset_for_ply(cloud.source) or ""
+    obj.clickgauss.dataset_nearby = find_dataset_for_ply(cloud.source) or ""
     for other in context.view_layer.objects:
         if other is not None:  # entries of just-removed objects until the view layer resyncs
             other.select_set(False)

@@ -54,7 +54,8 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         status = STATE.backend
         if status.state == "connected":
             device = status.health.get("device", "?")
-            box.label(text=f"Backend connected ({device})", icon="CHECKMARK")
+            local = STATE.local_process is not None and STATE.local_process.poll() is None
+            box.label(text=f"Backend connected ({device}{', started here' if local else ''})", icon="CHECKMARK")
         elif status.state in ("checking", "starting"):
             box.label(text=f"Backend {status.state}…", icon="SORTTIME")
         elif status.state == "unreachable":
@@ -74,8 +75,15 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box = layout.box()
         box.label(text=f"{obj.name}: {len(obj.data.vertices):,} Gaussians")
         box.prop(settings, "dataset_path")
-        if settings.dataset_found and not settings.dataset_path:
-            box.label(text=f"Dataset found: {settings.dataset_found}")
+        if not settings.dataset_path:
+            # Only the backend's answer says a dataset is in use; before that it is what was found on import.
+            if settings.dataset_found:
+                draw_message(box, f"Dataset in use: {settings.dataset_found}", width)
+            elif settings.dataset_nearby:
+                draw_message(box, f"Dataset next to the file: {settings.dataset_nearby} (used when you train)", width)
+            else:
+                draw_message(box, "No dataset next to the file: choose the folder of its training images and cameras",
+                             width, icon="INFO")
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")

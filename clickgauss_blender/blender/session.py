@@ -36,6 +36,10 @@ class SessionState:
     clicks: dict[str, Any] = field(default_factory=dict)         # object name -> latest ClickResult
     local_process: Any = None                                     # subprocess.Popen of "Start local backend"
     local_log: str = ""
+    local_roots: list[str] = field(default_factory=list)        # the folders it may read (--data-root)
+    local_source: str = ""                                        # where the add-on found it (local_backend)
+    install: Any = None                                           # backend_installer.InstallRun of Install Backend
+    install_message: str = ""                                     # why Install Backend refused, for the preferences
 
 
 STATE = SessionState()

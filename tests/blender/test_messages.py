@@ -93,12 +93,19 @@ def test_training_errors_say_what_to_do(backend, session, scene_copy, synthetic_
     _train(session, obj)
     assert "dataset" in _shown(session, obj, cache_dir)
 
-    outside = Path(tempfile.mkdtemp(prefix="clickgauss-outside-"))  # outside every data root
+    # A dataset outside the data roots of a backend this Blender did not start (a remote one): the
+    # PLY can be sent, the dataset cannot, and the message says so plainly. (A backend the add-on
+    # started is restarted with the folder instead: tests/blender/test_first_run.py.)
+    outside = Path(tempfile.mkdtemp(prefix="clickgauss-outside-"))
+    ours = session.STATE.local_process
     try:
+        session.STATE.local_process = None
         settings.dataset_path = str(outside)
         _train(session, obj)
-        assert "--data-root" in _shown(session, obj, cache_dir)
+        text = _shown(session, obj, cache_dir)
+        assert "cannot read the dataset folder" in text and "--data-root" in text and "Start Local" in text
     finally:
+        session.STATE.local_process = ours
         shutil.rmtree(outside)
 
     settings.dataset_path = str(synthetic_scene)  # masks that are not there: the job fails (invalid_masks)
