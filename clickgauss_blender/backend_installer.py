@@ -2,23 +2,22 @@
 the other in the background with progress and cancel. Pure stdlib, no bpy, and no imports from
 the add-on, so scripts/install-backend runs this file as it is (`python backend_installer.py`).
 
-The add-on zip carries what the backend needs (scripts/build-addon puts it in `backend_dist/`):
-the clickgauss_backend and clickgauss_core wheels and `requirements.txt`, every other package
-pinned as in backend/uv.lock. The install:
+The add-on zip carries the backend's uv project (scripts/build-backend-bundle puts it in
+`backend_dist/`): backend/ with its pyproject.toml, uv.lock and source, and core/ (its path
+dependency). The install:
 
-1. `uv venv --python 3.11 ENV.partial`
-2. (CPU torch where PyPI's is a CUDA build, CUDA torch where PyPI's is CPU) torch and torchvision
-   at the pinned versions from PyTorch's own index
-3. `uv pip install -r requirements.txt` (PyPI)
-4. `uv pip install --no-deps` the two wheels
-5. a check that the backend imports, then ENV.partial is renamed to ENV: a cancelled or failed
+1. `uv sync --locked --no-editable` into ENV.partial: exactly the package versions of the lock
+   (PyPI's torch: the CUDA build on Linux, the CPU build on Windows and macOS), without PyPI's
+   CUDA libraries when a CPU torch replaces it
+2. where PyPI's torch is not the build asked for: torch and torchvision at the locked versions
+   from PyTorch's own index (CPU on Linux, CUDA on Windows)
+3. a check that the backend imports, then ENV.partial is renamed to ENV: a cancelled or failed
    install never leaves a half-made environment where the add-on looks for one.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import re
 import shutil
@@ -51,39 +50,35 @@ def torch_index(variant: str, platform: str = sys.platform) -> str | None:
         if platform == "darwin":
             raise ValueError("CUDA torch does not exist for macOS: choose the CPU variant")
         return None if platform.startswith("linux") else f"{TORCH_INDEX}/{CUDA_FLAVOUR}"
-    return f"{TORCH_INDEX}/cpu" if platform.startswith("linux") or platform == "win32" else None
+    return f"{TORCH_INDEX}/cpu" if platform.startswith("linux") else None
 
 
-def pinned(requirements_file: str, names=("torch", "torchvision")) -> list[str]:
-    """The `name==version` lines of `names` in a requirements file (uv export's format)."""
-    wanted = set(names)
-    found = []
-    with open(requirements_file, encoding="utf-8") as stream:
-        for line in stream:
-            match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", line.strip())
-            if match and match.group(1).lower() in wanted:
-                found.append(f"{match.group(1)}=={match.group(2)}")
-    return found
+def locked_versions(lock_file: str) -> dict[str, str]:
+    """name -> version of every package in a uv.lock."""
+    with open(lock_file, encoding="utf-8") as stream:
+        text = stream.read()
+    return dict(re.findall(r'^\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', text, flags=re.MULTILINE))
 
 
-CUDA_ONLY_PACKAGES = re.compile(r"^(nvidia-|cuda-|triton\b)", re.IGNORECASE)
+def pinned(lock_file: str, names=("torch", "torchvision")) -> list[str]:
+    """`name==version` of `names` as the lock has them."""
+    versions = locked_versions(lock_file)
+    return [f"{name}=={versions[name]}" for name in names if name in versions]
 
 
-def without_cuda_packages(requirements_file: str, out_file: str) -> str:
-    """A copy of the requirements without the CUDA libraries PyPI's Linux torch pulls in (about
-    3 GB a CPU torch does not need); returns its path."""
-    with open(requirements_file, encoding="utf-8") as stream:
-        lines = [line for line in stream if not CUDA_ONLY_PACKAGES.match(line.strip())]
-    os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
-    with open(out_file, "w", encoding="utf-8") as stream:
-        stream.writelines(lines)
-    return out_file
+CUDA_ONLY_PACKAGES = re.compile(r"^(nvidia-|cuda-|triton$)", re.IGNORECASE)
+
+
+def cuda_only_packages(lock_file: str) -> list[str]:
+    """The CUDA libraries PyPI's Linux torch pulls in (about 3 GB a CPU torch does not need)."""
+    return sorted(name for name in locked_versions(lock_file) if CUDA_ONLY_PACKAGES.match(name))
 
 
 @dataclass(frozen=True)
 class Step:
     title: str
     command: list[str]
+    env: dict = field(default_factory=dict)  # added to the environment the command runs in
 
 
 def install_steps(uv: str, env_dir: str, bundle_dir: str, variant: str, offline: bool = False,
@@ -91,23 +86,25 @@ def install_steps(uv: str, env_dir: str, bundle_dir: str, variant: str, offline:
     """The command lines that make a backend environment at `env_dir` (built in `env_dir`.partial)."""
     partial = env_dir + ".partial"
     python = environment_python(partial, platform)
-    requirements = os.path.join(bundle_dir, "requirements.txt")
-    wheels = sorted(glob.glob(os.path.join(bundle_dir, "*.whl")))
-    if not os.path.isfile(requirements) or len(wheels) < 2:
-        raise FileNotFoundError(f"{bundle_dir} does not hold the backend's requirements.txt and wheels: use an add-on "
-                                "zip made by scripts/build-addon")
-    if variant == "cpu" and platform.startswith("linux"):
-        requirements = without_cuda_packages(requirements, env_dir + ".cpu-requirements.txt")
-    extra = ["--offline"] if offline else []
-    steps = [Step("Creating the Python environment", [uv, "venv", *extra, "--python", PYTHON_VERSION, partial])]
+    project = os.path.join(bundle_dir, "backend")
+    lock = os.path.join(project, "uv.lock")
+    if not os.path.isfile(lock) or not os.path.isfile(os.path.join(bundle_dir, "core", "pyproject.toml")):
+        raise FileNotFoundError(f"{bundle_dir} does not hold the backend's project (backend/uv.lock and core/): use an "
+                                "add-on zip made by scripts/build-addon")
     index = torch_index(variant, platform)
+    extra = ["--offline"] if offline else []
+    skipped = []
+    if index is not None and variant == "cpu":
+        for name in cuda_only_packages(lock):
+            skipped += ["--no-install-package", name]
+    steps = [Step("Installing the backend's packages (the largest step)",
+                  [uv, "sync", *extra, "--locked", "--no-dev", "--no-editable", "--python", PYTHON_VERSION,
+                   "--project", project, *skipped], {"UV_PROJECT_ENVIRONMENT": partial})]
     if index is not None:
+        torch = pinned(lock)
         steps.append(Step(f"Installing {variant.upper()} torch",
-                          [uv, "pip", "install", *extra, "--python", python, "--index-url", index,
-                           *pinned(requirements)]))
-    steps.append(Step("Installing the backend's packages (the largest step)",
-                      [uv, "pip", "install", *extra, "--python", python, "-r", requirements]))
-    steps.append(Step("Installing ClickGauss", [uv, "pip", "install", *extra, "--python", python, "--no-deps", *wheels]))
+                          [uv, "pip", "install", *extra, "--python", python, "--index-url", index, "--no-deps",
+                           *[arg for pin in torch for arg in ("--reinstall-package", pin.split("==")[0])], *torch]))
     steps.append(Step("Checking the backend", [python, "-c", "import clickgauss_backend.cli, torch; "
                                                         "print('torch', torch.__version__)"]))
     return steps
@@ -173,8 +170,9 @@ class InstallRun:
             log.write(f"\n$ {' '.join(step.command)}\n")
             log.flush()
             try:
+                env = {**(self.env if self.env is not None else os.environ), **step.env}
                 self.process = subprocess.Popen(step.command, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, env=self.env)
+                                                stdin=subprocess.DEVNULL, env=env)
             except OSError as exc:
                 self._fail(f"{step.title} could not run ({exc.strerror}: {step.command[0]})")
 
@@ -223,8 +221,8 @@ class InstallRun:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Install a ClickGauss backend environment with uv "
                                                  "(what the add-on's Install Backend does).")
-    parser.add_argument("--bundle", required=True, help="folder with requirements.txt and the two wheels "
-                                                        "(backend_dist/ of an add-on zip, or what build-addon made)")
+    parser.add_argument("--bundle", required=True, help="folder with the backend's project (backend_dist/ of an "
+                                                        "add-on zip, or what scripts/build-backend-bundle wrote)")
     parser.add_argument("--dir", required=True, help="the environment folder to create")
     parser.add_argument("--variant", choices=VARIANTS, default="cuda", help="torch build (default: cuda)")
     parser.add_argument("--offline", action="store_true", help="install from uv's cache only, no downloads")
