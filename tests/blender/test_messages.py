@@ -181,7 +181,7 @@ def test_connection_errors_are_said_and_cleared_when_the_backend_answers(backend
 def test_long_messages_are_wrapped_whole_for_the_panel(addon_module):
     messages = addon_module("messages")
     text = ("The backend may not read the dataset folder /a/very/long/path/that/goes/on/and/on/for/a/while: it only "
-            "reads files inside /home/someone. Start the backend with --data-root and the folder it is in")
+            "reads files inside /data/captures. Start the backend with --data-root and the folder it is in")
     lines = messages.wrap(text, 40)
     assert len(lines) > 3 and all(len(line) <= 40 for line in lines)
     assert " ".join(lines).replace(" ", "") == text.replace(" ", "")  # nothing cut
