@@ -126,6 +126,7 @@ def launch_local_backend(context, extra_roots=()):
     process = start_local_backend(found, port_of(prefs.backend_url), log_path, cache_dir=os.path.join(folder, "cache"),
                                   data_roots=roots, token=prefs.token or None)
     STATE.local_process, STATE.local_log, STATE.local_roots, STATE.local_source = process, log_path, roots, found.source
+    STATE.local_url = client.url
     STATE.backend.state = "starting"
     STATE.backend.message = f"Starting the backend found {SOURCE_WORDS[found.source]} (the first start takes a minute)"
 
@@ -135,7 +136,8 @@ def launch_local_backend(context, extra_roots=()):
         if error is None:
             STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
             clear_connection_errors()
-            notify("INFO", f"ClickGauss backend started ({health.get('device', '?')}; found {SOURCE_WORDS[found.source]})")
+            notify("INFO", f"ClickGauss backend started ({health.get('device', '?')}; "
+                           f"found {SOURCE_WORDS[found.source]})")
         else:
             STATE.backend.state, STATE.backend.message = "unreachable", describe(error).splitlines()[0]
             notify("ERROR", STATE.backend.message)
@@ -153,8 +155,8 @@ def local_backend_for(context, folders):
     data roots when it cannot yet. Returns the new process (wait for it before using it), or None
     when nothing had to change (or the backend is not ours to restart)."""
     process = STATE.local_process
-    if process is None or process.poll() is not None:
-        return None
+    if process is None or process.poll() is not None or client_from_preferences(context).url != STATE.local_url:
+        return None  # not running, or the add-on talks to another backend now
     missing = covering_roots(folders, STATE.local_roots)
     if not missing:
         return None

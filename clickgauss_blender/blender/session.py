@@ -38,6 +38,7 @@ class SessionState:
     local_log: str = ""
     local_roots: list[str] = field(default_factory=list)        # the folders it may read (--data-root)
     local_source: str = ""                                        # where the add-on found it (local_backend)
+    local_url: str = ""                                           # the URL it answers at
     install: Any = None                                           # backend_installer.InstallRun of Install Backend
     install_message: str = ""                                     # why Install Backend refused, for the preferences
 
