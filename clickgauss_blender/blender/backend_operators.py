@@ -19,7 +19,7 @@ from ..client import BackendClient, BackendError
 from ..backend_installer import INSTALLED_ENV_NAME
 from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, start_local_backend,
                              stop_local_backend, wait_until_ready)
-from ..messages import describe
+from ..messages import describe, sentence
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
@@ -139,7 +139,8 @@ def launch_local_backend(context, extra_roots=()):
             notify("INFO", f"ClickGauss backend started ({health.get('device', '?')}; "
                            f"found {SOURCE_WORDS[found.source]})")
         else:
-            STATE.backend.state, STATE.backend.message = "unreachable", describe(error).splitlines()[0]
+            # The first line says what happened and where the log is; the log's tail stays in the log.
+            STATE.backend.state, STATE.backend.message = "unreachable", sentence(str(error).splitlines()[0])
             notify("ERROR", STATE.backend.message)
 
     TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
