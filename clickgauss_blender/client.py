@@ -42,18 +42,25 @@ class BackendError(Exception):
 
 class BackendUnreachable(BackendError):
     def __init__(self, url: str, reason: str):
-        super().__init__("unreachable", f"backend not reachable at {url}: {reason}")
+        super().__init__("unreachable", f"the ClickGauss backend at {url} is not reachable ({reason}): press Start "
+                                        "Local in the ClickGauss panel, or start your backend and check the Backend "
+                                        "URL in the add-on's preferences")
 
 
 class BackendTimeout(BackendError):
     def __init__(self, url: str, request: str, seconds: float):
-        super().__init__("timeout", f"backend at {url} did not answer {request} within {seconds:.3g} s "
-                                    "(timed out; is it overloaded or stuck?)")
+        # `request` stays for the log's sake (the exception's attribute), never in the text people read.
+        self.request = request
+        super().__init__("timeout", f"the ClickGauss backend at {url} did not answer within {seconds:.3g} s: it may "
+                                    "be overloaded or stuck; check its log, or raise Request Timeout in the add-on's "
+                                    "preferences for very large scenes")
 
 
 class BadAnswer(BackendError):
     def __init__(self, url: str, request: str, problem: str):
-        super().__init__("bad_answer", f"backend at {url} gave an unusable answer to {request}: {problem}")
+        self.request = request
+        super().__init__("bad_answer", f"what answers at {url} gave an unusable answer ({problem}): check that the "
+                                       "Backend URL points at a ClickGauss backend of the same version as the add-on")
 
 
 class _Deadline:
@@ -142,7 +149,7 @@ class BackendClient:
         except (OSError, http.client.HTTPException) as exc:
             if deadline.expired or isinstance(exc, TimeoutError):  # the watchdog, or the socket's own timeout
                 raise BackendTimeout(self.url, request, deadline.seconds) from None
-            raise BackendUnreachable(self.url, f"{request} failed: {exc}") from None
+            raise BackendUnreachable(self.url, f"the connection broke: {exc}") from None
         finally:
             deadline.cancel()
             connection.close()
@@ -195,7 +202,9 @@ class BackendClient:
             error = json.loads(data)["error"]
             code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            code, message = "http_error", f"HTTP {response.status} from {self.url} for {request}: {_excerpt(data)}"
+            code, message = "http_error", (f"the Backend URL answered HTTP {response.status} but not as a ClickGauss "
+                                           "backend: check the Backend URL in the add-on's preferences (and any proxy "
+                                           "in between)")
         raise BackendError(code, message, response.status)
 
     def _read_body(self, response: http.client.HTTPResponse, deadline: _Deadline, request: str) -> bytes:

@@ -17,11 +17,15 @@ from clickgauss_core import wire
 from clickgauss_core.files import atomic_write
 
 from ..client import BackendClient, BackendError
-from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
+from ..backend_installer import INSTALLED_ENV_NAME
+from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, start_local_backend,
+                             stop_local_backend, wait_until_ready)
+from ..messages import describe, sentence
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
-from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_timer
+from .session import (FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, clear_connection_errors, clear_error, notify,
+                      show_error, stop_timer)
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
 UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
@@ -40,8 +44,10 @@ def check_backend(client: BackendClient) -> None:
     def done(health, error):
         if error is None:
             STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+            clear_connection_errors()
         else:
-            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, str(error)
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, describe(error)
+            notify("WARNING", STATE.backend.message)
 
     TASKS.submit(client.health, done)
 
@@ -55,42 +61,135 @@ class CLICKGAUSS_OT_check_backend(bpy.types.Operator):
         try:
             check_backend(client_from_preferences(context))
         except ValueError as exc:  # malformed URL in the preferences
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         return {"FINISHED"}
 
 
+class CLICKGAUSS_OT_report(bpy.types.Operator):
+    """Show a ClickGauss message in the status bar (used by background work, which has no operator)"""
+    bl_idname = "clickgauss.report"
+    bl_label = "ClickGauss Message"
+    bl_options = {"INTERNAL"}
+
+    level: EnumProperty(items=(("INFO", "Info", ""), ("WARNING", "Warning", ""), ("ERROR", "Error", "")))
+    message: StringProperty()
+
+    def execute(self, context):
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+def folders_of(obj) -> list[str]:
+    """The folders the backend must read for a splat object: its file's, its dataset's, its masks'."""
+    settings = obj.clickgauss
+    folders = [os.path.dirname(obj.get(SOURCE_KEY) or "")]
+    folders.append(bpy.path.abspath(settings.dataset_path) if settings.dataset_path else settings.dataset_nearby)
+    if settings.masks_source == "FOLDER" and settings.masks_path:
+        folders.append(bpy.path.abspath(settings.masks_path))
+    return [folder for folder in folders if folder and os.path.isdir(folder)]
+
+
+def data_roots_in_use(context, extra=()) -> list[str]:
+    """What a local backend may read: your home folder, the Data Root of the preferences, and the
+    folders of every splat object's file, dataset and masks (and `extra`)."""
+    prefs = preferences(context)
+    roots = [os.path.expanduser("~")]
+    if prefs.local_data_root:
+        roots.append(bpy.path.abspath(prefs.local_data_root))
+    for obj in bpy.data.objects:
+        if is_splat_object(obj):
+            roots += folders_of(obj)
+    roots += list(extra)
+    unique = []
+    for root in roots:
+        root = os.path.realpath(root)
+        if os.path.isdir(root) and covering_roots([root], unique):
+            unique = [kept for kept in unique if covering_roots([kept], [root])] + [root]
+    return unique
+
+
+def launch_local_backend(context, extra_roots=()):
+    """Find a backend (local_backend.find_backend) and start it on the Backend URL's port with the
+    folders in use as data roots; the wait for it runs in the background. Returns the process."""
+    prefs = preferences(context)
+    installed = bpy.utils.extension_path_user(ADDON_PACKAGE, path=INSTALLED_ENV_NAME)
+    found = find_backend(bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "", installed,
+                         checkout_root())
+    if found is None:
+        raise FileNotFoundError(NO_BACKEND_FOUND if not prefs.backend_python else
+                                f"Backend Python {prefs.backend_python!r} is not a program that can run: set it to "
+                                "the python of a backend environment, or clear it so the add-on finds one by itself")
+    folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=True)
+    log_path = os.path.join(folder, "backend.log")
+    roots = data_roots_in_use(context, extra_roots)
+    client = client_from_preferences(context)
+    process = start_local_backend(found, port_of(prefs.backend_url), log_path, cache_dir=os.path.join(folder, "cache"),
+                                  data_roots=roots, token=prefs.token or None)
+    STATE.local_process, STATE.local_log, STATE.local_roots, STATE.local_source = process, log_path, roots, found.source
+    STATE.local_url = client.url
+    STATE.backend.state = "starting"
+    STATE.backend.message = f"Starting the backend found {SOURCE_WORDS[found.source]} (the first start takes a minute)"
+
+    def done(health, error):
+        if STATE.local_process is not process:
+            return  # restarted since: the new process reports for itself
+        if error is None:
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
+            clear_connection_errors()
+            notify("INFO", f"ClickGauss backend started ({health.get('device', '?')}; "
+                           f"found {SOURCE_WORDS[found.source]})")
+        else:
+            # The first line says what happened and where the log is; the log's tail stays in the log.
+            STATE.backend.state, STATE.backend.message = "unreachable", sentence(str(error).splitlines()[0])
+            notify("ERROR", STATE.backend.message)
+
+    TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
+    return process
+
+
+SOURCE_WORDS = {"preferences": "in the add-on's preferences", "PATH": "on PATH",
+                "checkout": "in the checkout the add-on was built from", "installed": "where Install Backend put it"}
+
+
+def local_backend_for(context, folders):
+    """Make the backend this Blender started able to read `folders`: restarted with them as extra
+    data roots when it cannot yet. Returns the new process (wait for it before using it), or None
+    when nothing had to change (or the backend is not ours to restart)."""
+    process = STATE.local_process
+    if process is None or process.poll() is not None or client_from_preferences(context).url != STATE.local_url:
+        return None  # not running, or the add-on talks to another backend now
+    missing = covering_roots(folders, STATE.local_roots)
+    if not missing:
+        return None
+    stop_local_backend(process)
+    STATE.local_process = None
+    notify("INFO", f"Restarting the local backend so it may read {', '.join(missing)}")
+    return launch_local_backend(context, missing)
+
+
+def wait_for(client: BackendClient, process) -> None:
+    """On the worker thread: wait for a (re)started local backend before talking to it."""
+    if process is not None:
+        wait_until_ready(client, process, log_path=STATE.local_log)
+
+
 class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
-    """Start a backend on this machine with the Python interpreter set in the preferences"""
+    """Start a backend on this computer: the add-on finds one by itself (preferences, PATH, the checkout it
+    was built from, or Install Backend's), and lets it read the folders of the scenes you open"""
     bl_idname = "clickgauss.start_backend"
     bl_label = "Start Local Backend"
 
     def execute(self, context):
-        prefs = preferences(context)
         if STATE.local_process is not None and STATE.local_process.poll() is None:
             self.report({"INFO"}, "The local backend is already running")
             return {"CANCELLED"}
-        folder = bpy.utils.extension_path_user(ADDON_PACKAGE, path="", create=True)
-        log_path = os.path.join(folder, "backend.log")
-        roots = [bpy.path.abspath(prefs.local_data_root)] if prefs.local_data_root else []
         try:
-            client = client_from_preferences(context)
-            process = start_local_backend(prefs.backend_python, port_of(prefs.backend_url), log_path,
-                                          cache_dir=os.path.join(folder, "cache"), data_roots=roots,
-                                          token=prefs.token or None)
+            launch_local_backend(context)
         except (FileNotFoundError, ValueError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+            STATE.backend.state, STATE.backend.message = "unreachable", describe(exc)
+            self.report({"ERROR"}, STATE.backend.message)
             return {"CANCELLED"}
-        STATE.local_process, STATE.local_log = process, log_path
-        STATE.backend.state, STATE.backend.message = "starting", f"log: {log_path}"
-
-        def done(health, error):
-            if error is None:
-                STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
-            else:
-                STATE.backend.state, STATE.backend.message = "unreachable", str(error).splitlines()[0]
-
-        TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
         return {"FINISHED"}
 
 
@@ -112,13 +211,25 @@ class CLICKGAUSS_OT_stop_backend(bpy.types.Operator):
 
 # -- scenes and training ----------------------------------------------------------------------
 def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -> dict:
-    """The backend scene of a PLY: by path when the server can read it, else uploaded."""
+    """The backend scene of a PLY: by path when the server can read it, else uploaded. A dataset
+    cannot be uploaded: when the backend cannot read it either, say so plainly."""
     try:
         return client.open_scene(ply_path, dataset_path)
     except BackendError as exc:
         if exc.code not in UPLOAD_INSTEAD:
             raise
-    return client.upload_scene(ply_path, dataset_path)
+    try:
+        return client.upload_scene(ply_path, dataset_path)
+    except BackendError as exc:
+        if not dataset_path or exc.code not in UPLOAD_INSTEAD:
+            raise
+        why = ("it is not on the backend's computer" if exc.code == "file_not_found"
+               else "the backend may only read other folders")
+        raise BackendError(exc.code, (
+            f"The backend at {client.url} cannot read the dataset folder {dataset_path} ({why}). The add-on sends the "
+            "scene's file to a backend that cannot read it, but not its dataset: press Start Local to train on this "
+            "computer, or copy the dataset to the backend's computer and set Dataset to its path there (starting the "
+            "backend with --data-root for that folder)"), exc.status) from None
 
 
 def training_request(obj) -> dict:
@@ -128,7 +239,8 @@ def training_request(obj) -> dict:
         masks = {"source": "sam"}
     else:
         if not settings.masks_path:
-            raise ValueError("choose the mask folder (or switch the mask source to SAM)")
+            raise ValueError("No mask folder chosen: choose the folder of masks in the ClickGauss panel, or set "
+                             "Masks to SAM")
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
     return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
 
@@ -139,7 +251,7 @@ def record_scene(obj, scene: dict) -> None:
         STATE.segments.pop(settings.scene_id, None)
     settings.scene_id = scene["scene_id"]
     settings.has_features = bool(scene["has_features"])
-    settings.dataset_found = scene.get("dataset_path") or ""
+    settings.dataset_found = scene.get("dataset_path") or ""  # what the backend itself uses, never a guess
 
 
 def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
@@ -150,11 +262,11 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
 
     def done(job, error):
         if error is not None:
-            STATE.errors[object_name] = str(error)
+            show_error(object_name, error, "Following the training")
             if isinstance(error, BackendError) and error.code in ("unreachable", "timeout"):
                 TASKS.submit(poll, done)  # keep following the job: the backend may come back
             return
-        STATE.errors.pop(object_name, None)
+        clear_error(object_name)
         STATE.jobs[object_name] = job
         if job["state"] not in FINAL_JOB_STATES:
             TASKS.submit(poll, done)
@@ -163,9 +275,13 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
         if job["state"] == "done" and obj is not None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
+            notify("INFO", f"Training finished for {object_name}: Shift+click in the viewport to select")
         elif job["state"] != "done":
-            if job["state"] != "cancelled":
-                STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
+            if job["state"] == "cancelled":
+                notify("INFO", f"Training of {object_name} cancelled: Resume continues from its last checkpoint")
+            else:
+                show_error(object_name, (job.get("error") or {}).get("message")
+                           or f"the training was {job['state']}: press Resume to continue it", "Training failed")
             # A field trained earlier may still be there: ask the backend rather than assume.
             TASKS.submit(lambda: client.scene(job["scene_id"]), refresh_scene)
 
@@ -181,21 +297,24 @@ def start_training(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend and start a training job (all on the worker thread)."""
     ply_path = obj.get(SOURCE_KEY) or ""
     if not ply_path or not os.path.isfile(ply_path):
-        raise ValueError(f"the scene's file {ply_path!r} is gone: features are trained on the original file")
-    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+        raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): "
+                         "features are trained on the original file, so import the scene again from where it is now")
+    dataset = dataset_of(obj)
     request = training_request(obj)
+    restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
-    STATE.errors.pop(name, None)
+    clear_error(name)
     STATE.jobs[name] = {"state": "opening", "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
 
     def work():
+        wait_for(client, restarted)
         scene = open_scene(client, ply_path, dataset)
         job = client.start_training(scene["scene_id"], request["masks"], request["preset"])
         return scene, job
 
     def done(result, error):
         if error is not None:
-            STATE.errors[name] = str(error)
+            show_error(name, error, "Training could not start")
             STATE.jobs.pop(name, None)
             return
         scene, job = result
@@ -213,18 +332,29 @@ def start_training(client: BackendClient, obj) -> None:
 def connect_scene(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend without training (uses features trained earlier)."""
     ply_path = obj.get(SOURCE_KEY) or ""
-    dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+    dataset = dataset_of(obj)
+    restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
+
+    def work():
+        wait_for(client, restarted)
+        return open_scene(client, ply_path, dataset)
 
     def done(scene, error):
         obj_now = bpy.data.objects.get(name)
         if error is not None:
-            STATE.errors[name] = str(error)
+            show_error(name, error, "Opening the scene on the backend failed")
         elif obj_now is not None:
-            STATE.errors.pop(name, None)
+            clear_error(name)
             record_scene(obj_now, scene)
 
-    TASKS.submit(lambda: open_scene(client, ply_path, dataset), done)
+    TASKS.submit(work, done)
+
+
+def dataset_of(obj) -> str | None:
+    """The dataset to train with: the one chosen, else the one found next to the file on import."""
+    settings = obj.clickgauss
+    return bpy.path.abspath(settings.dataset_path) if settings.dataset_path else (settings.dataset_nearby or None)
 
 
 class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
@@ -255,7 +385,8 @@ class CLICKGAUSS_OT_train_features(bpy.types.Operator):
         try:
             start_training(client_from_preferences(context), context.active_object)
         except ValueError as exc:
-            self.report({"ERROR"}, str(exc))
+            show_error(context.active_object.name, exc)
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         return {"FINISHED"}
 
@@ -276,7 +407,7 @@ class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
 
         def done(job, error):
             if error is not None:
-                STATE.errors[name] = str(error)
+                show_error(name, error, "Cancelling failed")
             else:
                 STATE.jobs[name] = job
 
@@ -301,9 +432,9 @@ class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
 
         def done(job, error):
             if error is not None:
-                STATE.errors[name] = str(error)
+                show_error(name, error, "Resuming failed")
                 return
-            STATE.errors.pop(name, None)
+            clear_error(name)
             STATE.jobs[name] = job
             obj = bpy.data.objects.get(name)
             if obj is not None:
@@ -353,10 +484,11 @@ class CLICKGAUSS_OT_save_features(bpy.types.Operator, ExportHelper):
 
         def done(size, error):
             if error is not None:
-                STATE.errors[name] = f"saving features failed: {error}"
+                show_error(name, error, "Saving features failed")
             else:
-                STATE.errors.pop(name, None)
+                clear_error(name)
                 STATE.notices[name] = saved_features_notice(path, size)
+                notify("INFO", STATE.notices[name])
 
         TASKS.submit(lambda: save_features(client, scene_id, path), done)
         return {"FINISHED"}
@@ -378,17 +510,23 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
         obj = context.active_object
         client, name, field_path = client_from_preferences(context), obj.name, self.filepath
         ply_path = obj.get(SOURCE_KEY) or ""
-        dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
+        dataset = dataset_of(obj)
+        restarted = local_backend_for(context, folders_of(obj))
 
         def done(scene, error):
             obj_now = bpy.data.objects.get(name)
             if error is not None:
-                STATE.errors[name] = f"loading features failed: {error}"
+                show_error(name, error, "Loading features failed")
             elif obj_now is not None:
-                STATE.errors.pop(name, None)
+                clear_error(name)
                 record_scene(obj_now, scene)
+                notify("INFO", f"Loaded the features of {name} from {os.path.basename(field_path)}: Shift+click to select")
 
-        TASKS.submit(lambda: load_features(client, ply_path, dataset, field_path), done)
+        def work():
+            wait_for(client, restarted)
+            return load_features(client, ply_path, dataset, field_path)
+
+        TASKS.submit(work, done)
         return {"FINISHED"}
 
 
@@ -402,13 +540,13 @@ def start_click(client: BackendClient, obj, camera, pixel_xy, level: str, thresh
 
     def done(result, error):
         if error is not None:
-            STATE.errors[name] = f"click failed: {error}"
+            show_error(name, error, "Click failed")
             return
         STATE.pending_clicks[name] = (*result, mode)
         # undo=True: called from a timer, the operator still pushes its own undo step.
         bpy.ops.clickgauss.apply_click("EXEC_DEFAULT", True, object_name=name)
 
-    STATE.errors.pop(name, None)
+    clear_error(name)
     TASKS.submit(lambda: query_click(client, scene_id, camera, pixel_xy, level, threshold), done)
 
 
@@ -432,7 +570,7 @@ class CLICKGAUSS_OT_apply_click(bpy.types.Operator):
         try:
             result = apply_click(obj, mask, response, mode)
         except ValueError as exc:
-            STATE.errors[self.object_name] = str(exc)
+            show_error(self.object_name, exc, "Click failed")
             return {"CANCELLED"}
         STATE.clicks[self.object_name] = result
         self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
@@ -467,7 +605,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
             camera = viewport_camera(region, region_3d, obj)
             client = client_from_preferences(context)
         except ValueError as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
         mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
@@ -476,7 +614,7 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
+CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_report, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,
            CLICKGAUSS_OT_connect_scene, CLICKGAUSS_OT_train_features, CLICKGAUSS_OT_cancel_training,
            CLICKGAUSS_OT_resume_training,
            CLICKGAUSS_OT_save_features, CLICKGAUSS_OT_load_features, CLICKGAUSS_OT_apply_click,

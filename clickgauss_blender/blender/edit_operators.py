@@ -14,7 +14,7 @@ from ..client import BackendClient
 from . import editing
 from .mesh_io import is_splat_object
 from .preferences import client_from_preferences
-from .session import STATE, TASKS
+from .session import STATE, TASKS, clear_error, show_error
 
 LEVEL_ITEMS = (("coarse", "Coarse", "Whole objects"), ("fine", "Fine", "Parts of objects"))
 SEGMENT_ACTIONS = (("GROW", "Grow", ""), ("SPLIT", "Split", ""))
@@ -33,12 +33,12 @@ def fetch_segments_then_apply(client: BackendClient, obj, level: str, action: st
     """Fetch the scene's segment ids on the worker thread; the timer then applies `action`."""
     name, scene_id = obj.name, obj.clickgauss.scene_id
     STATE.segment_requests.add(scene_id)
-    STATE.errors.pop(name, None)
+    clear_error(name)
 
     def done(segments, error):
         STATE.segment_requests.discard(scene_id)
         if error is not None:
-            STATE.errors[name] = f"fetching the segments failed: {error}"
+            show_error(name, error, "Fetching the segments failed")
             return
         STATE.segments[scene_id] = segments
         # undo=True: called from a timer, the operator still pushes its own undo step.
@@ -105,7 +105,7 @@ class CLICKGAUSS_OT_apply_segments(bpy.types.Operator):
         try:
             outcome = apply_segment_action(context, obj, self.level, self.action)
         except ValueError as exc:
-            STATE.errors[self.object_name] = str(exc)
+            show_error(self.object_name, str(exc))
             return {"CANCELLED"}
         STATE.notices[self.object_name] = outcome
         self.report({"INFO"}, outcome)

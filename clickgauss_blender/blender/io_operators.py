@@ -14,6 +14,7 @@ from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
 from clickgauss_core.transforms import bake_transform
 
+from ..messages import describe
 from .display import ensure_display
 from .mesh_io import cloud_from_object, create_splat_object, import_frame, is_splat_object
 
@@ -38,7 +39,7 @@ def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str =
     cloud.source = os.path.abspath(filepath)
     obj = create_splat_object(context, cloud, name, matrix)
     ensure_display(obj, point_scale)
-    obj.clickgauss.dataset_found = find_dataset_for_ply(cloud.source) or ""
+    obj.clickgauss.dataset_nearby = find_dataset_for_ply(cloud.source) or ""
     for other in context.view_layer.objects:
         if other is not None:  # entries of just-removed objects until the view layer resyncs
             other.select_set(False)
@@ -119,7 +120,7 @@ class CLICKGAUSS_OT_export_splats(bpy.types.Operator, ExportHelper):
         try:
             warnings = export_splats(context.active_object, self.filepath, self.keep_file_axes)
         except (ValueError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         for warning in warnings:
             self.report({"WARNING"}, warning)

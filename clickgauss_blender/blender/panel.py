@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import bpy
 
+from ..messages import wrap
 from .mesh_io import is_splat_object
 from .session import STATE
 
 ACTIVE_JOB_STATES = ("opening", "queued", "running")
+LABEL_CHARACTER_PIXELS = 7  # about one character of the UI font at scale 1
+
+
+def draw_message(layout, text: str, width_pixels: float, icon: str = "NONE") -> None:
+    """All of `text`, wrapped to the sidebar's width (a label shows one line and cuts the rest)."""
+    scale = bpy.context.preferences.view.ui_scale if bpy.context.preferences else 1.0
+    column = layout.column(align=True)
+    for index, line in enumerate(wrap(text, int(width_pixels / (LABEL_CHARACTER_PIXELS * scale)) - 4)):
+        column.label(text=line, icon=icon if index == 0 else "BLANK1" if icon != "NONE" else "NONE")
 
 
 def _format_seconds(seconds) -> str:
@@ -17,11 +27,11 @@ def _format_seconds(seconds) -> str:
     return f"{seconds // 60}:{seconds % 60:02d} left"
 
 
-def draw_notice(box, object_name: str) -> None:
+def draw_notice(box, object_name: str, width_pixels: float) -> None:
     """The outcome of the object's last background action (features saved, segments applied)."""
     notice = STATE.notices.get(object_name)
     if notice and not STATE.errors.get(object_name):
-        box.label(text=notice[:160], icon="INFO")
+        draw_message(box, notice, width_pixels, icon="INFO")
 
 
 class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
@@ -33,24 +43,26 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        self.draw_backend(layout)
+        width = context.region.width if context.region is not None else 300
+        self.draw_backend(layout, width)
         layout.operator("import_scene.clickgauss_splats", text="Import Splats", icon="IMPORT")
         obj = context.active_object
         if not is_splat_object(obj):
             layout.label(text="Select a splat object", icon="INFO")
             return
-        self.draw_training(layout, obj)
+        self.draw_training(layout, obj, width)
         self.draw_click(layout, context.scene.clickgauss)
         self.draw_editing(layout, context.scene.clickgauss)
         layout.operator("export_scene.clickgauss_splats", text="Export Splats", icon="EXPORT")
 
     @staticmethod
-    def draw_backend(layout):
+    def draw_backend(layout, width):
         box = layout.box()
         status = STATE.backend
         if status.state == "connected":
             device = status.health.get("device", "?")
-            box.label(text=f"Backend connected ({device})", icon="CHECKMARK")
+            local = STATE.local_process is not None and STATE.local_process.poll() is None
+            box.label(text=f"Backend connected ({device}{', started here' if local else ''})", icon="CHECKMARK")
         elif status.state in ("checking", "starting"):
             box.label(text=f"Backend {status.state}…", icon="SORTTIME")
         elif status.state == "unreachable":
@@ -58,20 +70,27 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         else:
             box.label(text="Backend status unknown", icon="QUESTION")
         if status.message:
-            box.label(text=status.message[:120])
+            draw_message(box, status.message, width)
         row = box.row(align=True)
         row.operator("clickgauss.check_backend", text="Check", icon="FILE_REFRESH")
         row.operator("clickgauss.start_backend", text="Start Local", icon="PLAY")
         row.operator("clickgauss.stop_backend", text="", icon="X")
 
     @staticmethod
-    def draw_training(layout, obj):
+    def draw_training(layout, obj, width):
         settings = obj.clickgauss
         box = layout.box()
         box.label(text=f"{obj.name}: {len(obj.data.vertices):,} Gaussians")
         box.prop(settings, "dataset_path")
-        if settings.dataset_found and not settings.dataset_path:
-            box.label(text=f"Dataset found: {settings.dataset_found}")
+        if not settings.dataset_path:
+            # Only the backend's answer says a dataset is in use; before that it is what was found on import.
+            if settings.dataset_found:
+                draw_message(box, f"Dataset in use: {settings.dataset_found}", width)
+            elif settings.dataset_nearby:
+                draw_message(box, f"Dataset next to the file: {settings.dataset_nearby} (used when you train)", width)
+            else:
+                draw_message(box, "No dataset next to the file: choose the folder of its training images and cameras",
+                             width, icon="INFO")
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")
@@ -99,8 +118,8 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
                 box.operator("clickgauss.resume_training", icon="RECOVER_LAST")
         error = STATE.errors.get(obj.name)
         if error:
-            box.label(text=error[:160], icon="ERROR")
-        draw_notice(box, obj.name)
+            draw_message(box, error, width, icon="ERROR")
+        draw_notice(box, obj.name, width)
 
     @staticmethod
     def draw_click(layout, scene_settings):

@@ -3,8 +3,6 @@ stored in the .blend: per splat object (dataset, masks, backend scene) and per s
 
 from __future__ import annotations
 
-import os
-
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, PointerProperty,
                        StringProperty)
@@ -21,18 +19,21 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
                                 description="Address of the ClickGauss backend service")
     token: StringProperty(name="Token", subtype="PASSWORD", default="",
                           description="Bearer token, when the backend was started with --token")
-    backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH",
-                                   default=os.environ.get("CLICKGAUSS_BACKEND_PYTHON", ""),
-                                   description="Python interpreter of the backend environment "
-                                               "(the one with clickgauss_backend installed), for 'Start local backend'")
+    backend_python: StringProperty(name="Backend Python", subtype="FILE_PATH", default="",
+                                   description="Only if the add-on does not find a backend by itself: the python of a "
+                                               "backend environment (or the clickgauss-backend command), for Start Local")
     local_data_root: StringProperty(name="Data Root", subtype="DIR_PATH", default="",
-                                    description="Folder a local backend may read scenes from (default: home folder)")
+                                    description="An extra folder a local backend may read (it may always read your "
+                                                "home folder and the folders of the scenes and datasets you open)")
     request_timeout: FloatProperty(name="Request Timeout (s)", default=DEFAULT_TIMEOUT, min=0.1, max=3600.0,
                                    description="Seconds a backend request may take in all (connecting, waiting, the "
                                                "whole answer; uploads and downloads get extra time for their size)")
 
     def draw(self, context):
+        from .install_operators import draw_install
+
         layout = self.layout
+        draw_install(layout)
         layout.prop(self, "backend_url")
         layout.prop(self, "token")
         layout.prop(self, "backend_python")
@@ -65,6 +66,8 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("paper", "Paper", "The paper's settings, exactly (GPU)")))
     scene_id: StringProperty(name="Backend Scene", default="", description="The scene's id on the backend")
     dataset_found: StringProperty(default="", description="Dataset the backend uses for this scene")
+    dataset_nearby: StringProperty(default="", description="Dataset found next to the scene's file when it was "
+                                                           "imported (sent to the backend when Dataset is empty)")
     has_features: BoolProperty(default=False)
     job_id: StringProperty(default="")
 

@@ -31,15 +31,61 @@ class SessionState:
     jobs: dict[str, dict] = field(default_factory=dict)          # object name -> latest job object
     errors: dict[str, str] = field(default_factory=dict)         # object name -> last error for the panel
     notices: dict[str, str] = field(default_factory=dict)        # object name -> last outcome for the panel
+    error_codes: dict[str, str | None] = field(default_factory=dict)  # object name -> the backend's code of it
+    reports: list[tuple[str, str]] = field(default_factory=list)  # the latest status-bar reports (level, text)
     segments: dict[str, dict] = field(default_factory=dict)      # scene id -> {"coarse": ids, "fine": ids}
     segment_requests: set = field(default_factory=set)           # scene ids whose segments are being fetched
     pending_clicks: dict[str, tuple] = field(default_factory=dict)  # object name -> (mask, response, mode)
     clicks: dict[str, Any] = field(default_factory=dict)         # object name -> latest ClickResult
     local_process: Any = None                                     # subprocess.Popen of "Start local backend"
     local_log: str = ""
+    local_roots: list[str] = field(default_factory=list)        # the folders it may read (--data-root)
+    local_source: str = ""                                        # where the add-on found it (local_backend)
+    local_url: str = ""                                           # the URL it answers at
+    install: Any = None                                           # backend_installer.InstallRun of Install Backend
+    install_message: str = ""                                     # why Install Backend refused, for the preferences
 
 
 STATE = SessionState()
+MAX_REPORTS = 50
+
+
+def notify(level: str, text: str) -> None:
+    """Say `text` in Blender's status bar (and the Info log), also from background work: a timer
+    callback has no operator of its own to report with, so it runs the add-on's report operator."""
+    STATE.reports.append((level, text))
+    del STATE.reports[:-MAX_REPORTS]
+    try:
+        bpy.ops.clickgauss.report("EXEC_DEFAULT", level=level, message=text)
+    except (AttributeError, RuntimeError):  # the add-on is being unregistered: the panel still shows errors
+        pass
+
+
+def show_error(object_name: str, error: BaseException | str, doing: str = "") -> None:
+    """Show `error` for the object in the panel (in full) and in the status bar (once per new text)."""
+    from ..messages import describe, error_code, sentence
+
+    text = describe(error) if isinstance(error, BaseException) else sentence(error)
+    if doing:
+        text = f"{doing}: {text[:1].lower()}{text[1:]}"
+    STATE.error_codes[object_name] = error_code(error) if isinstance(error, BaseException) else None
+    if STATE.errors.get(object_name) != text:
+        STATE.errors[object_name] = text
+        notify("ERROR", text)
+
+
+def clear_error(object_name: str) -> None:
+    STATE.errors.pop(object_name, None)
+    STATE.error_codes.pop(object_name, None)
+
+
+def clear_connection_errors() -> None:
+    """The backend answers again: drop the "not reachable" errors it left behind."""
+    from ..messages import CONNECTION_CODES
+
+    for name, code in list(STATE.error_codes.items()):
+        if code in CONNECTION_CODES:
+            clear_error(name)
 
 
 class BackgroundTasks:

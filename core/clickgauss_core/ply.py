@@ -242,8 +242,9 @@ def read_gaussian_ply(path: str | os.PathLike) -> GaussianCloud:
     header = read_ply_header(path)
     vertex = header.element("vertex")
     if is_compressed_ply_header(header):
-        raise PlyFormatError(path, "this is a SuperSplat compressed PLY, not the INRIA layout: "
-                                   "open it with clickgauss_core.ply.read_splat_file")
+        raise PlyFormatError(path, "this is a SuperSplat compressed PLY, not the INRIA layout that this reader "
+                                   "takes: open it as a splat file (the splat importer decodes it), or export it "
+                                   "as an INRIA PLY from SuperSplat")
     if vertex is None:
         names = ", ".join(e[0] for e in header.elements) or "none"
         raise PlyFormatError(path, f"no 'vertex' element (elements: {names}): not a Gaussian splat PLY")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-REAL_DATA = "/work/shared/data/real"
+# The real fixtures, kept in the repository (tests/data/real/INDEX.md says where each comes from).
+REAL_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "real")
 
 
 def make_cloud(n: int = 500, sh_degree: int = 3, normals: bool = True, extra: bool = True, seed: int = 0):

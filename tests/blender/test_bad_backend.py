@@ -87,8 +87,8 @@ def assert_unchanged(before: dict, after: dict) -> None:
     ("html200", "bad_answer", "not JSON: '<!DOCTYPE html>"),
     ("wrong_shape", "bad_answer", "expected a JSON object (a scene), got list"),
     ("wrong_fields", "bad_answer", "'scene_id' must be a non-empty string, got 7"),
-    ("hang", "timeout", "did not answer GET /v1/scenes/x within 0.5 s"),
-    ("drip", "timeout", "did not answer GET /v1/scenes/x within"),
+    ("hang", "timeout", "did not answer within 0.5 s"),
+    ("drip", "timeout", "did not answer within"),
 ])
 def test_client_turns_every_bad_answer_into_a_clear_error_within_its_deadline(addon_module, mode, code, words):
     client_module = addon_module("client")
@@ -197,7 +197,7 @@ def test_stalled_backend_leaves_the_main_thread_free(clean_scene, addon_module, 
         assert "did not answer" in session.STATE.errors[obj.name], session.STATE.errors[obj.name]
         assert_unchanged(before[obj.name], snapshot(obj, addon_module))
     assert session.STATE.jobs.get(first.name) is None  # never stuck "opening"
-    assert session.STATE.backend.state == "unreachable" and "did not answer GET /v1/health" in \
+    assert session.STATE.backend.state == "unreachable" and "did not answer within" in \
         session.STATE.backend.message
     assert not session.STATE.segment_requests and SCENE_A not in session.STATE.segments
     make_active(first)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,8 @@ import pytest
 
 from clickgauss_core.gaussians import GaussianCloud
 
-# The real fixtures (see their INDEX.md); CLICKGAUSS_REAL_DATA points elsewhere if needed.
-REAL_DATA = Path(os.environ.get("CLICKGAUSS_REAL_DATA", "/work/shared/data/real"))
+# The real fixtures, kept in the repository (tests/data/real/INDEX.md says where each comes from).
+REAL_DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 
 
 def _real(relative: str) -> Path:

@@ -1,6 +1,6 @@
 """Training settings for Click-Gaussian: the paper's values are the defaults.
 
-`TrainConfig()` is the paper's recipe (ECCV 2024, see /work/shared/method.md). Every loss term can
+`TrainConfig()` is the paper's recipe (ECCV 2024; equations, defaults and our changes in docs/method.md). Every loss term can
 be switched off for ablations. `TrainConfig.preset(name)` returns one of the named variants:
 
 - "paper":    the published recipe, exactly (10,000 pixels, 3,000 iterations, GFL from 2,000).

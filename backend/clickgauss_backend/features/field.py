@@ -95,7 +95,9 @@ class FeatureField:
         except (zipfile.BadZipFile, ValueError, OSError) as exc:
             if isinstance(exc, FeatureFieldError):
                 raise
-            raise FeatureFieldError(path, f"not a readable .npz feature field ({exc})") from exc
+            # numpy's own wording names its functions and arguments: say what it means instead.
+            raise FeatureFieldError(path, "not a readable .npz feature field (the file is damaged, pickled or of "
+                                          "another kind)") from exc
         try:
             metadata = json.loads(metadata_text)
         except json.JSONDecodeError as exc:

@@ -1,4 +1,4 @@
-"""Global Feature-guided Learning: global feature candidates from segment-mean rendered features.
+"""Global Feature-guided Learning: global feature candidates from segment-mean rendered features (docs/method.md).
 
 Every training view is rendered without gradients; the rendered feature is averaged inside every
 segment of every view, per level; HDBSCAN groups those means across views, and the (normalised)

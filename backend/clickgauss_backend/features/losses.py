@@ -1,4 +1,4 @@
-"""Click-Gaussian's loss terms as pure tensor functions (equations in /work/shared/method.md).
+"""Click-Gaussian's loss terms as pure tensor functions (equations in docs/method.md).
 
 Rendered features are (P, D) rows of sampled pixels; Gaussian features are (N, D). The level
 features are taken with `TrainConfig.level_slice`, so switching the granularity prior off changes

@@ -1,4 +1,4 @@
-"""Click-Gaussian training: 24-dim features per Gaussian from two-level masks, Gaussians frozen.
+"""Click-Gaussian training: 24-dim features per Gaussian from two-level masks, Gaussians frozen (docs/method.md).
 
 Each iteration picks one training view, importance-samples pixels that carry a mask (a pixel's
 probability is inversely proportional to the pixel count of its masks, so small masks are not

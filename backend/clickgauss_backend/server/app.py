@@ -31,12 +31,13 @@ from ..features.config import LEVELS, PRESETS, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
-from .errors import ApiError, api_error_from_input_error, error_response, install_error_handlers
+from .errors import (LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, error_response, install_error_handlers,
+                     no_training_views_message)
 from .jobs import JobManager
 from .limits import (BodySizeLimitMiddleware, HostCheckMiddleware, TrainSettings, check_camera_limits,
                      check_training_config, training_overrides)
 from .paths import resolve_inside_roots
-from .scenes import SceneManager, detect_dataset
+from .scenes import SceneManager, detect_dataset, scene_name
 from .settings import ServerSettings, resolve_device
 from .store import Store
 from .training import make_training_runner
@@ -186,8 +187,13 @@ class TokenMiddleware:
         if scope["type"] == "http":
             provided = dict(scope["headers"]).get(b"authorization", b"")
             if not hmac.compare_digest(provided, self.expected):
-                problem = "missing" if not provided else "wrong"
-                response = error_response(401, "bad_token", f"{problem} token: send 'Authorization: Bearer <token>'")
+                if not provided:
+                    message = ("this backend needs a token and none was sent: put the backend's token (the one it was "
+                               "started with, --token or CLICKGAUSS_TOKEN) in the add-on's preferences")
+                else:
+                    message = ("the token sent does not match this backend's: put the token the backend was started "
+                               "with (--token or CLICKGAUSS_TOKEN) in the add-on's preferences")
+                response = error_response(401, "bad_token", message)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return
@@ -201,7 +207,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     store = Store(settings.cache_dir)
     scenes = SceneManager(store, device, settings.loaded_scene_capacity, data_roots=settings.data_roots)
     torch_threads = torch.get_num_threads()  # the process default, before any click sets its own
-    jobs = JobManager(store, make_training_runner(scenes, store, settings, torch_threads), TrainingCancelled)
+    jobs = JobManager(store, make_training_runner(scenes, store, settings, torch_threads), TrainingCancelled,
+                      scene_name=scenes.name)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -229,19 +236,21 @@ def create_app(settings: ServerSettings) -> FastAPI:
                              has_features=scenes.has_field(scene_id), training_job=jobs.active_job_for(scene_id))
 
     def open_scene(ply_path: Path, dataset_path: Path | None, images: str | None, resolution: int | None,
-                   uploaded: bool) -> SceneResponse:
+                   uploaded: bool, name: str = "") -> SceneResponse:
         if dataset_path is None and not uploaded:  # an upload has no folder of its own to look in
             detected = detect_dataset(ply_path)
             if detected is not None and any(detected.resolve().is_relative_to(root) for root in settings.data_roots):
                 dataset_path = detected
         try:
-            record = scenes.open(ply_path, dataset_path, images, resolution, uploaded=uploaded)
+            record = scenes.open(ply_path, dataset_path, images, resolution, uploaded=uploaded, name=name)
         except ClickGaussInputError as exc:
-            raise api_error_from_input_error(exc) from exc
+            # An upload's problem is about the sender's file, not the backend's copy of it in the cache.
+            shown_as = name if uploaded and exc.path == os.fspath(ply_path) else None
+            raise api_error_from_input_error(exc, shown_as) from exc
         return scene_response(record.scene_id)
 
     def dataset_arg(raw: str | None) -> Path | None:
-        return None if raw is None else resolve_inside_roots(raw, settings.data_roots, "dataset_path", kind="dir")
+        return None if raw is None else resolve_inside_roots(raw, settings.data_roots, "the dataset folder", kind="dir")
 
     # health ----------------------------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse, tags=["service"], responses=errors(401))
@@ -256,7 +265,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     # scenes ----------------------------------------------------------------------------------------
     @app.post("/v1/scenes", response_model=SceneResponse, tags=["scenes"], responses=errors(400, 401, 403, 404, 422))
     def open_scene_by_path(body: OpenSceneRequest) -> SceneResponse:
-        ply_path = resolve_inside_roots(body.ply_path, settings.data_roots, "ply_path", kind="file")
+        ply_path = resolve_inside_roots(body.ply_path, settings.data_roots, "the scene file", kind="file")
         return open_scene(ply_path, dataset_arg(body.dataset_path), body.images, body.resolution, uploaded=False)
 
     upload_fields = ("dataset_path", "images", "resolution")
@@ -265,17 +274,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
               responses=errors(400, 401, 403, 404, 413, 415, 422), openapi_extra=upload_body(upload_fields))
     async def upload_scene(request: Request) -> SceneResponse:
         received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes,
-                                             "uploaded PLY", text_fields=upload_fields)
+                                             "the uploaded scene file", text_fields=upload_fields)
         try:
             form = OpenSceneRequest(ply_path="upload", **{k: (v or None) for k, v in received.fields.items()})
         except ValueError as exc:
             received.path.unlink(missing_ok=True)
-            raise ApiError(422, "bad_request", f"uploaded PLY form fields: {exc}") from exc
+            raise ApiError(422, "bad_request", f"the uploaded scene's form fields are not usable ({exc}): "
+                                               "send them as docs/protocol.md describes") from exc
         final_path = store.uploads_dir / f"{received.sha256}.ply"
         os.replace(received.path, final_path)
         try:  # loading a big PLY must not block the event loop
             return await run_in_threadpool(open_scene, final_path, dataset_arg(form.dataset_path), form.images,
-                                           form.resolution, True)
+                                           form.resolution, True, received.filename or "the uploaded scene file")
         except ApiError:
             if not scenes.is_known(received.sha256):  # not a usable scene: keep nothing of it
                 final_path.unlink(missing_ok=True)
@@ -295,17 +305,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def start_job(body: StartJobRequest) -> dict:
         record = scenes.record(body.scene_id)
         if record.n_views == 0:
-            raise ApiError(400, "invalid_dataset", f"scene {record.scene_id} ({record.ply_path}) has no dataset "
-                                                   "with training views; open it again with dataset_path")
+            raise ApiError(400, "invalid_dataset", no_training_views_message(scene_name(record)))
         masks: dict = {"source": body.masks.source}
         if body.masks.source == "folder":
             if body.masks.path is None:
-                raise ApiError(422, "bad_request", "masks.path: required when masks.source is 'folder'")
-            masks["path"] = os.fspath(resolve_inside_roots(body.masks.path, settings.data_roots, "masks.path", kind="dir"))
+                raise ApiError(422, "bad_request", "masks.path: give the mask folder when the mask source is 'folder'")
+            masks["path"] = os.fspath(resolve_inside_roots(body.masks.path, settings.data_roots, "the mask folder", kind="dir"))
         else:
             if settings.sam_checkpoint is None:
-                raise ApiError(400, "sam_not_configured", "this server has no SAM checkpoint: start it with "
-                                                          "--sam-checkpoint FILE, or use precomputed masks")
+                raise ApiError(400, "sam_not_configured", "this backend has no SAM model to make masks with: start it "
+                                                          "with --sam-checkpoint and a segment-anything checkpoint "
+                                                          "file, or choose a folder of precomputed masks")
             check_overrides(body.masks.settings, sam_generator_defaults(), "masks.settings")
             masks["settings"] = dict(body.masks.settings)
         preset = body.preset or default_preset(device)
@@ -344,11 +354,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             camera = wire.camera_from_dict(body.camera)
         except (ClickGaussInputError, ValueError, TypeError, KeyError) as exc:
-            raise ApiError(400, "bad_camera", f"camera: {exc}") from exc
+            raise ApiError(400, "bad_camera", f"the click's view cannot be used ({exc}): click again in a 3D view "
+                                              "with a normal perspective or orthographic camera") from exc
         check_camera_limits(camera)
         x, y = body.pixel
         if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < camera.width and 0 <= y < camera.height):
-            raise ApiError(400, "bad_pixel", f"pixel ({x}, {y}) is outside the {camera.width}x{camera.height} camera image")
+            raise ApiError(400, "bad_pixel", f"the click at ({x}, {y}) is outside the {camera.width}x{camera.height} "
+                                             "view: click inside the view")
         field = scenes.field(scene_id)
         scene = scenes.scene(scene_id)
         threshold = DEFAULT_THRESHOLDS[body.level] if body.threshold is None else body.threshold
@@ -381,7 +393,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def upload_field(scene_id: str, request: Request) -> SceneResponse:
         scenes.record(scene_id)
         refuse_during_training(scene_id)
-        upload_name = f"uploaded feature field for scene {scene_id}"
+        upload_name = f"the features file for {scenes.name(scene_id)}"
         received = await receive_file_upload(request, store.uploads_dir, settings.max_upload_bytes, upload_name)
         try:  # reading a big npz must not block the event loop
             await run_in_threadpool(install_uploaded_field, scene_id, received.path, received.size, upload_name)
@@ -392,24 +404,28 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def install_uploaded_field(scene_id: str, path: Path, size: int, upload_name: str) -> None:
         try:
             if size == 0:  # np.load reports an empty file as EOFError, not as a bad file
-                raise ApiError(400, "invalid_field", f"{upload_name}: the file is empty")
+                raise ApiError(400, "invalid_field", f"{upload_name} is empty: {LOAD_SAVED_FEATURES}")
             field = FeatureField.load(path, expected_gaussians=scenes.record(scene_id).n_gaussians)
         except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
             # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
-            raise ApiError(400, "invalid_field", f"{upload_name}: not a usable feature field ({exc})") from exc
+            detail = exc.problem if isinstance(exc, ClickGaussInputError) else str(exc)  # not the temp file's path
+            raise ApiError(400, "invalid_field", f"{upload_name} is not a ClickGauss features file ({detail}): "
+                                                 f"{LOAD_SAVED_FEATURES}") from exc
         if field.scene_hash != scene_id:
-            raise ApiError(400, "invalid_field", f"{upload_name}: it was trained for scene {field.scene_hash}")
+            raise ApiError(400, "invalid_field", f"{upload_name} was trained for another scene (or another version "
+                                                 f"of this file): {LOAD_SAVED_FEATURES}, or train this one")
         expected = scenes.record(scene_id).n_gaussians
         if len(field) != expected:
-            raise ApiError(400, "invalid_field", f"{upload_name}: it has {len(field)} Gaussians, the scene has {expected}")
+            raise ApiError(400, "invalid_field", f"{upload_name} has {len(field):,} Gaussians but the scene has "
+                                                 f"{expected:,}: {LOAD_SAVED_FEATURES}")
         refuse_during_training(scene_id)
         scenes.install_field(scene_id, field, saved_at=path)
 
     def refuse_during_training(scene_id: str) -> None:
         active = jobs.active_job_for(scene_id)
         if active is not None:
-            raise ApiError(409, "training_running", f"scene {scene_id} is being trained (job {active}); "
-                                                    "cancel it before replacing its feature field")
+            raise ApiError(409, "training_running", f"{scenes.name(scene_id)} is being trained right now: wait for "
+                                                    "the training to finish, or cancel it, then load the features")
 
     return app
 
@@ -419,15 +435,15 @@ def check_overrides(overrides: dict, defaults: dict, where: str) -> None:
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise ApiError(422, "bad_request", f"{where}: unknown setting(s) {', '.join(unknown)}; "
-                                           f"known: {', '.join(sorted(defaults))}")
+                                           f"use one of {', '.join(sorted(defaults))}")
     for name, value in overrides.items():
         expected = type(defaults[name])
         if expected is bool and not isinstance(value, bool):
-            raise ApiError(422, "bad_request", f"{where}.{name}: expected true/false, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not true/false; send true or false")
         if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ApiError(422, "bad_request", f"{where}.{name}: expected a positive integer, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not a positive integer; send one")
         if expected is float and (isinstance(value, bool) or not math.isfinite(value) or value < 0):
-            raise ApiError(422, "bad_request", f"{where}.{name}: expected a finite number >= 0, got {value!r}")
+            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not a finite number >= 0; send one")
 
 
 def sam_generator_defaults() -> dict:

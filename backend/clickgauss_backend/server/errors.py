@@ -3,6 +3,9 @@
 Route code raises `ApiError`; the handlers installed by `install_error_handlers` turn it, FastAPI's
 validation errors, unknown routes and the core's `ClickGaussInputError`s into that one shape, so a
 client only ever has to switch on `code` (docs/protocol.md lists them all).
+
+Messages are for the people who read them in Blender's status bar: what happened and what to do,
+in words. They name scenes by file name, never by their hash, and never name routes or functions.
 """
 
 from __future__ import annotations
@@ -60,12 +63,40 @@ def input_error_code(exc: ClickGaussInputError) -> str:
     return "bad_request"
 
 
+# What to do about a bad file, by code: said after the reader's own description of the problem.
+INPUT_ADVICE = {
+    "invalid_ply": "open a trained 3D Gaussian Splatting scene (a .ply in the INRIA layout, a SuperSplat "
+                   "compressed .ply or a .splat)",
+    "invalid_dataset": "choose the scene's dataset folder: the images and cameras it was trained from (COLMAP, an "
+                       "INRIA output folder or nerfstudio)",
+    "invalid_masks": "check the mask folder (<image name>_coarse.png and <image name>_fine.png for every view), or "
+                     "make the masks with SAM",
+    "invalid_field": "load a features file saved by ClickGauss for this scene",
+    "outside_data_root": "keep the scene's files inside a folder the backend may read (its --data-root folders; a "
+                         "backend the add-on starts itself is given the folders of the files you open)",
+    "bad_request": "check the file and try again",
+}
+LOAD_SAVED_FEATURES = "choose a features file saved with Save Features for this scene"
+
+
+def no_training_views_message(scene: str) -> str:
+    return (f"{scene} has no training views (no dataset was found next to it): choose its dataset folder, the images "
+            "and cameras it was trained from, and train again")
+
+
+def describe_input_error(exc: ClickGaussInputError, shown_as: str | None = None) -> str:
+    """The reader's message with advice; `shown_as` replaces the path (an upload's original name)."""
+    where = shown_as or exc.path
+    problem = f"{where}: {exc.problem}" if where else exc.problem
+    return f"{problem.rstrip('.')}. What to do: {INPUT_ADVICE[input_error_code(exc)]}."
+
+
 def input_error_status(exc: ClickGaussInputError) -> int:
     return 403 if isinstance(exc, OutsideRootsError) else 400
 
 
-def api_error_from_input_error(exc: ClickGaussInputError) -> ApiError:
-    return ApiError(input_error_status(exc), input_error_code(exc), str(exc))
+def api_error_from_input_error(exc: ClickGaussInputError, shown_as: str | None = None) -> ApiError:
+    return ApiError(input_error_status(exc), input_error_code(exc), describe_input_error(exc, shown_as))
 
 
 def _describe_validation_error(error: dict) -> str:
@@ -74,6 +105,19 @@ def _describe_validation_error(error: dict) -> str:
     # A validator's own ValueError says what is wrong; pydantic's "Value error, " prefix adds nothing.
     return f"{location}: {raised if raised is not None else error.get('msg', 'invalid value')}"
 
+
+def unexpected_error_message(exc: BaseException, doing: str = "the backend") -> str:
+    return (f"{doing} failed unexpectedly ({type(exc).__name__}: {exc}): try again; if it happens again, "
+            "report it with the backend's log")
+
+
+# Answers to requests for addresses the backend does not have: a wrong Backend URL or mismatched versions.
+HTTP_MESSAGES = {
+    "not_found": "the backend has no such address: check that the Backend URL is just http://host:port (no path) "
+                 "and that the add-on and the backend are the same version",
+    "method_not_allowed": "the backend does not take that request at this address: check that the add-on and the "
+                          "backend are the same version",
+}
 
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
                 415: "unsupported_media_type", 401: "bad_token"}
@@ -86,23 +130,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClickGaussInputError)
     async def _input_error(_request: Request, exc: ClickGaussInputError):
-        return error_response(input_error_status(exc), input_error_code(exc), str(exc))
+        return error_response(input_error_status(exc), input_error_code(exc), describe_input_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError):
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
-            return error_response(400, "malformed_json", "the request body is not valid JSON: "
+            return error_response(400, "malformed_json", "the request body is not valid JSON ("
                                   + "; ".join(str(error.get("ctx", {}).get("error", error.get("msg")))
-                                              for error in errors))
-        return error_response(422, "bad_request", "; ".join(_describe_validation_error(e) for e in errors))
+                                              for error in errors) + "): send a JSON object")
+        return error_response(422, "bad_request", "; ".join(_describe_validation_error(e) for e in errors)
+                              + ". Send the fields as docs/protocol.md describes")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
         code = STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, HTTP_MESSAGES.get(code, str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception):
         log.exception("unhandled error")
-        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        return error_response(500, "internal_error", unexpected_error_message(exc))

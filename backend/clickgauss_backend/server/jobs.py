@@ -21,12 +21,14 @@ from typing import Callable
 
 from clickgauss_core.errors import ClickGaussInputError
 
-from .errors import ApiError, bounded_message, input_error_code
+from .errors import ApiError, bounded_message, describe_input_error, input_error_code, unexpected_error_message
 from .store import ACTIVE_STATES, RESUMABLE_STATES, JobRecord, Store
 
 log = logging.getLogger("clickgauss.server")
 
 PROGRESS_SAVE_INTERVAL_S = 1.0
+NO_SUCH_JOB = ("the backend has no record of this training (it was restarted with another cache folder, or the "
+               "cache was cleared): train again")
 
 # run(job, report_progress, should_cancel) -> None; raises TrainingCancelled when asked to stop.
 TrainingRunner = Callable[[JobRecord, Callable, Callable[[], bool]], None]
@@ -46,8 +48,10 @@ def finite_or_none(value) -> float | None:
 
 
 class JobManager:
-    def __init__(self, store: Store, runner: TrainingRunner, cancelled_error: type[BaseException]):
+    def __init__(self, store: Store, runner: TrainingRunner, cancelled_error: type[BaseException],
+                 scene_name: Callable[[str], str] = lambda scene_id: "this scene"):
         self.store = store
+        self.scene_name = scene_name  # scene id -> its file name, for messages
         self.runner = runner
         self.cancelled_error = cancelled_error
         self._lock = threading.Condition()
@@ -123,10 +127,11 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+                raise ApiError(404, "job_not_found", NO_SUCH_JOB)
             if job.state not in RESUMABLE_STATES:
                 raise ApiError(409, "job_not_resumable",
-                               f"job {job_id} is {job.state}; only {', '.join(RESUMABLE_STATES)} jobs can be resumed")
+                               f"the training of {self.scene_name(job.scene_id)} is {job.state}: only a cancelled, "
+                               "failed or interrupted training can be resumed; start a new training instead")
             self._refuse_if_active(job.scene_id)
             job.state, job.error, job.finished_at, job.eta_seconds = "queued", None, None, None
             self._cancel_requested.discard(job_id)
@@ -139,7 +144,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+                raise ApiError(404, "job_not_found", NO_SUCH_JOB)
             if job.state == "queued":
                 self._queue.remove(job_id)
                 self._finish(job, "cancelled")
@@ -151,8 +156,8 @@ class JobManager:
         active = self.active_job_for(scene_id)
         if active is not None:
             raise ApiError(409, "training_running",
-                           f"scene {scene_id} already has a queued or running training job ({active}); "
-                           "wait for it or cancel it first")
+                           f"{self.scene_name(scene_id)} is already being trained: wait for that training to "
+                           "finish, or cancel it first")
 
     # the worker --------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -199,11 +204,12 @@ class JobManager:
                 self._finish(job, "failed", {"code": exc.code, "message": exc.message})
         except ClickGaussInputError as exc:
             with self._lock:
-                self._finish(job, "failed", {"code": input_error_code(exc), "message": str(exc)})
+                self._finish(job, "failed", {"code": input_error_code(exc), "message": describe_input_error(exc)})
         except Exception as exc:  # a bug in training must not kill the worker thread
             log.error("training job %s failed:\n%s", job.job_id, traceback.format_exc())
             with self._lock:
-                self._finish(job, "failed", {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+                self._finish(job, "failed", {"code": "internal_error",
+                                             "message": unexpected_error_message(exc, "the training")})
         else:
             with self._lock:
                 job.stage = "done"

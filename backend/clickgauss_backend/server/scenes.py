@@ -37,7 +37,8 @@ class SceneManager:
         with self._lock:
             record = self._records.get(scene_id) if SCENE_ID_PATTERN.match(scene_id) else None
         if record is None:
-            raise ApiError(404, "unknown_scene", f"no scene with id {scene_id}; open it first with POST /v1/scenes")
+            raise ApiError(404, "unknown_scene", "the backend does not know this scene (it was never opened here, "
+                                                 "or the backend now uses another cache folder): open the scene again")
         return record
 
     def is_known(self, scene_id: str) -> bool:
@@ -48,15 +49,21 @@ class SceneManager:
         with self._lock:
             return list(self._records.values())
 
+    def name(self, scene_id: str) -> str:
+        """The scene's file name for messages ("this scene" when it is unknown)."""
+        with self._lock:
+            record = self._records.get(scene_id)
+        return "this scene" if record is None else scene_name(record)
+
     def open(self, ply_path: Path, dataset_path: Path | None, images: str | None,
-             resolution: int | None, uploaded: bool = False) -> SceneRecord:
+             resolution: int | None, uploaded: bool = False, name: str = "") -> SceneRecord:
         """Load the PLY (+ dataset), remember it under its content hash and return its record."""
         scene = self._load(ply_path, dataset_path, images, resolution)
         record = SceneRecord(scene_id=scene.content_hash, ply_path=os.fspath(ply_path),
                              dataset_path=None if dataset_path is None else os.fspath(dataset_path),
                              images=images, resolution=resolution, n_gaussians=len(scene.cloud),
                              sh_degree=int(scene.cloud.sh_degree), n_views=len(scene.views),
-                             uploaded=uploaded)
+                             uploaded=uploaded, name=name or ply_path.name)
         with self._lock:
             self.store.save_scene(record)
             self._records[record.scene_id] = record
@@ -67,14 +74,19 @@ class SceneManager:
         """The loaded scene, reopened from its recorded path when it is not in memory."""
         record = self.record(scene_id)
         if not os.path.isfile(record.ply_path):
-            raise ApiError(404, "unknown_scene", f"scene {scene_id}: its PLY {record.ply_path} is gone; open it again")
+            if record.uploaded:
+                raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the backend's copy of the file is gone "
+                                                     "(its cache was cleared): open the scene again to send it again")
+            raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the file is no longer at {record.ply_path}: "
+                                                 "open the scene again from where the file is now")
         try:
             scene = self._load(record.ply_path, record.dataset_path, record.images, record.resolution)
         except ClickGaussInputError as exc:
-            raise ApiError(404, "unknown_scene", f"scene {scene_id} can no longer be loaded: {exc}") from exc
+            raise ApiError(404, "unknown_scene", f"{scene_name(record)} can no longer be loaded ({exc.problem}): "
+                                                 "check the file and its dataset, then open the scene again") from exc
         if scene.content_hash != scene_id:
-            raise ApiError(404, "unknown_scene", f"scene {scene_id}: {record.ply_path} has changed since it "
-                                                 f"was opened (it is now scene {scene.content_hash}); open it again")
+            raise ApiError(404, "unknown_scene", f"{scene_name(record)} has changed on disk since it was opened: "
+                                                 "open the scene again (and train its features again)")
         return scene
 
     def _load(self, ply_path, dataset_path, images, resolution) -> Scene:
@@ -93,8 +105,8 @@ class SceneManager:
                 return self._fields[scene_id]
             path = self.store.field_path(scene_id)
             if not path.is_file():
-                raise ApiError(409, "no_features", f"scene {scene_id} has no feature field yet: train it "
-                                                   "(POST /v1/jobs) or upload one (PUT /v1/scenes/{id}/field)")
+                raise ApiError(409, "no_features", f"{scene_name(self._records[scene_id])} has no trained features "
+                                                   "yet: train its features first, or load features saved earlier")
             field = FeatureField.load(path)
             self._remember_field(scene_id, field)
             return field
@@ -119,6 +131,11 @@ class SceneManager:
         self._fields.move_to_end(scene_id)
         while len(self._fields) > self.field_capacity:
             self._fields.popitem(last=False)
+
+
+def scene_name(record: SceneRecord) -> str:
+    """How messages name a scene: its file name (an upload's original name), never its hash."""
+    return record.name or os.path.basename(record.ply_path)
 
 
 def detect_dataset(ply_path: Path) -> Path | None:

@@ -39,6 +39,7 @@ class SceneRecord:
     sh_degree: int
     n_views: int
     uploaded: bool = False
+    name: str = ""                     # the file name people know the scene by (an upload's original name)
 
 
 @dataclass

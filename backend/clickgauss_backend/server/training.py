@@ -12,7 +12,7 @@ from clickgauss_core.confinement import confined_to
 from ..features.config import TrainConfig
 from ..features.masks import MaskStore, PrecomputedMasks
 from ..features.trainer import TrainingCancelled, TrainingProgress, train_feature_field
-from .errors import ApiError
+from .errors import ApiError, no_training_views_message
 from .jobs import TrainingRunner
 from .limits import check_training_config
 from .scenes import SceneManager
@@ -43,8 +43,7 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
         request = job.request
         scene = scenes.scene(job.scene_id)
         if not scene.views:
-            raise ApiError(400, "invalid_dataset", f"scene {job.scene_id} ({scene.ply_path}) has no dataset "
-                                                   "with training views; open it with dataset_path")
+            raise ApiError(400, "invalid_dataset", no_training_views_message(scenes.name(job.scene_id)))
         report("masks", 0, len(scene.views))
 
         def on_masks_built(done: int, total: int) -> None:

@@ -30,12 +30,20 @@ class ReceivedUpload:
     size: int
     sha256: str
     fields: dict[str, str] = field(default_factory=dict)  # the text parts
+    filename: str = ""           # the file part's own name (how the sender knows the file)
 
 
 def _part_name(content_disposition: bytes) -> str | None:
     _, options = parse_options_header(content_disposition)
     name = options.get(b"name")
     return None if name is None else name.decode("utf-8", "replace")
+
+
+def _part_filename(content_disposition: bytes) -> str:
+    """The part's file name without any folders (a sender's path says nothing the backend may use)."""
+    _, options = parse_options_header(content_disposition)
+    raw = options.get(b"filename", b"").decode("utf-8", "replace")
+    return raw.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 class _PartCollector:
@@ -49,6 +57,7 @@ class _PartCollector:
         self.digest = hashlib.sha256()
         self.file_size = 0
         self.saw_file = False
+        self.filename = ""
         self.fields: dict[str, bytearray] = {}
         self._headers: dict[bytes, bytes] = {}
         self._header_field = bytearray()
@@ -82,6 +91,7 @@ class _PartCollector:
                 raise ApiError(422, "bad_request", f"{self.upload_name}: more than one '{FILE_PART}' part")
             self.saw_file = True
             self._current = FILE_PART
+            self.filename = _part_filename(self._headers.get(b"content-disposition", b""))
         elif name in self.text_fields:
             self.fields[name] = bytearray()
             self._current = name
@@ -93,9 +103,7 @@ class _PartCollector:
         if self._current == FILE_PART:
             self.file_size += len(chunk)
             if self.file_size > self.max_file_bytes:
-                raise ApiError(413, "upload_too_large",
-                               f"{self.upload_name}: upload is larger than the server's limit of "
-                               f"{self.max_file_bytes / 2**20:g} MB (--max-upload-mb)")
+                raise ApiError(413, "upload_too_large", too_large_message(self.upload_name, self.max_file_bytes))
             self.handle.write(chunk)
             self.digest.update(chunk)
         elif self._current is not None:
@@ -105,6 +113,13 @@ class _PartCollector:
             buffer += chunk
 
 
+def too_large_message(upload_name: str, max_bytes: int, size: int | None = None) -> str:
+    size_text = f" ({size / 2**20:.1f} MB)" if size is not None else ""
+    return (f"{upload_name}{size_text} is larger than this backend accepts ({max_bytes / 2**20:g} MB): start the "
+            "backend with a larger --max-upload-mb, or with --data-root and the file's folder so it reads the "
+            "file where it is")
+
+
 async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, upload_name: str,
                               text_fields: tuple[str, ...] = ()) -> ReceivedUpload:
     """Stream a multipart body with one `file` part into a new file under `dest_dir`."""
@@ -112,12 +127,11 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise ApiError(415, "unsupported_media_type",
-                       f"{upload_name}: send multipart/form-data with a '{FILE_PART}' part")
+                       f"{upload_name} was not sent as a file upload: send it as multipart/form-data with a "
+                       f"'{FILE_PART}' part")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
-        raise ApiError(413, "upload_too_large",
-                       f"{upload_name}: upload of {int(declared) / 2**20:.1f} MB is larger than the "
-                       f"server's limit of {max_bytes / 2**20:g} MB (--max-upload-mb)")
+        raise ApiError(413, "upload_too_large", too_large_message(upload_name, max_bytes, int(declared)))
     dest_dir.mkdir(parents=True, exist_ok=True)
     descriptor, temp_name = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
     temp_path = Path(temp_name)
@@ -129,23 +143,23 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > max_bytes + ENVELOPE_BYTES:
-                    raise ApiError(413, "upload_too_large",
-                                   f"{upload_name}: upload is larger than the server's limit of "
-                                   f"{max_bytes / 2**20:g} MB (--max-upload-mb)")
+                    raise ApiError(413, "upload_too_large", too_large_message(upload_name, max_bytes))
                 parser.write(chunk)
             parser.finalize()
         if not collector.saw_file:
-            raise ApiError(422, "bad_request", f"{upload_name}: the multipart body has no '{FILE_PART}' part")
+            raise ApiError(422, "bad_request", f"{upload_name} is missing from the upload: send it as the "
+                                               f"'{FILE_PART}' part")
         fields = {}
         for name, value in collector.fields.items():
             try:
                 fields[name] = value.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ApiError(422, "bad_request", f"{upload_name}: form field {name!r} is not UTF-8") from exc
-        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields)
+        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields, collector.filename)
     except MultipartParseError as exc:
         temp_path.unlink(missing_ok=True)
-        raise ApiError(400, "bad_request", f"{upload_name}: malformed multipart body ({exc})") from exc
+        raise ApiError(400, "bad_request", f"{upload_name} could not be read from the upload ({exc}): "
+                                           "send it again as multipart/form-data") from exc
     except BaseException:
         temp_path.unlink(missing_ok=True)
         raise
