@@ -96,6 +96,9 @@ def test_every_documented_error_speaks_to_people(setup):
     seen("job_not_found", _error(server.post(f"/v1/jobs/{ZERO_JOB}/resume"), "job_not_found"))
     seen("not_found", _error(server.get("/v1/no-such-thing"), "not_found"))
     seen("method_not_allowed", _error(server.client.delete("/v1/health"), "method_not_allowed"))
+    seen("bad_host", _error(server.client.get("/v1/health", headers={"Host": "rebound.example:8765"}), "bad_host"))
+    seen("request_too_large", _error(server.post("/v1/scenes", json={"ply_path": "x" * (2 << 20)}),
+                                     "request_too_large"))
 
     # A scene opened without a dataset (none next to the copy of its PLY in another folder).
     bare_folder = root / "bare"
@@ -135,9 +138,11 @@ def test_every_documented_error_speaks_to_people(setup):
     server.post(f"/v1/jobs/{job['job_id']}/cancel")
     server.wait_for_job(job["job_id"], timeout=240)
 
-    # A failure inside training the server does not expect: a 1-dim feature leaves GFL's clustering
-    # nothing to group (HDBSCAN raises at the first GFL refresh).
-    crashing = _train(server, scene_id, setup["masks"], feature_dim=1, gfl_start=1, iterations=3)
+    # A failure the server does not expect: the place the trained field is saved to is taken by a
+    # folder (a disk the user tidied by hand), so saving it at the end of training fails.
+    (Path(setup["cache"]) / "scenes" / scene_id / "field.npz").mkdir(parents=True)
+    crashing = _train(server, scene_id, setup["masks"], iterations=3, gfl_start=2, gfl_refresh_every=1,
+                      checkpoint_every=1)
     assert crashing.status_code == 202, crashing.text
     seen("internal_error", _job_error(server, crashing.json(), "internal_error"))
 

@@ -107,8 +107,13 @@ def _describe_validation_error(error: dict) -> str:
 
 
 def unexpected_error_message(exc: BaseException, doing: str = "the backend") -> str:
-    return (f"{doing} failed unexpectedly ({type(exc).__name__}: {exc}): try again; if it happens again, "
-            "report it with the backend's log")
+    """Only what is safe and useful to show: the kind of failure (an OS error's own words, never its file
+    name: cache paths hold scene hashes); the traceback is in the backend's log."""
+    kind = type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        kind = f"{kind}: {exc.strerror}"
+    return (f"{doing} failed unexpectedly ({kind}): try again; if it happens again, report it with the backend's "
+            "log, which has the details")
 
 
 # Answers to requests for addresses the backend does not have: a wrong Backend URL or mismatched versions.

@@ -34,24 +34,29 @@ STREAMED_UPLOADS = (("POST", re.compile(r"^/v1/scenes/upload/?$")), ("PUT", re.c
 def check_camera_limits(camera: Camera) -> None:
     """400 bad_camera when the camera's image is larger than the server renders, or one of its
     numbers larger than the renderer's float32 arithmetic holds."""
+    problem = camera_limit_problem(camera)
+    if problem is not None:
+        raise ApiError(400, "bad_camera", f"the click's view cannot be used ({problem}): click again in a 3D view of "
+                                          "ordinary size with a normal perspective or orthographic camera")
+
+
+def camera_limit_problem(camera: Camera) -> str | None:
     for name in ("width", "height"):
         value = getattr(camera, name)
         if value > MAX_CAMERA_SIDE:
-            raise ApiError(400, "bad_camera", f"camera.{name}: {value} pixels is above the server's limit of "
-                                              f"{MAX_CAMERA_SIDE}")
+            return f"camera.{name}: {value} pixels is above the server's limit of {MAX_CAMERA_SIDE}"
     if camera.width * camera.height > MAX_CAMERA_PIXELS:
-        raise ApiError(400, "bad_camera", f"camera: width x height = {camera.width} x {camera.height} pixels is "
-                                          f"above the server's limit of {MAX_CAMERA_PIXELS} pixels")
+        return (f"camera: width x height = {camera.width} x {camera.height} pixels is above the server's limit of "
+                f"{MAX_CAMERA_PIXELS} pixels")
     numbers = {name: getattr(camera, name) for name in ("fx", "fy", "cx", "cy", "near", "far")}
     numbers["world_to_camera"] = float(abs(camera.world_to_camera).max())
     for name, value in numbers.items():
         if abs(value) > MAX_CAMERA_VALUE:
-            raise ApiError(400, "bad_camera", f"camera.{name}: {value:g} is beyond the server's limit of "
-                                              f"±{MAX_CAMERA_VALUE:g}")
+            return f"camera.{name}: {value:g} is beyond the server's limit of ±{MAX_CAMERA_VALUE:g}"
     for name in ("fx", "fy"):
         if getattr(camera, name) < MIN_FOCAL:
-            raise ApiError(400, "bad_camera", f"camera.{name}: {getattr(camera, name):g} is below the server's "
-                                              f"limit of {MIN_FOCAL:g}")
+            return f"camera.{name}: {getattr(camera, name):g} is below the server's limit of {MIN_FOCAL:g}"
+    return None
 
 
 class _KnownSettingNames(BaseModel):
@@ -126,7 +131,7 @@ class HostCheckMiddleware:
                 shown = host if len(host) <= 100 else host[:100] + "..."
                 response = error_response(400, "bad_host", f"Host header {shown!r} is not a name this server answers to "
                                                            f"({', '.join(sorted(self.allowed))}); start it with "
-                                                           "--allowed-host NAME to add one")
+                                                           "--allowed-host NAME to add one, or use one of those names in the Backend URL")
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -175,5 +180,6 @@ class BodySizeLimitMiddleware:
     async def _refuse(self, scope, receive, send):
         limit_kb = self.max_bytes / 1024
         response = error_response(413, "request_too_large", f"the request body is larger than the server's limit of "
-                                                            f"{limit_kb:g} KB (--max-json-kb)")
+                                                            f"{limit_kb:g} KB: send a smaller request, or start the "
+                                                            "backend with a larger --max-json-kb")
         await response(scope, receive, send)
