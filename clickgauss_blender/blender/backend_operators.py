@@ -456,7 +456,7 @@ def save_features(client: BackendClient, scene_id: str, path: str) -> int:
 
 
 def saved_features_notice(path: str, size: int) -> str:
-    return f"Features saved to {path} ({size / 1e6:.1f} MB)"
+    return f"Saved the features to {path} ({size / 1e6:.1f} MB)"
 
 
 def load_features(client: BackendClient, ply_path: str, dataset_path: str | None, field_path: str) -> dict:
