@@ -34,8 +34,8 @@ import numpy as np
 
 from .errors import PlyFormatError
 from .files import atomic_write
-from .gaussians import GaussianCloud
-from .ply import GZIP_MAGIC, SPZ_MAGIC
+from .gaussians import REQUIRED_PROPERTIES, GaussianCloud
+from .ply import GZIP_MAGIC, NORMAL_PROPERTIES, SPZ_MAGIC
 from .splat_formats import _logit
 
 LEGACY_HEADER = struct.Struct("<4sIIBBBB")           # versions 1-3, inside the gzip stream
@@ -162,7 +162,8 @@ def _zstd_decompress(path: str, frame: bytes, size: int) -> bytes:
         import zstandard
     except ImportError:
         raise PlyFormatError(path, "SPZ version 4 is compressed with zstd, which this Python cannot "
-                                   "decompress: install the 'zstandard' package (the backend has it)") from None
+                                   "decompress: install the 'zstandard' package (Blender and the backend "
+                                   "have it)") from None
     try:
         return zstandard.ZstdDecompressor().decompress(frame, max_output_size=size)
     except zstandard.ZstdError as exc:
@@ -217,6 +218,13 @@ def read_spz(path: str | os.PathLike) -> GaussianCloud:
     raise PlyFormatError(path, f"not an SPZ file: it starts with {data[:4]!r}, expected gzip data or {SPZ_MAGIC!r}")
 
 
+def properties_spz_drops(cloud: GaussianCloud) -> list[str]:
+    """The cloud's properties an SPZ file has no place for (all-zero INRIA normals aside)."""
+    kept = set(REQUIRED_PROPERTIES) | set(cloud.rest_names)
+    return [name for name, values in cloud.properties.items() if name not in kept
+            and not (name in NORMAL_PROPERTIES and not np.asarray(values).any())]
+
+
 def encode_spz(cloud: GaussianCloud) -> bytes:
     """The cloud as SPZ version 2 bytes before the gzip wrapping (see write_spz)."""
     count = len(cloud)
@@ -259,9 +267,9 @@ def encode_spz(cloud: GaussianCloud) -> bytes:
 def write_spz(path: str | os.PathLike, cloud: GaussianCloud) -> None:
     """Write the cloud as gzip-wrapped SPZ version 2.
 
-    Version 2 because every SPZ reader opens it (Niantic's loaders of every release, spz-js,
-    the web viewers), while version 3 needs a 2025+ loader and version 4 a zstd library that
-    Blender's Python does not have. Quantised as SPZ is: 24-bit positions, 8-bit everything else.
+    Version 2 because every SPZ reader opens it (Niantic's loaders of every release, spz-js and
+    the web viewers built on it), while version 3 needs a 2025 or later loader and version 4 a
+    2026 one with zstd. Quantised as SPZ is: 24-bit positions, 8 bits for everything else.
     """
     path = os.fspath(path)
     payload = encode_spz(cloud)
