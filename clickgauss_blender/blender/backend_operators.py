@@ -17,7 +17,8 @@ from clickgauss_core import wire
 from clickgauss_core.files import atomic_write
 
 from ..client import BackendClient, BackendError
-from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
+from ..local_backend import port_of, sam_arguments, start_local_backend, stop_local_backend, wait_until_ready
+from ..mask_setup import masks_problem
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
@@ -75,9 +76,11 @@ class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
         roots = [bpy.path.abspath(prefs.local_data_root)] if prefs.local_data_root else []
         try:
             client = client_from_preferences(context)
+            sam = sam_arguments(bpy.path.abspath(prefs.sam_checkpoint) if prefs.sam_checkpoint else "",
+                                prefs.sam_model)
             process = start_local_backend(prefs.backend_python, port_of(prefs.backend_url), log_path,
                                           cache_dir=os.path.join(folder, "cache"), data_roots=roots,
-                                          token=prefs.token or None)
+                                          token=prefs.token or None, extra_args=sam)
         except (FileNotFoundError, ValueError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -121,14 +124,24 @@ def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -
     return client.upload_scene(ply_path, dataset_path)
 
 
+def masks_problem_of(obj, context=None) -> str | None:
+    """What is missing for the object's masks, in one sentence (None: nothing): from its Masks
+    settings, the connected backend's health and the SAM checkpoint in the preferences."""
+    prefs = preferences(context)
+    health = STATE.backend.health if STATE.backend.state == "connected" else None
+    checkpoint = bpy.path.abspath(prefs.sam_checkpoint) if prefs.sam_checkpoint else ""
+    return masks_problem(obj.clickgauss.masks_source, obj.clickgauss.masks_path, health, checkpoint)
+
+
 def training_request(obj) -> dict:
     """masks / preset of the object's settings as the POST /v1/jobs fields."""
     settings = obj.clickgauss
+    problem = masks_problem_of(obj)
+    if problem:
+        raise ValueError(problem)
     if settings.masks_source == "SAM":
         masks = {"source": "sam"}
     else:
-        if not settings.masks_path:
-            raise ValueError("choose the mask folder (or switch the mask source to SAM)")
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
     return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
+from .backend_operators import masks_problem_of
 from .mesh_io import is_splat_object
 from .session import STATE
 
@@ -15,6 +18,12 @@ def _format_seconds(seconds) -> str:
         return "time left unknown"
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d} left"
+
+
+def draw_sentence(box, sentence: str, icon: str, width: int = 44) -> None:
+    """A sentence over as many labels as it needs (a label does not wrap)."""
+    for index, line in enumerate(textwrap.wrap(sentence, width)):
+        box.label(text=line, icon=icon if index == 0 else "BLANK1")
 
 
 def draw_notice(box, object_name: str) -> None:
@@ -75,6 +84,9 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")
+        problem = masks_problem_of(obj)
+        if problem:
+            draw_sentence(box, problem, "ERROR")
         box.prop(settings, "preset")
         job = STATE.jobs.get(obj.name)
         if job is not None and job.get("state") in ACTIVE_JOB_STATES:
