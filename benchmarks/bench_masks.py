@@ -16,12 +16,13 @@ Rows:
 - `SAM vit_b|vit_h random <S>px pps=K`: a model of the real vit_b / vit_h size built with random
   weights (`--sam-sized`, at each `--sam-input-sizes` S): the time is that of the real model (the
   image encoder's work does not depend on the weights; the masks are meaningless). `encoder_s`
-  is the image encoder's share per view; SAM's thresholds are set to keep every mask, so the
-  post-processing is timed at its most expensive.
+  is the image encoder per view, `decode_s` the K x K point prompts' mask decoding and
+  post-processing per view; SAM's thresholds are set to keep every mask, so the post-processing
+  is timed at its most expensive.
 Prints a table and writes JSON (`--out`).
 
     # what benchmarks/RESULTS.md reports for vit_b / vit_h on a CPU (a few minutes):
-    OMP_NUM_THREADS=2 backend/.venv/bin/python benchmarks/bench_masks.py --gaussians --scene-gaussians \
+    OMP_NUM_THREADS=1 backend/.venv/bin/python benchmarks/bench_masks.py --gaussians --scene-gaussians \
         --presets tiny --sam-points --sam-sized vit_b vit_h --sam-input-sizes 1024 512 --sam-sized-points 8 \
         --sam-views 1 --out benchmarks/results/bench_masks_sam_sizes_cpu.json
 """
@@ -129,14 +130,19 @@ def bench_sam_sized(scene, folder: Path, model: str, input_size: int, points_per
             input_size=input_size, views_per_batch=n_views, pred_iou_thresh=0.0, stability_score_thresh=0.0))
     finally:
         checkpoint.unlink()
-    views = scene.dataset().views[:n_views]
-    sizes = [(view.camera.width, view.camera.height) for view in views]
-    images = [generator._read_image(view) for view in views]
-    _, encoder_s = timed(lambda: generator._encode(images))
-    _, seconds = timed(lambda: generator.generate_batch(views, sizes))
+    images = [generator._read_image(view) for view in scene.dataset().views[:n_views]]
+    features, encoder_s = timed(lambda: generator._encode(images))
+
+    def decode():  # what generate_batch does once the batch is encoded
+        for index, image in enumerate(images):
+            generator._predictor.queue_features(features[index:index + 1])
+            generator._generator.generate(image)
+
+    _, decode_s = timed(decode)
+    seconds = encoder_s + decode_s
     return {"row": f"SAM {model} random {input_size}px pps={points_per_side}", "device": generator.device,
-            "views": len(views), "load_s": load_s, "total_s": seconds, "per_view_s": seconds / len(views),
-            "encoder_s": encoder_s / len(views)}
+            "views": len(images), "load_s": load_s, "total_s": seconds, "per_view_s": seconds / len(images),
+            "encoder_s": encoder_s / len(images), "decode_s": decode_s / len(images)}
 
 
 def main(argv=None) -> int:

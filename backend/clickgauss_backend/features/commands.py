@@ -30,8 +30,8 @@ def register(subparsers) -> None:
     train.add_argument("--sam-input-size", type=int, default=1024, metavar="PX",
                        help="SAM's image encoder input, a multiple of 16 from 256 to 1024 (default 1024, SAM's own; "
                             "512 is about 4x faster, coarser masks)")
-    train.add_argument("--sam-views-per-batch", type=int, default=4, metavar="N",
-                       help="views SAM's image encoder takes at once (default 4)")
+    train.add_argument("--sam-views-per-batch", type=int, default=0, metavar="N",
+                       help="views SAM's image encoder takes at once (default: 4 on a GPU, 1 on the CPU)")
     train.add_argument("--preset", default=None, choices=sorted(PRESETS),
                        help="training settings (default: gpu on --device cuda, cpu-fast on cpu)")
     train.add_argument("--out", default=None, help="feature field to write (default: <ply stem>.features.npz)")

@@ -1,10 +1,12 @@
 """SAM's automatic mask generator as a two-level mask source (coarse = largest, fine = smallest).
 
-Batched: the image encoder (nearly all of SAM's time) runs on `views_per_batch` views at once,
-then the point prompts of each view are decoded `points_per_batch` at a time. `input_size` is
-the encoder's square input: SAM's native 1024, or less (a multiple of 16) for a run about
-(1024 / input_size)^2 times cheaper with coarser masks; the positional embeddings are resized
-to it (SAM's relative positions interpolate by themselves).
+Batched: the image encoder runs on `views_per_batch` views at once (by default 4 on a GPU, 1
+on the CPU), then each view's `points_per_side` x `points_per_side` point prompts are decoded
+`points_per_batch` at a time (on a CPU this decoding, not the encoder, dominates at the default
+32 x 32: see benchmarks/RESULTS.md). `input_size` is the encoder's square input: SAM's native
+1024, or less (a multiple of 16) for an encoder and decoder several times cheaper with coarser
+masks; the positional embeddings are resized to it (SAM's relative positions interpolate by
+themselves).
 
 The checkpoint is loaded safely and completely before any view is processed: the model is built
 without weights, the file read with `torch.load(weights_only=True)` (no pickle code runs) and
@@ -28,6 +30,7 @@ from .masks import TwoLevelMasks, file_sha256, resize_ids, two_level_from_masks
 # SAM's native input: images are resized to this on their long side and padded to a square.
 SAM_INPUT_SIZE = 1024
 SAM_PATCH_SIZE = 16
+DEFAULT_GPU_VIEWS_PER_BATCH = 4
 MIN_INPUT_SIZE = 256  # below it SAM's 14-token attention windows cover most of the image
 PATCH_EMBED_KEY = "image_encoder.patch_embed.proj.weight"
 
@@ -172,7 +175,7 @@ class SamMaskGenerator:
     def __init__(self, checkpoint: str | os.PathLike, model_type: str | SamArchitecture = "vit_h",
                  device: str | None = None, points_per_side: int = 32, pred_iou_thresh: float = 0.88,
                  stability_score_thresh: float = 0.95, min_mask_region_area: int = 100,
-                 points_per_batch: int = 64, input_size: int = SAM_INPUT_SIZE, views_per_batch: int = 4):
+                 points_per_batch: int = 64, input_size: int = SAM_INPUT_SIZE, views_per_batch: int = 0):
         if isinstance(model_type, str):
             if model_type not in SAM_ARCHITECTURES:
                 raise MaskError(None, f"unknown SAM model type '{model_type}' "
@@ -184,7 +187,10 @@ class SamMaskGenerator:
         _check_device(self.device)
         self.input_size = int(input_size)
         check_input_size(self.input_size)  # before the (large) checkpoint is read
-        self.views_per_batch = max(1, int(views_per_batch))
+        # 0 = auto: 4 views at once on a GPU; one on the CPU, where a batch is no faster and a
+        # vit_h batch of 4 at 1024 px needs ~10 GB for its global attention alone.
+        auto_batch = DEFAULT_GPU_VIEWS_PER_BATCH if torch.device(self.device).type == "cuda" else 1
+        self.views_per_batch = int(views_per_batch) if views_per_batch > 0 else auto_batch
         self.settings = dict(points_per_side=points_per_side, pred_iou_thresh=pred_iou_thresh,
                              stability_score_thresh=stability_score_thresh,
                              min_mask_region_area=min_mask_region_area, points_per_batch=points_per_batch)
