@@ -38,6 +38,12 @@ def test_spz_import_and_spz_export_give_back_the_same_gaussians(clean_scene, tmp
         np.testing.assert_array_equal(getattr(ours, attribute), getattr(theirs, attribute), err_msg=attribute)
     assert np.abs(ours.rotations_raw - theirs.rotations_raw).max() <= 1.5 / 127.5  # re-rounded w: one code
 
+    # Keep Original Axes off: written in Blender's world frame (Z-up), as the PLY export does.
+    assert bpy.ops.export_scene.clickgauss_spz(filepath=str(tmp_path / "world.spz"), keep_file_axes=False) == {"FINISHED"}
+    world = np.array(obj.matrix_world)
+    expected = theirs.positions @ world[:3, :3].T + world[:3, 3]
+    np.testing.assert_allclose(read_spz(tmp_path / "world.spz").positions, expected, atol=0.5 / 4096 + 1e-5)
+
     # The same import exported as PLY is the decoded SPZ, bit for bit.
     assert bpy.ops.export_scene.clickgauss_splats(filepath=str(tmp_path / "again.ply")) == {"FINISHED"}
     as_ply = read_gaussian_ply(tmp_path / "again.ply")
