@@ -72,3 +72,23 @@ def test_an_upload_is_recognised_by_content_not_by_its_name(server):
     junk = server.post("/v1/scenes/upload", files={"file": ("junk.splat", b"\x00" * 31)})
     assert junk.status_code == 400 and junk.json()["error"]["code"] == "invalid_ply"
     assert "not a multiple of 32" in junk.json()["error"]["message"]
+
+
+def test_cli_trains_on_an_spz_scene(backend_cli, tiny_synthetic_scene, tmp_path):
+    """`train` takes any format: the synthetic scene written as SPZ, trained with its own views and
+    masks; the field belongs to the SPZ file (its bytes' hash)."""
+    import subprocess
+
+    from clickgauss_backend.features.field import FeatureField
+    from clickgauss_core.spz import write_spz
+
+    spz = tmp_path / "scene.spz"
+    write_spz(spz, read_splat_file(tiny_synthetic_scene.ply_path))
+    out = tmp_path / "field.npz"
+    result = subprocess.run([*backend_cli, "train", str(spz), "--dataset", str(tiny_synthetic_scene.dataset_path),
+                             "--masks", str(tiny_synthetic_scene.masks_dir), "--preset", "tiny", "--out", str(out),
+                             "--device", "cpu"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    field = FeatureField.load(out)
+    assert field.metadata["scene_hash"] == hashlib.sha256(spz.read_bytes()).hexdigest()
+    assert len(field) == len(read_splat_file(spz))
