@@ -12,8 +12,19 @@ Rows:
 - `SAM tiny random pps=K`: SamMaskGenerator with a tiny random-weight SAM (the plumbing cost: image
   read, SAM's 1024-px preprocessing, K x K point prompts, post-processing, two-level maps, resize);
   NOT the cost of a real vit_h, which is dominated by its image encoder;
-- `SAM <model> (checkpoint)`: a real checkpoint when `--sam-checkpoint` is given (GPU if present).
+- `SAM <model> (checkpoint)`: a real checkpoint when `--sam-checkpoint` is given (GPU if present);
+- `SAM vit_b|vit_h random <S>px pps=K`: a model of the real vit_b / vit_h size built with random
+  weights (`--sam-sized`, at each `--sam-input-sizes` S): the time is that of the real model (the
+  image encoder's work does not depend on the weights; the masks are meaningless). `encoder_s`
+  is the image encoder per view, `decode_s` the K x K point prompts' mask decoding and
+  post-processing per view; SAM's thresholds are set to keep every mask, so the post-processing
+  is timed at its most expensive.
 Prints a table and writes JSON (`--out`).
+
+    # what benchmarks/RESULTS.md reports for vit_b / vit_h on a CPU (a few minutes):
+    OMP_NUM_THREADS=1 backend/.venv/bin/python benchmarks/bench_masks.py --gaussians --scene-gaussians \
+        --presets tiny --sam-points --sam-sized vit_b vit_h --sam-input-sizes 1024 512 --sam-sized-points 8 \
+        --sam-views 1 --out benchmarks/results/bench_masks_sam_sizes_cpu.json
 """
 
 from __future__ import annotations
@@ -119,6 +130,39 @@ def bench_sam(scene, folder: Path, points_per_side: int, n_views: int, checkpoin
             "fine_segments_per_view": float(segments)}
 
 
+def save_random_sam(architecture: SamArchitecture, folder: Path) -> Path:
+    """A checkpoint of `architecture` with random weights (segment_anything's own builder)."""
+    torch.manual_seed(0)
+    path = folder / f"random_{architecture.name}.pth"
+    torch.save(architecture.build().state_dict(), path)
+    return path
+
+
+def bench_sam_sized(scene, folder: Path, model: str, input_size: int, points_per_side: int, n_views: int,
+                    device: str | None = None) -> dict:
+    architecture = SAM_ARCHITECTURES[model]
+    checkpoint = save_random_sam(architecture, folder)
+    try:
+        generator, load_s = timed(lambda: SamMaskGenerator(
+            checkpoint, model_type=architecture, device=device, points_per_side=points_per_side,
+            input_size=input_size, views_per_batch=n_views, pred_iou_thresh=0.0, stability_score_thresh=0.0))
+    finally:
+        checkpoint.unlink()
+    images = [generator._read_image(view) for view in scene.dataset().views[:n_views]]
+    features, encoder_s = timed(lambda: generator._encode(images))
+
+    def decode():  # what generate_batch does once the batch is encoded
+        for index, image in enumerate(images):
+            generator._predictor.queue_features(features[index:index + 1])
+            generator._generator.generate(image)
+
+    _, decode_s = timed(decode)
+    seconds = encoder_s + decode_s
+    return {"row": f"SAM {model} random {input_size}px pps={points_per_side}", "device": generator.device,
+            "views": len(images), "load_s": load_s, "total_s": seconds, "per_view_s": seconds / len(images),
+            "encoder_s": encoder_s / len(images), "decode_s": decode_s / len(images)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gaussians", type=int, nargs="*", default=[100_000, 1_000_000])
@@ -129,6 +173,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sam-views", type=int, default=3)
     parser.add_argument("--sam-checkpoint", type=Path, default=None, help="also time a real SAM checkpoint")
     parser.add_argument("--sam-model", default="vit_h")
+    parser.add_argument("--sam-sized", nargs="*", default=[], choices=sorted(SAM_ARCHITECTURES),
+                        help="also time random-weight models of these real sizes")
+    parser.add_argument("--sam-input-sizes", type=int, nargs="*", default=[1024])
+    parser.add_argument("--sam-sized-points", type=int, default=8, help="points per side for --sam-sized")
+    parser.add_argument("--device", default=None, help="for the SAM rows (default: cuda if present)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -152,7 +201,13 @@ def main(argv=None) -> int:
                 rows.append(bench_sam(scene, folder, points, args.sam_views))
                 print(rows[-1], flush=True)
             if args.sam_checkpoint:
-                rows.append(bench_sam(scene, folder, 32, args.sam_views, args.sam_checkpoint, args.sam_model))
+                rows.append(bench_sam(scene, folder, 32, args.sam_views, args.sam_checkpoint, args.sam_model,
+                                      args.device))
+            for model in args.sam_sized:
+                for input_size in args.sam_input_sizes:
+                    rows.append(bench_sam_sized(scene, folder, model, input_size, args.sam_sized_points,
+                                                args.sam_views, args.device))
+                    print(rows[-1], flush=True)
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{'row':42s} {'views':>6s} {'total s':>9s} {'per view s':>11s}  notes")

@@ -85,6 +85,15 @@ def port_of(url: str) -> int:
     return urlsplit(url).port or 8765
 
 
+def sam_arguments(checkpoint: str, model: str) -> list[str]:
+    """The `serve` options that give the backend SAM (none without a checkpoint)."""
+    if not checkpoint:
+        return []
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"SAM checkpoint not found: {checkpoint!r} (set it in the ClickGauss add-on preferences)")
+    return ["--sam-checkpoint", checkpoint, "--sam-model", model]
+
+
 def start_local_backend(backend: str | FoundBackend, port: int, log_path: str, cache_dir: str | None = None,
                         data_roots=(), token: str | None = None, extra_args=()) -> subprocess.Popen:
     """Spawn the backend's `serve` on 127.0.0.1:port, output to `log_path`. `backend` is a found

@@ -18,8 +18,9 @@ from clickgauss_core.files import atomic_write
 
 from ..client import BackendClient, BackendError
 from ..backend_installer import INSTALLED_ENV_NAME
-from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, start_local_backend,
-                             stop_local_backend, wait_until_ready)
+from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, sam_arguments,
+                             start_local_backend, stop_local_backend, wait_until_ready)
+from ..mask_setup import masks_problem
 from ..messages import describe, sentence
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
@@ -124,8 +125,9 @@ def launch_local_backend(context, extra_roots=()):
     log_path = os.path.join(folder, "backend.log")
     roots = data_roots_in_use(context, extra_roots)
     client = client_from_preferences(context)
+    sam = sam_arguments(bpy.path.abspath(prefs.sam_checkpoint) if prefs.sam_checkpoint else "", prefs.sam_model)
     process = start_local_backend(found, port_of(prefs.backend_url), log_path, cache_dir=os.path.join(folder, "cache"),
-                                  data_roots=roots, token=prefs.token or None)
+                                  data_roots=roots, token=prefs.token or None, extra_args=sam)
     STATE.local_process, STATE.local_log, STATE.local_roots, STATE.local_source = process, log_path, roots, found.source
     STATE.local_url = client.url
     STATE.backend.state = "starting"
@@ -232,15 +234,24 @@ def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -
             "backend with --data-root for that folder)"), exc.status) from None
 
 
+def masks_problem_of(obj, context=None) -> str | None:
+    """What is missing for the object's masks, in one sentence (None: nothing): from its Masks
+    settings, the connected backend's health and the SAM checkpoint in the preferences."""
+    prefs = preferences(context)
+    health = STATE.backend.health if STATE.backend.state == "connected" else None
+    checkpoint = bpy.path.abspath(prefs.sam_checkpoint) if prefs.sam_checkpoint else ""
+    return masks_problem(obj.clickgauss.masks_source, obj.clickgauss.masks_path, health, checkpoint)
+
+
 def training_request(obj) -> dict:
     """masks / preset of the object's settings as the POST /v1/jobs fields."""
     settings = obj.clickgauss
+    problem = masks_problem_of(obj)
+    if problem:
+        raise ValueError(problem)
     if settings.masks_source == "SAM":
         masks = {"source": "sam"}
     else:
-        if not settings.masks_path:
-            raise ValueError("No mask folder chosen: choose the folder of masks in the ClickGauss panel, or set "
-                             "Masks to SAM")
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
     return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..messages import wrap
+from .backend_operators import masks_problem_of
 from .mesh_io import is_splat_object
 from .session import STATE
 
@@ -94,6 +95,9 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")
+        problem = masks_problem_of(obj)
+        if problem:
+            draw_message(box, problem, width, icon="ERROR")
         box.prop(settings, "preset")
         job = STATE.jobs.get(obj.name)
         if job is not None and job.get("state") in ACTIVE_JOB_STATES:

@@ -25,6 +25,14 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
     local_data_root: StringProperty(name="Data Root", subtype="DIR_PATH", default="",
                                     description="An extra folder a local backend may read (it may always read your "
                                                 "home folder and the folders of the scenes and datasets you open)")
+    sam_checkpoint: StringProperty(name="SAM Checkpoint", subtype="FILE_PATH", default="",
+                                   description="Segment Anything checkpoint (.pth) for the backend that "
+                                               "'Start Local' launches: masks made by SAM on the backend")
+    sam_model: EnumProperty(name="SAM Model", default="vit_h", items=(
+        ("vit_h", "ViT-H", "sam_vit_h_4b8939.pth: the best masks, the slowest"),
+        ("vit_l", "ViT-L", "sam_vit_l_0b3195.pth"),
+        ("vit_b", "ViT-B", "sam_vit_b_01ec64.pth: several times faster, for a laptop")),
+        description="The SAM variant of the checkpoint")
     request_timeout: FloatProperty(name="Request Timeout (s)", default=DEFAULT_TIMEOUT, min=0.1, max=3600.0,
                                    description="Seconds a backend request may take in all (connecting, waiting, the "
                                                "whole answer; uploads and downloads get extra time for their size)")
@@ -38,6 +46,8 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "token")
         layout.prop(self, "backend_python")
         layout.prop(self, "local_data_root")
+        layout.prop(self, "sam_checkpoint")
+        layout.prop(self, "sam_model")
         layout.prop(self, "request_timeout")
 
 

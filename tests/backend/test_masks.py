@@ -301,3 +301,57 @@ def test_sam_is_fed_at_most_1024_pixels_on_the_long_side(tiny_sam_checkpoint, tm
     assert generator._read_image(dataset_view(large, "large.png")).shape == (48, 1024, 3)
     small = _view(tmp_path, "small", size=(40, 30))
     assert generator._read_image(small).shape == (30, 40, 3)  # never upscaled: SAM does that itself
+
+
+def test_batched_encoder_gives_the_masks_of_sams_own_one_view_path(tiny_sam_checkpoint, tmp_path):
+    generator = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", views_per_batch=3,
+                                 **PERMISSIVE)
+    views = [_view(tmp_path, f"v{i}", size=(40, 30), seed=i) for i in range(3)]
+    images = [generator._read_image(view) for view in views]
+    batched = generator._encode(images)
+    assert batched.shape == (3, 256, 64, 64)
+    for index, image in enumerate(images):  # one batch of 3 == three batches of 1
+        torch.testing.assert_close(batched[index:index + 1], generator._encode([image]), atol=1e-4, rtol=1e-4)
+    masks = generator.generate_batch(views, [(40, 30)] * 3)
+    for view, image, batched_masks in zip(views, images, masks):
+        # segment_anything's own path: its predictor encodes the one image itself.
+        records = generator._generator.generate(image)
+        own = two_level_from_masks([r["segmentation"] for r in records], image.shape[:2])
+        assert (own.coarse > 0).any()
+        assert (np.mean(own.coarse == batched_masks.coarse) > 0.99) and (np.mean(own.fine == batched_masks.fine) > 0.99)
+
+
+def test_mask_store_feeds_a_batching_source_in_batches(tiny_sam_checkpoint, tmp_path):
+    generator = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", views_per_batch=2,
+                                 **PERMISSIVE)
+    calls, progress = [], []
+    original = generator.generate_batch
+    generator.generate_batch = lambda views, sizes: calls.append(len(views)) or original(views, sizes)
+    views = [_view(tmp_path, f"b{i}", seed=i) for i in range(5)]
+    MaskStore.build(generator, views[:1], lambda v: (16, 12), tmp_path / "cache")  # one view cached already
+    calls.clear()
+    store = MaskStore.build(generator, views, lambda v: (16, 12), tmp_path / "cache",
+                            progress=lambda done, total: progress.append((done, total)))
+    assert calls == [2, 2] and store.stats["generated"] == 4 and store.stats["cached"] == 1
+    assert progress == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+def test_sam_input_size_runs_the_encoder_smaller_and_keys_the_cache(tiny_sam_checkpoint, tmp_path):
+    small = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", input_size=512, **PERMISSIVE)
+    assert small.model.image_encoder.pos_embed.shape == (1, 32, 32, 32)
+    large_image = tmp_path / "wide.png"
+    Image.fromarray(np.full((300, 800, 3), 90, np.uint8)).save(large_image)
+    view = dataset_view(large_image, "wide.png", (80, 30))
+    image = small._read_image(view)
+    assert image.shape == (192, 512, 3)  # resized to the input size on the long side
+    assert small._encode([image]).shape == (1, 256, 32, 32)
+    masks = small.generate(_view(tmp_path, "s", size=(40, 30)), (20, 15))
+    assert masks.size == (20, 15) and (masks.coarse > 0).any()
+    assert small.describe()["input_size"] == 512
+    views = [_view(tmp_path, "k")]
+    MaskStore.build(small, views, lambda v: (16, 12), tmp_path / "cache")
+    native = SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", **PERMISSIVE)
+    assert MaskStore.build(native, views, lambda v: (16, 12), tmp_path / "cache").stats["generated"] == 1
+    for bad in (500, 128, 2048):
+        with pytest.raises(MaskError, match=f"SAM input_size {bad}: use a multiple of 16 from 256 to 1024"):
+            SamMaskGenerator(tiny_sam_checkpoint, model_type=TINY_SAM, device="cpu", input_size=bad)

@@ -198,6 +198,11 @@ def test_sam_masks_with_a_bad_checkpoint_fail_the_job_clearly(start_server, tiny
     final = server.wait_for_job(job.json()["job_id"], timeout=120)
     assert final["state"] == "failed" and final["error"]["code"] == "invalid_masks", final
     assert "not_a_sam_checkpoint.pth" in final["error"]["message"]
+    # The SAM settings of the request reach the generator (checked before the checkpoint is read).
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny",
+                                        "masks": {"source": "sam", "settings": {"input_size": 500}}})
+    final = server.wait_for_job(job.json()["job_id"], timeout=120)
+    assert final["state"] == "failed" and "SAM input_size 500" in final["error"]["message"], final
 
 
 # -- bounds: what a request may cost ---------------------------------------------------------------

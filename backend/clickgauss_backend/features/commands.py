@@ -18,13 +18,20 @@ from .config import LEVELS, PRESETS, TrainConfig, default_preset
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a Click-Gaussian feature field for a 3DGS PLY")
-    train.add_argument("ply", help="the trained 3DGS scene (.ply)")
+    train.add_argument("ply", help="the trained 3DGS scene: INRIA or SuperSplat compressed .ply, .spz or antimatter15 .splat")
     train.add_argument("--dataset", help="its training views: COLMAP, INRIA output or nerfstudio folder "
                                          "(default: the PLY's folder)")
     masks = train.add_mutually_exclusive_group(required=True)
     masks.add_argument("--masks", help="folder of precomputed two-level masks (<image stem>_coarse/_fine .png/.npy)")
     masks.add_argument("--sam-checkpoint", help="SAM checkpoint file: generate the masks with SAM")
     train.add_argument("--sam-model", default="vit_h", help="SAM model type of the checkpoint (default vit_h)")
+    train.add_argument("--sam-points-per-side", type=int, default=32, metavar="N",
+                       help="SAM's automatic masks: an N x N grid of point prompts per view (default 32)")
+    train.add_argument("--sam-input-size", type=int, default=1024, metavar="PX",
+                       help="SAM's image encoder input, a multiple of 16 from 256 to 1024 (default 1024, SAM's own; "
+                            "512 is about 4x faster, coarser masks)")
+    train.add_argument("--sam-views-per-batch", type=int, default=0, metavar="N",
+                       help="views SAM's image encoder takes at once (default: 4 on a GPU, 1 on the CPU)")
     train.add_argument("--preset", default=None, choices=sorted(PRESETS),
                        help="training settings (default: gpu on --device cuda, cpu-fast on cpu)")
     train.add_argument("--out", default=None, help="feature field to write (default: <ply stem>.features.npz)")
@@ -37,7 +44,7 @@ def register(subparsers) -> None:
 
     click = subparsers.add_parser("click", help="select the Gaussians that go with one clicked pixel")
     click.add_argument("field", help="feature field (.npz from `train`)")
-    click.add_argument("ply", help="the PLY the field was trained on")
+    click.add_argument("ply", help="the splat file the field was trained on (any format train takes)")
     click.add_argument("--camera", required=True, help="camera JSON (clickgauss_core.wire camera dict)")
     click.add_argument("--pixel", required=True, nargs=2, type=float, metavar=("X", "Y"))
     click.add_argument("--level", required=True, choices=LEVELS)
@@ -72,7 +79,9 @@ def run_train(args: argparse.Namespace) -> int:
         source = PrecomputedMasks(args.masks)
     else:
         from .masks import SamMaskGenerator
-        source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device)
+        source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device,
+                                  points_per_side=args.sam_points_per_side, input_size=args.sam_input_size,
+                                  views_per_batch=args.sam_views_per_batch)
     print(f"masks for {len(scene.views)} views ...", file=sys.stderr, flush=True)
     mask_store = MaskStore.build(source, scene.views, lambda view: (view.camera.width, view.camera.height),
                                  cache_dir / "masks")

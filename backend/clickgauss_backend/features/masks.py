@@ -64,6 +64,7 @@ class TwoLevelMasks:
 
 
 class MaskSource(Protocol):
+    """A source may also offer `generate_batch(views, sizes)` and `views_per_batch` (SAM does)."""
     def describe(self) -> dict: ...
     def fingerprint(self, view) -> str: ...
     def generate(self, view, size: tuple[int, int]) -> TwoLevelMasks: ...
@@ -270,24 +271,35 @@ class MaskStore:
         cache_dir.mkdir(parents=True, exist_ok=True)
         settings = source.describe()
         names, sizes, files = [], [], []
-        generated, seconds = 0, 0.0
-        for index, view in enumerate(views):
+        for view in views:
             width, height = (int(v) for v in size_of_view(view))
-            path = cache_dir / f"{_cache_key(settings, source.fingerprint(view), (width, height))}.npz"
-            if not path.is_file():
-                start = time.perf_counter()
-                masks = source.generate(view, (width, height))
-                seconds += time.perf_counter() - start
-                generated += 1
-                if masks.size != (width, height):
-                    raise MaskError(None, f"mask source {settings.get('kind')} returned {masks.size} for view "
-                                          f"'{_view_label(view)}' instead of {(width, height)}")
-                _save_cached(path, masks)
             names.append(_view_label(view))
             sizes.append((width, height))
-            files.append(path)
-            if progress is not None:
-                progress(index + 1, len(views))
+            files.append(cache_dir / f"{_cache_key(settings, source.fingerprint(view), (width, height))}.npz")
+        missing = [index for index, path in enumerate(files) if not path.is_file()]
+        done = len(files) - len(missing)
+        if progress is not None and done:
+            progress(done, len(views))
+        # A source that batches views (SAM's encoder) gets them `views_per_batch` at a time.
+        batch = getattr(source, "views_per_batch", 1) if hasattr(source, "generate_batch") else 1
+        generated, seconds = 0, 0.0
+        for start in range(0, len(missing), batch):
+            chunk = missing[start:start + batch]
+            begin = time.perf_counter()
+            if hasattr(source, "generate_batch"):
+                results = source.generate_batch([views[i] for i in chunk], [sizes[i] for i in chunk])
+            else:
+                results = [source.generate(views[chunk[0]], sizes[chunk[0]])]
+            seconds += time.perf_counter() - begin
+            for index, masks in zip(chunk, results):
+                if masks.size != sizes[index]:
+                    raise MaskError(None, f"mask source {settings.get('kind')} returned {masks.size} for view "
+                                          f"'{names[index]}' instead of {sizes[index]}")
+                _save_cached(files[index], masks)
+                generated += 1
+                done += 1
+                if progress is not None:
+                    progress(done, len(views))
         stats = {"views": len(files), "generated": generated, "cached": len(files) - generated,
                  "generation_seconds": seconds,
                  "seconds_per_generated_view": seconds / generated if generated else None}

@@ -22,6 +22,7 @@ FILE_PART = "file"
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 # Room for the multipart boundaries, part headers and the small text fields around the file.
 ENVELOPE_BYTES = 256 * 1024
+HEAD_BYTES = 16  # enough for every splat format's magic
 
 
 @dataclass
@@ -31,6 +32,7 @@ class ReceivedUpload:
     sha256: str
     fields: dict[str, str] = field(default_factory=dict)  # the text parts
     filename: str = ""           # the file part's own name (how the sender knows the file)
+    head: bytes = b""            # the file's first bytes (for sniffing its format)
 
 
 def _part_name(content_disposition: bytes) -> str | None:
@@ -58,6 +60,7 @@ class _PartCollector:
         self.file_size = 0
         self.saw_file = False
         self.filename = ""
+        self.head = b""
         self.fields: dict[str, bytearray] = {}
         self._headers: dict[bytes, bytes] = {}
         self._header_field = bytearray()
@@ -85,7 +88,8 @@ class _PartCollector:
         self._header_value.clear()
 
     def on_headers_finished(self):
-        name = _part_name(self._headers.get(b"content-disposition", b""))
+        disposition = self._headers.get(b"content-disposition", b"")
+        name = _part_name(disposition)
         if name == FILE_PART:
             if self.saw_file:
                 raise ApiError(422, "bad_request", f"{self.upload_name}: more than one '{FILE_PART}' part")
@@ -106,6 +110,8 @@ class _PartCollector:
                 raise ApiError(413, "upload_too_large", too_large_message(self.upload_name, self.max_file_bytes))
             self.handle.write(chunk)
             self.digest.update(chunk)
+            if len(self.head) < HEAD_BYTES:
+                self.head += chunk[:HEAD_BYTES - len(self.head)]
         elif self._current is not None:
             buffer = self.fields[self._current]
             if len(buffer) + len(chunk) > MAX_TEXT_FIELD_BYTES:
@@ -155,7 +161,8 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
                 fields[name] = value.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ApiError(422, "bad_request", f"{upload_name}: form field {name!r} is not UTF-8") from exc
-        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields, collector.filename)
+        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields,
+                              collector.filename, collector.head)
     except MultipartParseError as exc:
         temp_path.unlink(missing_ok=True)
         raise ApiError(400, "bad_request", f"{upload_name} could not be read from the upload ({exc}): "
