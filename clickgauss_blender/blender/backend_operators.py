@@ -396,7 +396,9 @@ class CLICKGAUSS_OT_train_features(bpy.types.Operator):
         try:
             start_training(client_from_preferences(context), context.active_object)
         except ValueError as exc:
-            show_error(context.active_object.name, exc)
+            obj = context.active_object
+            if str(exc) != masks_problem_of(obj):  # the panel shows the masks' problem live, while it lasts
+                show_error(obj.name, exc)
             self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         return {"FINISHED"}

@@ -83,7 +83,7 @@ def test_no_sam_and_no_mask_folder_is_one_sentence_and_no_request(clean_scene, a
         for source in ("FOLDER", "SAM"):
             obj.clickgauss.masks_source, obj.clickgauss.masks_path = source, ""
             layout = RecordingLayout()
-            panel.CLICKGAUSS_PT_sidebar.draw_training(layout, obj)
+            panel.CLICKGAUSS_PT_sidebar.draw_training(layout, obj, 300)
             assert " ".join(layout.labels).endswith(" " + mask_setup.NO_MASKS), layout.labels
             assert mask_setup.NO_MASKS.endswith(".") and ". " not in mask_setup.NO_MASKS  # one sentence
             with pytest.raises(RuntimeError, match=re.escape(mask_setup.NO_MASKS)):  # the operator's error report
@@ -95,8 +95,8 @@ def test_no_sam_and_no_mask_folder_is_one_sentence_and_no_request(clean_scene, a
     # A mask folder chosen: nothing to say, and nothing drawn.
     obj.clickgauss.masks_source, obj.clickgauss.masks_path = "FOLDER", str(tmp_path)
     layout = RecordingLayout()
-    panel.CLICKGAUSS_PT_sidebar.draw_training(layout, obj)
-    assert not any(word in " ".join(layout.labels) for word in ("masks", "SAM"))
+    panel.CLICKGAUSS_PT_sidebar.draw_training(layout, obj, 300)
+    assert not any(word in " ".join(layout.labels) for word in ("masks", "SAM")), layout.labels
 
 
 def test_the_sentence_follows_what_is_missing(addon_module, tmp_path):

@@ -81,10 +81,12 @@ def test_training_errors_say_what_to_do(backend, session, scene_copy, synthetic_
     text = _shown(session, obj, cache_dir)
     assert "bare_scene.ply" in text and "dataset" in text
 
-    settings.dataset_path = str(synthetic_scene)  # sam_not_configured
+    settings.dataset_path = str(synthetic_scene)  # SAM asked for, the backend has none: said before any request
     settings.masks_source = "SAM"
-    _train(session, obj)
-    assert "SAM" in _shown(session, obj, cache_dir)
+    with pytest.raises(RuntimeError, match="SAM") as refused:
+        bpy.ops.clickgauss.train_features()
+    refusal = str(refused.value).removeprefix("Error: ").strip()
+    assert not problems_for_people(refusal, (cache_dir,)), refusal
     settings.masks_source = "FOLDER"
 
     empty = tmp_path / "empty"  # a dataset folder that is no dataset
