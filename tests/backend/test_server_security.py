@@ -94,6 +94,8 @@ def test_paths_outside_the_data_roots_are_refused(server, data_root):
     assert_error(server.post("/v1/scenes", json={"ply_path": str(root / "missing.ply")}), 404, "file_not_found")
     # a name longer than the file system allows (found by the fuzz run): a clear 400, not a 500
     assert_error(server.post("/v1/scenes", json={"ply_path": str(root / ("x" * 300 + ".ply"))}), 400, "bad_request")
+    # the home folder of a user this machine does not have (found by the fuzz run): 400, not a 500
+    assert_error(server.post("/v1/scenes", json={"ply_path": "~no_such_user_here/scene.ply"}), 400, "bad_request")
 
 
 def test_dataset_and_mask_paths_are_confined_too(server, tiny_synthetic_scene, data_root):

@@ -17,7 +17,11 @@ def resolve_inside_roots(raw: str, roots: list[Path], what: str, kind: str = "an
     wanted = {"file": "a file", "dir": "a folder"}.get(kind, "a file or folder")
     if not raw or "\x00" in raw:
         raise ApiError(422, "bad_request", f"{what}: {raw!r} is not a usable path: give the full path of {wanted}")
-    candidate = Path(raw).expanduser()
+    try:
+        candidate = Path(raw).expanduser()
+    except RuntimeError as exc:  # "~someone" for a user this machine does not have
+        raise ApiError(400, "bad_request", f"{what} {raw} names a home folder this computer does not have ({exc}): "
+                                           f"give the full path of {wanted}") from exc
     if not candidate.is_absolute():
         candidate = roots[0] / candidate
     try:
