@@ -47,10 +47,11 @@ LEVELS = ("coarse", "fine")
 # cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
 SEGMENT_MIN_SIMILARITY = 0.75
 
-CELL_OCCUPANCY = 16            # Gaussians per grid cell on average (over the occupied bounding box)
-LARGE_PERCENTILE = 98          # the cells are at least as large as this percentile of the bounds;
-                               # Gaussians with a larger bound are tested one by one
+CELL_OCCUPANCY = 4            # Gaussians per grid cell on average (over the occupied bounding box)
+CELL_GROWTH = 4.0              # cell size ratio between the grids for larger Gaussians
+BLOCK_CELLS = 4                # blocks of 4^3 cells are tested first
 _SLACK = 1e-4                  # relative slack on the culling bounds (float rounding)
+_LOOSE = 1e-3                  # the same for the per-Gaussian test, computed in float32
 
 
 def level_slice(level: str, coarse_dim: int = 12, feature_dim: int = 24, granularity_prior: bool = True) -> slice:
@@ -85,6 +86,12 @@ def similarities(unit_level_features: np.ndarray, query: np.ndarray) -> np.ndarr
     return unit_level_features @ (query / max(float(np.linalg.norm(query)), 1e-12))
 
 
+def _fov_clamp(size: int, focal: float, centre: float) -> tuple[float, float]:
+    """The (low, high) clamp of x/z (or y/z) in the Jacobian: 1.3x the half field of view."""
+    margin = FOV_CLAMP_MARGIN * 0.5 * size / focal
+    return -(centre / focal + margin), (size - centre) / focal + margin
+
+
 def quaternions_to_rotations(quats: np.ndarray) -> np.ndarray:
     """(N, 4) wxyz quaternions (normalised here) -> (N, 3, 3), as the backend's quaternion_to_rotation."""
     q = np.asarray(quats, dtype=np.float64)
@@ -111,6 +118,89 @@ class PixelComposite:
         return self.weights @ np.asarray(features[self.ids], dtype=np.float64)
 
 
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)]), vectorised."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (np.cumsum(counts) - counts), counts) + np.arange(total)
+
+
+@dataclass
+class _Boxes:
+    """Axis-aligned cubes (cells or blocks of cells): each a range [start, start + count) of the
+    next finer list and the largest footprint bound e s_max of what it holds."""
+
+    centres: np.ndarray        # (M, 3)
+    half_diagonal: np.ndarray  # (M,)
+    bound: np.ndarray          # (M,)
+    start: np.ndarray          # (M,) int64
+    count: np.ndarray          # (M,) int64
+
+    @classmethod
+    def empty(cls) -> "_Boxes":
+        return cls(np.zeros((0, 3)), np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def around(cls, coords, origin, size, start, bound) -> "_Boxes":
+        return cls(origin + (coords + 0.5) * size, np.full(len(coords), 0.5 * np.sqrt(3.0) * size),
+                   np.asarray(bound, dtype=np.float64), np.asarray(start, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @classmethod
+    def concatenate(cls, parts: list, end: int) -> "_Boxes":
+        start = np.concatenate([p.start for p in parts])
+        return cls(np.concatenate([p.centres for p in parts]), np.concatenate([p.half_diagonal for p in parts]),
+                   np.concatenate([p.bound for p in parts]), start, np.diff(np.r_[start, end]))
+
+
+class _RayBound:
+    """The pixel's ray in the PLY frame and the 3D test "a box may hold a Gaussian whose footprint
+    covers the pixel" (the bound in the module docstring, widened by the box's half-diagonal;
+    |J|'s off-axis factor taken at the box's own largest angle)."""
+
+    def __init__(self, camera: Camera, px: float, py: float):
+        rotation, translation = camera.world_to_camera[:3, :3], camera.world_to_camera[:3, 3]
+        f_min, f_max = min(camera.fx, camera.fy), max(camera.fx, camera.fy)
+        self.perspective = camera.projection == "perspective"
+        if self.perspective:
+            self.origin = -rotation.T @ translation
+            direction = rotation.T @ np.array([(px - camera.cx) / camera.fx, (py - camera.cy) / camera.fy, 1.0])
+            self.a_max = max(abs(limit) for limit in _fov_clamp(camera.width, camera.fx, camera.cx))
+            self.b_max = max(abs(limit) for limit in _fov_clamp(camera.height, camera.fy, camera.cy))
+        else:
+            self.origin = rotation.T @ (np.array([(px - camera.cx) / camera.fx, (py - camera.cy) / camera.fy, 0.0])
+                                        - translation)
+            direction = rotation.T @ np.array([0.0, 0.0, 1.0])
+        self.focal_ratio = f_max / f_min
+        self.direction = direction / np.linalg.norm(direction)
+        self.rotation, self.translation = rotation, translation
+        self.low_pass = MAX_EXTENT_SIGMAS * np.sqrt(LOW_PASS_VARIANCE) / f_min  # per unit depth (ortho: absolute)
+        self.near, self.far = camera.near, camera.far
+
+    def reaches(self, centres, bound, half_diagonal) -> np.ndarray:
+        offset = centres - self.origin
+        along = offset @ self.direction
+        distance_sq = np.einsum("ij,ij->i", offset, offset) - along * along
+        camera_xyz = centres @ self.rotation.T + self.translation
+        depth = camera_xyz[:, 2]
+        depth_min, depth_max = depth - half_diagonal, depth + half_diagonal
+        if self.perspective:
+            # The largest |x/z|, |y/z| inside the box (the clamp's limit when it reaches z <= 0).
+            safe = np.where(depth_min > 0, depth_min, 1.0)
+            a = np.where(depth_min > 0, np.minimum((np.abs(camera_xyz[:, 0]) + half_diagonal) / safe, self.a_max),
+                         self.a_max)
+            b = np.where(depth_min > 0, np.minimum((np.abs(camera_xyz[:, 1]) + half_diagonal) / safe, self.b_max),
+                         self.b_max)
+            stretch = self.focal_ratio * np.sqrt(1.0 + a * a + b * b)
+            low_pass = self.low_pass * np.maximum(depth_max, 0.0)
+        else:
+            stretch, low_pass = self.focal_ratio, self.low_pass
+        reach = stretch * bound + half_diagonal + low_pass
+        reach = reach * (1 + _SLACK) + _SLACK * (half_diagonal + bound)
+        return (distance_sq <= reach * reach) & (depth_max >= self.near) & (depth_min <= self.far)
+
+
 class ClickIndex:
     """The Gaussians' geometry (activated, in the PLY frame) and a uniform grid over their means,
     built once per set of Gaussians; `composite(camera, pixel)` answers a pixel.
@@ -134,96 +224,93 @@ class ClickIndex:
         extent = np.minimum(np.nan_to_num(extent, nan=0.0), MAX_EXTENT_SIGMAS)
         strong = (self.opacities >= ALPHA_THRESHOLD) & np.isfinite(self.means).all(axis=1)
         self.extent = extent.astype(np.float32)
-        self.bound = (extent * self.scales.max(axis=1)).astype(np.float32)  # e_i * s_max,i
+        self.scale_max = self.scales.max(axis=1)
+        self.bound = (extent * self.scale_max).astype(np.float32)  # e_i * s_max,i
         self._build_grid(np.flatnonzero(strong))
 
     def __len__(self) -> int:
         return len(self.means)
 
     def _build_grid(self, ids: np.ndarray) -> None:
+        """Cells of several sizes (CELL_GROWTH apart): each Gaussian goes into the finest grid whose
+        cells are at least as large as its bound, so that a few huge Gaussians do not make every
+        cell of the fine grid large. The cells of every grid are grouped into blocks of
+        BLOCK_CELLS^3 cells: a click tests the blocks, then the cells of the blocks it reaches."""
+        cells = _Boxes.empty()
+        blocks = _Boxes.empty()
+        self.order = np.zeros(0, dtype=np.int64)
+        self.levels = 0
         if len(ids) == 0:
-            self.cell_size, self.large = 1.0, ids
-            self.order = ids
-            self.cell_start = self.cell_count = np.zeros(0, dtype=np.int64)
-            self.cell_centres, self.cell_bound = np.zeros((0, 3)), np.zeros(0)
+            self.cells, self.blocks = cells, blocks
             return
         means = self.means[ids].astype(np.float64)
         low, high = np.percentile(means, 1, axis=0), np.percentile(means, 99, axis=0)
-        volume = float(np.prod(np.maximum(high - low, 1e-6)))
-        # Cells no smaller than most footprints, so that only a few Gaussians are tested one by one.
-        self.cell_size = max((volume * CELL_OCCUPANCY / len(ids)) ** (1.0 / 3.0),
-                             float(np.percentile(self.bound[ids], LARGE_PERCENTILE)), 1e-6)
-        large = self.bound[ids] > self.cell_size
-        self.large = ids[large]
-        ids, means = ids[~large], means[~large]
-        origin = means.min(axis=0) if len(means) else np.zeros(3)
-        coords = np.floor((means - origin) / self.cell_size).astype(np.int64)
-        dims = coords.max(axis=0) + 1 if len(coords) else np.ones(3, dtype=np.int64)
-        keys = (coords[:, 0] * dims[1] + coords[:, 1]) * dims[2] + coords[:, 2]
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        self.order = ids[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
-        self.cell_start = starts
-        self.cell_count = np.diff(np.r_[starts, len(keys)])
-        cell_keys = keys[starts]
-        cell_coords = np.stack([cell_keys // (dims[1] * dims[2]), (cell_keys // dims[2]) % dims[1],
-                                cell_keys % dims[2]], axis=1)
-        self.cell_centres = origin + (cell_coords + 0.5) * self.cell_size
-        self.cell_bound = (np.maximum.reduceat(self.bound[self.order], starts).astype(np.float64)
-                           if len(starts) else np.zeros(0))
+        volume = float(np.prod(np.maximum(high - low, 1e-9)))
+        size = max((volume * CELL_OCCUPANCY / len(ids)) ** (1.0 / 3.0), 1e-9)
+        level = np.ceil(np.log(np.maximum(self.bound[ids], size) / size) / np.log(CELL_GROWTH) - 1e-9)
+        level = np.clip(level, 0, None).astype(np.int64)
+        orders, cell_parts, block_parts = [], [], []
+        placed = cells_so_far = 0
+        for k in np.unique(level):
+            chosen = level == k
+            cell = size * CELL_GROWTH ** int(k)
+            level_ids, level_means = ids[chosen], means[chosen]
+            origin = level_means.min(axis=0)
+            coords = np.floor((level_means - origin) / cell).astype(np.int64)
+            block_coords = coords // BLOCK_CELLS
+            # By block, then by cell (coordinate columns: no key that could overflow on outliers).
+            order = np.lexsort((*coords.T[::-1], *block_coords.T[::-1]))
+            coords, block_coords, level_ids = coords[order], block_coords[order], level_ids[order]
+            cell_starts = np.flatnonzero(np.r_[True, (coords[1:] != coords[:-1]).any(axis=1)])
+            level_cells = _Boxes.around(coords[cell_starts], origin, cell, cell_starts + placed,
+                                        np.maximum.reduceat(self.bound[level_ids], cell_starts))
+            cell_blocks = block_coords[cell_starts]
+            block_starts = np.flatnonzero(np.r_[True, (cell_blocks[1:] != cell_blocks[:-1]).any(axis=1)])
+            block_parts.append(_Boxes.around(block_coords[cell_starts[block_starts]], origin, cell * BLOCK_CELLS,
+                                             block_starts + cells_so_far,
+                                             np.maximum.reduceat(level_cells.bound, block_starts)))
+            orders.append(level_ids)
+            cell_parts.append(level_cells)
+            placed += len(level_ids)
+            cells_so_far += len(cell_starts)
+        self.order = np.concatenate(orders)
+        self.cells = _Boxes.concatenate(cell_parts, len(self.order))
+        self.blocks = _Boxes.concatenate(block_parts, cells_so_far)
+        self.levels = len(orders)
 
     # -- culling -----------------------------------------------------------------------------
     def candidates(self, camera: Camera, pixel_xy) -> np.ndarray:
         """Sorted ids of the Gaussians that may contribute to the pixel (a superset of them)."""
         px, py = int(np.floor(pixel_xy[0])) + 0.5, int(np.floor(pixel_xy[1])) + 0.5
-        rotation, translation = camera.world_to_camera[:3, :3], camera.world_to_camera[:3, 3]
-        f_min, f_max = min(camera.fx, camera.fy), max(camera.fx, camera.fy)
-        perspective = camera.projection == "perspective"
-        # The pixel's ray in the PLY frame: origin and unit direction.
-        if perspective:
-            origin = -rotation.T @ translation
-            direction = rotation.T @ np.array([(px - camera.cx) / camera.fx, (py - camera.cy) / camera.fy, 1.0])
-            a_max = max(camera.width - camera.cx, camera.cx) / camera.fx + FOV_CLAMP_MARGIN * 0.5 * camera.width / camera.fx
-            b_max = max(camera.height - camera.cy, camera.cy) / camera.fy + FOV_CLAMP_MARGIN * 0.5 * camera.height / camera.fy
-            stretch = (f_max / f_min) * np.sqrt(1.0 + a_max * a_max + b_max * b_max)
+        ray = _RayBound(camera, px, py)
+        blocks = np.flatnonzero(ray.reaches(self.blocks.centres, self.blocks.bound, self.blocks.half_diagonal))
+        cells = _ranges(self.blocks.start[blocks], self.blocks.count[blocks])
+        cells = cells[ray.reaches(self.cells.centres[cells], self.cells.bound[cells], self.cells.half_diagonal[cells])]
+        ids = np.sort(self.order[_ranges(self.cells.start[cells], self.cells.count[cells])])
+        return ids[self._footprint_may_cover(ids, camera, px, py)]
+
+    def _footprint_may_cover(self, ids, camera: Camera, u: float, v: float) -> np.ndarray:
+        """Per Gaussian, in pixels: |d| <= e (|J| s_max + sqrt(0.3)), with |J| from its own
+        (clamped) off-axis angle. Cheap (no covariance; float32 with slack), and never drops a
+        contributor."""
+        rotation = camera.world_to_camera[:3, :3].astype(np.float32)
+        means_cam = self.means[ids] @ rotation.T + camera.world_to_camera[:3, 3].astype(np.float32)
+        x, y, z = means_cam.T
+        f_max = max(camera.fx, camera.fy)
+        if camera.projection == "perspective":
+            inv_z = 1.0 / np.where(z > 0, z, np.float32(1.0))
+            a = np.clip(x * inv_z, *_fov_clamp(camera.width, camera.fx, camera.cx))
+            b = np.clip(y * inv_z, *_fov_clamp(camera.height, camera.fy, camera.cy))
+            jacobian_norm = np.float32(f_max) * inv_z * np.sqrt(1.0 + a * a + b * b)
+            du = np.float32(camera.fx) * x * inv_z + np.float32(camera.cx - u)
+            dv = np.float32(camera.fy) * y * inv_z + np.float32(camera.cy - v)
         else:
-            origin = rotation.T @ (np.array([(px - camera.cx) / camera.fx, (py - camera.cy) / camera.fy, 0.0]) - translation)
-            direction = rotation.T @ np.array([0.0, 0.0, 1.0])
-            stretch = f_max / f_min
-        direction = direction / np.linalg.norm(direction)
-        view_z = rotation[2]  # camera-space depth z = view_z . p + translation[2]
-        half_diagonal = 0.5 * np.sqrt(3.0) * self.cell_size
-
-        def reachable(points, bound, slack_radius, extent):
-            offset = points - origin
-            along = offset @ direction
-            distance_sq = np.maximum(np.einsum("ij,ij->i", offset, offset) - along * along, 0.0)
-            depth = points @ view_z + translation[2]
-            depth_max = depth + slack_radius
-            reach = stretch * bound + slack_radius + extent * np.sqrt(LOW_PASS_VARIANCE) / f_min * (
-                np.maximum(depth_max, 0.0) if perspective else 1.0)
-            reach = reach * (1 + _SLACK) + _SLACK * self.cell_size
-            return ((distance_sq <= reach * reach) & (depth_max >= camera.near)
-                    & (depth - slack_radius <= camera.far))
-
-        parts = []
-        if len(self.cell_start):
-            cells = np.flatnonzero(reachable(self.cell_centres, self.cell_bound, half_diagonal,
-                                             MAX_EXTENT_SIGMAS))
-            if len(cells):
-                counts = self.cell_count[cells]
-                offsets = np.repeat(self.cell_start[cells] - (np.cumsum(counts) - counts), counts)
-                in_cells = self.order[offsets + np.arange(int(counts.sum()))]
-                parts.append(in_cells)
-        if len(self.large):
-            parts.append(self.large)
-        if not parts:
-            return np.zeros(0, dtype=np.int64)
-        ids = np.concatenate(parts)
-        keep = reachable(self.means[ids].astype(np.float64), self.bound[ids].astype(np.float64), 0.0,
-                         self.extent[ids].astype(np.float64))
-        return np.sort(ids[keep])
+            jacobian_norm = np.float32(f_max)
+            du = np.float32(camera.fx) * x + np.float32(camera.cx - u)
+            dv = np.float32(camera.fy) * y + np.float32(camera.cy - v)
+        reach = self.extent[ids] * (jacobian_norm * self.scale_max[ids] + np.float32(np.sqrt(LOW_PASS_VARIANCE)))
+        reach = reach * np.float32(1 + _LOOSE) + np.float32(_LOOSE)
+        return (du * du + dv * dv <= reach * reach) & (z >= camera.near) & (z <= camera.far)
 
     # -- the exact pixel ---------------------------------------------------------------------
     def composite(self, camera: Camera, pixel_xy) -> PixelComposite:
@@ -257,11 +344,8 @@ class ClickIndex:
         if camera.projection == "perspective":
             safe_z = np.where(np.abs(z) > 1e-12, z, 1.0)
             inv_z = 1.0 / safe_z
-            tan_x, tan_y = 0.5 * camera.width / fx, 0.5 * camera.height / fy
-            tx = safe_z * np.clip(x * inv_z, -(cx / fx + FOV_CLAMP_MARGIN * tan_x),
-                                  (camera.width - cx) / fx + FOV_CLAMP_MARGIN * tan_x)
-            ty = safe_z * np.clip(y * inv_z, -(cy / fy + FOV_CLAMP_MARGIN * tan_y),
-                                  (camera.height - cy) / fy + FOV_CLAMP_MARGIN * tan_y)
+            tx = safe_z * np.clip(x * inv_z, *_fov_clamp(camera.width, fx, cx))
+            ty = safe_z * np.clip(y * inv_z, *_fov_clamp(camera.height, fy, cy))
             row_u = fx * inv_z[:, None] * (axes_cam[:, 0, :] - (tx * inv_z)[:, None] * axes_cam[:, 2, :])
             row_v = fy * inv_z[:, None] * (axes_cam[:, 1, :] - (ty * inv_z)[:, None] * axes_cam[:, 2, :])
             mean_u, mean_v = fx * x * inv_z + cx, fy * y * inv_z + cy
