@@ -18,7 +18,9 @@ from clickgauss_core.files import atomic_write
 
 from ..client import BackendClient, BackendError
 from ..local_backend import port_of, start_local_backend, stop_local_backend, wait_until_ready
-from .mesh_io import SOURCE_KEY, is_splat_object
+from .field_storage import field_record, has_stored_field
+from .local_operators import click_locally, fetch_field, show_threshold, source_path
+from .mesh_io import is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
 from .session import FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, stop_timer
@@ -142,6 +144,13 @@ def record_scene(obj, scene: dict) -> None:
     settings.dataset_found = scene.get("dataset_path") or ""
 
 
+def fetch_field_if_new(client: BackendClient, obj) -> None:
+    """Store the backend scene's field on the object unless it already holds that scene's."""
+    record = field_record(obj)
+    if obj.clickgauss.has_features and (record is None or record.trained_from.get("scene_id") != obj.clickgauss.scene_id):
+        fetch_field(client, obj)
+
+
 def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
     """Poll the job on the worker thread until it ends; progress lands in STATE.jobs[object_name]."""
     def poll():
@@ -163,6 +172,7 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
         if job["state"] == "done" and obj is not None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
+            fetch_field(client, obj)  # the trained field goes into the .blend, on the object
         elif job["state"] != "done":
             if job["state"] != "cancelled":
                 STATE.errors[object_name] = (job.get("error") or {}).get("message") or f"training {job['state']}"
@@ -179,9 +189,10 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
 
 def start_training(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend and start a training job (all on the worker thread)."""
-    ply_path = obj.get(SOURCE_KEY) or ""
+    ply_path = source_path(obj)
     if not ply_path or not os.path.isfile(ply_path):
-        raise ValueError(f"the scene's file {ply_path!r} is gone: features are trained on the original file")
+        raise ValueError(f"the scene's file {ply_path!r} is missing (moved or deleted?): features are trained "
+                         "on the original file; re-import it from its new place")
     dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
     request = training_request(obj)
     name = obj.name
@@ -211,8 +222,12 @@ def start_training(client: BackendClient, obj) -> None:
 
 
 def connect_scene(client: BackendClient, obj) -> None:
-    """Open the object's PLY on the backend without training (uses features trained earlier)."""
-    ply_path = obj.get(SOURCE_KEY) or ""
+    """Open the object's PLY on the backend without training (uses features trained earlier, and
+    stores them on the object when it has none of that scene yet)."""
+    ply_path = source_path(obj)
+    if not os.path.isfile(ply_path):
+        raise ValueError(f"the scene's file {ply_path!r} is missing (moved or deleted?): the backend needs it; "
+                         "features stored in the .blend still work without it")
     dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
     name = obj.name
 
@@ -223,6 +238,7 @@ def connect_scene(client: BackendClient, obj) -> None:
         elif obj_now is not None:
             STATE.errors.pop(name, None)
             record_scene(obj_now, scene)
+            fetch_field_if_new(client, obj_now)
 
     TASKS.submit(lambda: open_scene(client, ply_path, dataset), done)
 
@@ -237,7 +253,11 @@ class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
         return _active_splat(context) is not None
 
     def execute(self, context):
-        connect_scene(client_from_preferences(context), context.active_object)
+        try:
+            connect_scene(client_from_preferences(context), context.active_object)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -377,7 +397,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         obj = context.active_object
         client, name, field_path = client_from_preferences(context), obj.name, self.filepath
-        ply_path = obj.get(SOURCE_KEY) or ""
+        ply_path = source_path(obj)
         dataset = bpy.path.abspath(obj.clickgauss.dataset_path) if obj.clickgauss.dataset_path else None
 
         def done(scene, error):
@@ -387,6 +407,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
             elif obj_now is not None:
                 STATE.errors.pop(name, None)
                 record_scene(obj_now, scene)
+                fetch_field_if_new(client, obj_now)
 
         TASKS.submit(lambda: load_features(client, ply_path, dataset, field_path), done)
         return {"FINISHED"}
@@ -435,6 +456,7 @@ class CLICKGAUSS_OT_apply_click(bpy.types.Operator):
             STATE.errors[self.object_name] = str(exc)
             return {"CANCELLED"}
         STATE.clicks[self.object_name] = result
+        show_threshold(context.scene, result.threshold)
         self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
                               f"({result.selected_in_scene:,} hit, threshold {result.threshold:.2f})")
         return {"FINISHED"}
@@ -459,19 +481,23 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
                 or region.type != "WINDOW" or region_3d is None):
             return {"PASS_THROUGH"}  # not ours: Blender's own Shift+click selection happens
         settings = obj.clickgauss
-        if not (settings.scene_id and settings.has_features):
+        stored = has_stored_field(obj)
+        if not (stored or (settings.scene_id and settings.has_features)):
             self.report({"INFO"}, "ClickGauss: train features (or open the scene on the backend) before clicking")
             return {"PASS_THROUGH"}
         scene_settings = context.scene.clickgauss
         try:
             camera = viewport_camera(region, region_3d, obj)
+            pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
+            mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
+            threshold = scene_settings.threshold if scene_settings.use_threshold else None
+            if stored:  # computed here from the features stored on the object: no backend
+                click_locally(obj, camera, pixel, scene_settings.level, threshold, mode)
+                return {"FINISHED"}
             client = client_from_preferences(context)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
-        mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
-        threshold = scene_settings.threshold if scene_settings.use_threshold else None
         start_click(client, obj, camera, pixel, scene_settings.level, threshold, mode)
         return {"FINISHED"}
 

@@ -69,14 +69,27 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
     job_id: StringProperty(default="")
 
 
+def _threshold_changed(settings, context):
+    from .local_operators import threshold_changed  # imported late: it needs the registered operators
+
+    threshold_changed(settings, context)
+
+
+def _show_calibrated_threshold(settings, context):
+    from .local_operators import calibrated_threshold_shown
+
+    calibrated_threshold_shown(settings, context)
+
+
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
-    level: EnumProperty(name="Level", default="coarse", items=(
+    level: EnumProperty(name="Level", default="coarse", update=_show_calibrated_threshold, items=(
         ("coarse", "Coarse", "Whole objects"),
         ("fine", "Fine", "Parts of objects")))
-    use_threshold: BoolProperty(name="Custom Threshold", default=False,
-                                description="Off: the backend's calibrated default")
-    threshold: FloatProperty(name="Threshold", default=0.8, min=-1.0, max=1.0,
-                             description="Cosine similarity a Gaussian's feature needs to be selected")
+    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=_show_calibrated_threshold,
+                                description="Off: the calibrated default of the level (shown on the slider)")
+    threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=_threshold_changed,
+                             description="Cosine similarity a Gaussian's feature needs to be selected. Shows the "
+                                         "threshold of the last click; moving it re-thresholds that click live")
     click_mode: EnumProperty(name="Click", default="NEW", items=(
         ("NEW", "New", "A click replaces the selection"),
         ("ADD", "Add", "A click adds to the selection"),

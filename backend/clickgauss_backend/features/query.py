@@ -30,7 +30,7 @@ from clickgauss_core.errors import ClickGaussInputError
 from .config import LEVELS
 from .field import FeatureField
 
-__all__ = ["DEFAULT_THRESHOLDS", "click", "click_index", "render_pixel_feature", "segment_all", "similarity_to"]
+__all__ = ["DEFAULT_THRESHOLDS", "click", "click_index", "click_with_feature", "render_pixel_feature", "segment_all", "similarity_to"]
 
 
 def _check_level(level: str) -> None:
@@ -101,16 +101,23 @@ def click(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshol
     `snap=True` compares the Gaussians with the nearest global cluster's centre instead of the
     rendered pixel feature (when that centre is at least as similar as the threshold).
     """
+    return click_with_feature(field, gaussians, camera, pixel_xy, level, threshold, snap)[0]
+
+
+def click_with_feature(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshold: float | None = None,
+                       snap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`click`, and the rendered (D,) feature of the clicked pixel (float32)."""
     _check_level(level)
     if len(field) != len(gaussians.means):
         raise ClickGaussInputError(None, f"the feature field has {len(field)} Gaussians but the scene has "
                                          f"{len(gaussians.means)}: it was trained for another PLY")
     threshold = DEFAULT_THRESHOLDS[level] if threshold is None else float(threshold)
     device = gaussians.means.device
-    query = render_pixel_feature(field, gaussians, camera, pixel_xy)[field.config.level_slice(level)]
+    feature = render_pixel_feature(field, gaussians, camera, pixel_xy)
+    query = feature[field.config.level_slice(level)]
     if snap:
         query = snap_to_cluster(field, query, level, threshold)
-    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy()
+    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy(), feature.cpu().numpy()
 
 
 def segment_all(field: FeatureField) -> dict[str, np.ndarray]:
