@@ -103,7 +103,9 @@ def _fingerprint(obj) -> tuple:
     of vertex positions (Edit-mode moves), the stored record."""
     mesh = obj.data
     n = len(mesh.vertices)
-    sample = tuple(tuple(mesh.vertices[int(k)].co) for k in np.linspace(0, n - 1, min(n, FINGERPRINT_SAMPLES)))
+    # The position attribute, not mesh.vertices: after a selection write the latter costs ~2 ms at 1M.
+    positions = mesh.attributes["position"].data if n else ()
+    sample = tuple(tuple(positions[int(k)].vector) for k in np.linspace(0, n - 1, min(n, FINGERPRINT_SAMPLES)))
     return mesh.as_pointer(), n, sample, str(obj.get(FIELD_KEY, ""))
 
 
