@@ -267,3 +267,33 @@ def test_delete_and_separate_keep_each_gaussians_feature(stored_object):
     finally:
         for part in [o for o in bpy.data.objects if o.name.startswith(obj.name)]:
             bpy.data.objects.remove(part)
+
+
+def test_a_failed_field_download_stores_nothing_and_says_so(clean_scene, addon, tmp_path):
+    """A backend answering the field download with an HTML page: a clear error, no stored field
+    (the panel then never says the features are in the .blend)."""
+    from bad_backend import BadBackend
+    from clickgauss_core.ply import write_gaussian_ply
+    from splat_fixtures import make_cloud
+
+    storage, session = _module("blender.field_storage"), _module("blender.session")
+    assert "UNDO" in bpy.types.CLICKGAUSS_OT_apply_local_click.bl_options  # a click is one undo step
+    path = tmp_path / "scene.ply"
+    write_gaussian_ply(path, make_cloud(40, 1, False, False, seed=3))
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), z_up=False) == {"FINISHED"}
+    obj = bpy.context.active_object
+    obj.clickgauss.scene_id, obj.clickgauss.has_features = "a" * 64, True
+    prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
+    saved = prefs.backend_url
+    server = BadBackend("html200").start()
+    prefs.backend_url = server.url
+    try:
+        assert bpy.ops.clickgauss.fetch_field() == {"FINISHED"}
+        _deliver_until(lambda: not session.TASKS.busy(), timeout=30)
+    finally:
+        server.stop()
+        prefs.backend_url = saved
+    error = session.STATE.errors[obj.name]
+    assert error.startswith("downloading the features failed") and "not a feature-field .npz" in error, error
+    assert not storage.has_stored_field(obj) and "clickgauss_field" not in obj
+    assert not [a.name for a in obj.data.attributes if a.name.startswith("cg_feature_")]
