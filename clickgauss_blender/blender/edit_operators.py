@@ -49,6 +49,7 @@ def fetch_segments_then_apply(client: BackendClient, obj, level: str, action: st
 
 def apply_stored_segment_action(context, obj, level: str, action: str) -> str:
     """Grow or split `obj` by the segments of the features stored on it (no backend)."""
+    editing.ensure_object_mode(obj)  # the attributes are only readable outside Edit mode
     segments = field_storage.segment_ids(obj, level)
     if action == "GROW":
         return f"{editing.grow_to_vertex_segments(obj, segments):,} Gaussians selected"

@@ -20,7 +20,7 @@ from clickgauss_core.cameras import Camera
 from clickgauss_core.stored_field import read_field_archive
 
 from ..client import BackendClient
-from .field_storage import LocalClick, field_record, local_click, reset_cache, store_field, stored_field_bytes
+from .field_storage import field_record, forget_edited, local_click, reset_cache, store_field, stored_field_bytes
 from .mesh_io import SOURCE_KEY, is_splat_object
 from .selection import ClickResult, combine, ensure_object_mode, get_selection, set_selection
 from .session import STATE, TASKS
@@ -92,15 +92,16 @@ class LastClick:
 
 
 LAST_CLICKS: dict[str, LastClick] = {}
-_PENDING: dict[str, tuple[LocalClick, str]] = {}
+_PENDING: dict[str, tuple] = {}  # object name -> (camera, pixel, level, threshold, mode)
 _showing_threshold = False  # set while the add-on itself writes the slider (no re-threshold then)
 
 
 def click_locally(obj, camera: Camera, pixel_xy, level: str, threshold: float | None, mode: str) -> ClickResult:
-    """Compute the click from the stored field and apply it through the undoable operator."""
+    """Compute the click from the stored field and apply it, both in the undoable operator
+    (which leaves Edit mode first: the attributes are only readable outside it)."""
     name = obj.name
     STATE.errors.pop(name, None)
-    _PENDING[name] = (local_click(obj, camera, pixel_xy, level, threshold), mode)
+    _PENDING[name] = (camera, pixel_xy, level, threshold, mode)
     # undo=True: even when called from another operator, this one pushes its own undo step.
     bpy.ops.clickgauss.apply_local_click("EXEC_DEFAULT", True, object_name=name)
     if name in STATE.errors:
@@ -121,9 +122,15 @@ class CLICKGAUSS_OT_apply_local_click(bpy.types.Operator):
         pending = _PENDING.pop(self.object_name, None)
         if obj is None or pending is None:
             return {"CANCELLED"}
-        click, mode = pending
-        with context.temp_override(active_object=obj, object=obj):
-            ensure_object_mode(obj)
+        camera, pixel_xy, level, threshold, mode = pending
+        if obj.mode == "EDIT":
+            with context.temp_override(active_object=obj, object=obj):
+                ensure_object_mode(obj)
+        try:
+            click = local_click(obj, camera, pixel_xy, level, threshold)
+        except ValueError as exc:
+            STATE.errors[self.object_name] = str(exc)
+            return {"CANCELLED"}
         before = get_selection(obj)
         count = set_selection(obj, combine(before, click.selected, mode))
         LAST_CLICKS[self.object_name] = LastClick(click.similarity, before, mode, click.level)
@@ -224,9 +231,14 @@ def _after_load(_filepath, *_args) -> None:
             obj.clickgauss.has_features = False
 
 
+@persistent
+def _edited(scene, depsgraph) -> None:
+    forget_edited(scene, depsgraph)
+
+
 CLASSES = (CLICKGAUSS_OT_fetch_field, CLICKGAUSS_OT_apply_local_click)
 _HANDLERS = ((bpy.app.handlers.save_pre, _paths_relative_to_blend), (bpy.app.handlers.save_post, _paths_absolute_again),
-             (bpy.app.handlers.load_post, _after_load))
+             (bpy.app.handlers.load_post, _after_load), (bpy.app.handlers.depsgraph_update_post, _edited))
 
 
 def register():

@@ -269,7 +269,7 @@ def test_delete_and_separate_keep_each_gaussians_feature(stored_object):
             bpy.data.objects.remove(part)
 
 
-def test_a_failed_field_download_stores_nothing_and_says_so(clean_scene, addon, tmp_path):
+def test_a_failed_field_download_stores_nothing_and_says_so(addon, tmp_path):
     """A backend answering the field download with an HTML page: a clear error, no stored field
     (the panel then never says the features are in the .blend)."""
     from bad_backend import BadBackend
@@ -297,3 +297,36 @@ def test_a_failed_field_download_stores_nothing_and_says_so(clean_scene, addon, 
     assert error.startswith("downloading the features failed") and "not a feature-field .npz" in error, error
     assert not storage.has_stored_field(obj) and "clickgauss_field" not in obj
     assert not [a.name for a in obj.data.attributes if a.name.startswith("cg_feature_")]
+    bpy.data.objects.remove(obj)
+
+
+def test_a_click_in_edit_mode_reads_the_current_mesh(stored_object):
+    from clickgauss_core import wire
+
+    storage, local, selection = (_module(n) for n in ("blender.field_storage", "blender.local_operators",
+                                                        "blender.selection"))
+    obj = stored_object
+    click = _click_sequence(obj, np.random.default_rng(21), count=1)[0]
+    camera = wire.camera_from_blender_view(np.array(click["view"]), np.array(click["window"]), 160, 120,
+                                           np.array(obj.matrix_world))
+    pixel = wire.blender_region_to_pixel(*click["region"], 120)
+    expected = storage.local_click(obj, camera, pixel, click["level"]).selected
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
+    result = local.click_locally(obj, camera, pixel, click["level"], None, "NEW")
+    assert obj.mode == "OBJECT" and result.selected_now == int(expected.sum())
+    np.testing.assert_array_equal(selection.get_selection(obj), expected)
+    # Moving Gaussians in Edit mode drops the click's index (it is built again from the new positions).
+    import bmesh
+
+    assert obj.name in storage._CACHE
+    assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}
+    edit_mesh = bmesh.from_edit_mesh(obj.data)
+    edit_mesh.verts.ensure_lookup_table()
+    edit_mesh.verts[0].co.x += 0.01
+    bmesh.update_edit_mesh(obj.data)
+    bpy.context.view_layer.update()
+    assert obj.name not in storage._CACHE
+    edit_mesh.verts[0].co.x -= 0.01
+    bmesh.update_edit_mesh(obj.data)
+    assert bpy.ops.object.mode_set(mode="OBJECT") == {"FINISHED"}
