@@ -193,20 +193,32 @@ def _saved_folder(filepath) -> str:
     return os.path.dirname(filepath if isinstance(filepath, str) and filepath else bpy.data.filepath)
 
 
+PATH_SETTINGS = ("dataset_path", "masks_path")  # the object's folders, read through bpy.path.abspath
+
+
+def _relative(path: str, folder: str) -> str:
+    absolute = bpy.path.abspath(path)
+    try:
+        return bpy.path.relpath(absolute, start=folder)
+    except ValueError:  # another drive (Windows): stays absolute
+        return absolute
+
+
 @persistent
 def _paths_relative_to_blend(filepath=None, *_args) -> None:
-    """Before a save: the splat objects' source paths become relative to the saved .blend where
-    possible (`//...`), so that moving the folder keeps retraining working."""
+    """Before a save: the splat objects' source file, dataset and mask folders become relative to
+    the saved .blend where possible (`//...`), so that moving the folder keeps retraining working."""
     folder = _saved_folder(filepath)
     if not folder:
         return
     for obj in bpy.data.objects:
-        if is_splat_object(obj) and obj.get(SOURCE_KEY):
-            absolute = bpy.path.abspath(obj[SOURCE_KEY])
-            try:
-                obj[SOURCE_KEY] = bpy.path.relpath(absolute, start=folder)
-            except ValueError:  # another drive (Windows): stays absolute
-                obj[SOURCE_KEY] = absolute
+        if not is_splat_object(obj):
+            continue
+        if obj.get(SOURCE_KEY):
+            obj[SOURCE_KEY] = _relative(obj[SOURCE_KEY], folder)
+        for setting in PATH_SETTINGS:
+            if getattr(obj.clickgauss, setting):
+                setattr(obj.clickgauss, setting, _relative(getattr(obj.clickgauss, setting), folder))
 
 
 @persistent
@@ -214,9 +226,17 @@ def _paths_absolute_again(filepath=None, *_args) -> None:
     """After a save: back to absolute paths in this session (a "Save Copy" elsewhere leaves the
     session's own .blend where it was, and its relative paths would point wrong)."""
     folder = _saved_folder(filepath)
+
+    def absolute(path):
+        return os.path.normpath(bpy.path.abspath(path, start=folder)) if str(path).startswith("//") else path
+
     for obj in bpy.data.objects:
-        if is_splat_object(obj) and str(obj.get(SOURCE_KEY, "")).startswith("//"):
-            obj[SOURCE_KEY] = os.path.normpath(bpy.path.abspath(obj[SOURCE_KEY], start=folder))
+        if not is_splat_object(obj):
+            continue
+        if obj.get(SOURCE_KEY):
+            obj[SOURCE_KEY] = absolute(obj[SOURCE_KEY])
+        for setting in PATH_SETTINGS:
+            setattr(obj.clickgauss, setting, absolute(getattr(obj.clickgauss, setting)))
 
 
 @persistent

@@ -92,7 +92,10 @@ def main(spec_path: str) -> int:
         backend = "unreachable"
     storage = module("blender.field_storage")
     facts = {"backend": backend, "has_stored_field": storage.has_stored_field(obj),
-             "has_features_flag": bool(obj.clickgauss.has_features), "source_path": str(obj["clickgauss_source"])}
+             "has_features_flag": bool(obj.clickgauss.has_features), "source_path": str(obj["clickgauss_source"]),
+             "masks_path": obj.clickgauss.masks_path,
+             "paths_resolve": os.path.isfile(bpy.path.abspath(obj["clickgauss_source"]))
+             and os.path.isdir(bpy.path.abspath(obj.clickgauss.masks_path))}
     results = run_sequence(module, obj, spec["clicks"], Path(spec["out"]))
     (Path(spec["out"]) / "results.json").write_text(json.dumps({**facts, **results}))
     return 0

@@ -175,7 +175,10 @@ def test_round_trip_through_a_saved_blend_without_backend(stored_object, addon_z
     before = _run_sequence(obj.name, clicks, tmp_path / "before")
     blend = tmp_path / "moved" / "scene.blend"
     blend.parent.mkdir()
+    source, masks = obj["clickgauss_source"], obj.clickgauss.masks_path
     assert bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True) == {"FINISHED"}
+    # this session keeps absolute paths (its own .blend did not move); the saved file holds relative ones
+    assert (obj["clickgauss_source"], obj.clickgauss.masks_path) == (source, masks)
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"addon_zip": str(addon_zip), "blend": str(blend), "object": obj.name,
                                 "clicks": clicks, "out": str(tmp_path / "after")}))
@@ -186,8 +189,8 @@ def test_round_trip_through_a_saved_blend_without_backend(stored_object, addon_z
     after = json.loads((tmp_path / "after" / "results.json").read_text())
     assert after["backend"] == "unreachable"  # really no backend
     assert after["has_stored_field"] and not after["has_features_flag"]
-    # the saved source path is relative to the .blend
-    assert after["source_path"].startswith("//")
+    # the saved source path and mask folder are relative to the .blend, and resolve
+    assert after["source_path"].startswith("//") and after["masks_path"].startswith("//") and after["paths_resolve"]
     for key in ("clicks", "grown", "segments", "export_ids"):
         assert after[key] == before[key], key
 
