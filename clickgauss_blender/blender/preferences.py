@@ -49,14 +49,21 @@ def client_from_preferences(context=None) -> BackendClient:
     return BackendClient(prefs.backend_url, prefs.token or None, timeout=prefs.request_timeout)
 
 
+# Folders saved relative to the .blend ("//..."): Blender 5.0+ wants path properties to say they
+# accept that (else it warns); 4.2 has no such option.
+RELATIVE_PATH_OPTIONS = {"ANIMATABLE"} | ({"PATH_SUPPORTS_BLEND_RELATIVE"}  # ANIMATABLE: the default
+                                         if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+                                         else set())
+
+
 class ClickGaussObjectSettings(bpy.types.PropertyGroup):
-    dataset_path: StringProperty(name="Dataset", subtype="DIR_PATH", default="",
+    dataset_path: StringProperty(name="Dataset", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS,
                                  description="Cameras + images (COLMAP, INRIA output, nerfstudio); "
                                              "empty: detected next to the PLY by the backend")
     masks_source: EnumProperty(name="Masks", default="FOLDER", items=(
         ("FOLDER", "Mask Folder", "Precomputed two-level masks (<image>_coarse.png / _fine.png)"),
         ("SAM", "SAM", "Segment Anything on the backend (needs its --sam-checkpoint)")))
-    masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="")
+    masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS)
     preset: EnumProperty(name="Preset", default="AUTO", items=(
         ("AUTO", "Auto", "The backend's default for its device"),
         ("tiny", "Tiny", "Seconds; for trying things out"),
