@@ -1,6 +1,8 @@
-"""Add-on speed: import, click (add-on side) and export at 100k and 1M Gaussians, in real Blender.
+"""Add-on speed: import, click (add-on side) and export at 100k and 1M Gaussians, and the click
+computed inside Blender from the stored features at 100k / 1M / 5M, in real Blender.
 
-    .venv-blender-4.2/bin/python benchmarks/bench_addon.py [--sizes 100000 1000000] [--json out.json]
+    .venv-blender-4.2/bin/python benchmarks/bench_addon.py [--sizes 100000 1000000]
+        [--local-sizes 100000 1000000 5000000] [--json out.json]
 
 Builds and installs the extension zip (scripts/build-addon) into a throw-away Blender user folder,
 writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgauss_core, then times
@@ -10,7 +12,17 @@ writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgaus
   returns a precomputed real `wire.encode_mask` payload (10% of the Gaussians selected), so the
   number is the add-on's share only (the backend's click time is in its own benchmark);
 - export: File > Export operator with an object transform to bake.
-Prints a table and writes JSON.
+- local click (`--local-sizes`): the scene of benchmarks/click_scene.py (the backend's click
+  benchmark uses the same), imported, random 24-dim features stored on the object
+  (`field_storage.store_field`, as after training), then `local_operators.click_locally` = the
+  Shift+click with the features in the .blend: the pixel's Gaussians found through the grid and
+  composited, cosine over every Gaussian, threshold, the selection written; p50 / p99 over
+  `--clicks` views (with_undo: the same click through the undoable operator, as Shift+click runs
+  it: plus Blender's memfile undo step, a cost of every edit operator), beside the floor measured in the same loop (one numpy pass of
+  the coarse level features against a vector + threshold). first_click_s builds the click index
+  (once per object). blend_mb_per_m: how much the stored field adds to a saved .blend, per million
+  Gaussians (measured at sizes <= 1M by saving without and with it).
+Prints tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -130,15 +142,85 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
             "click_response_kb": round(len(body) / 1e3, 1), "export_s": round(export_s, 3)}
 
 
+def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
+    """The in-Blender click from features stored on the object (see the module docstring)."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from click_scene import click_views, latency_summary, room_scene, unit_features
+    from clickgauss_core.click import unit_rows
+    from clickgauss_core.ply import write_gaussian_ply
+    from clickgauss_core.stored_field import FieldRecord
+
+    storage, local = addon_module("blender.field_storage"), addon_module("blender.local_operators")
+    selection = addon_module("blender.selection")
+    cloud = room_scene(n)
+    ply = work / f"room_{n}.ply"
+    write_gaussian_ply(ply, cloud)
+    views = click_views(cloud, clicks + 1)
+    del cloud
+    for collection in (bpy.data.objects, bpy.data.meshes):
+        bpy.data.batch_remove(list(collection))
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(ply), z_up=False) == {"FINISHED"}
+    ply.unlink()
+    obj = bpy.context.active_object
+    blend_mb_per_m = None
+    if n <= 1_000_000:
+        bpy.ops.wm.save_as_mainfile(filepath=str(work / "without.blend"), copy=True)
+    features = unit_features(n)
+    record = FieldRecord(clusters={"coarse": np.zeros((0, 12), np.float32), "fine": np.zeros((0, 24), np.float32)},
+                         level_slices={"coarse": (0, 12), "fine": (0, 24)}, thresholds={"coarse": 0.6, "fine": 0.9},
+                         feature_dim=24, trained_from={"benchmark": True})
+    storage.store_field(obj, features, record)
+    if n <= 1_000_000:
+        bpy.ops.wm.save_as_mainfile(filepath=str(work / "with.blend"), copy=True)
+        added = (work / "with.blend").stat().st_size - (work / "without.blend").stat().st_size
+        blend_mb_per_m = round(added / 1e6 * 1e6 / n, 1)
+        for name in ("with.blend", "without.blend"):
+            (work / name).unlink()
+    unit = unit_rows(features[:, :12])
+    del features
+    start = time.perf_counter()
+    local.click_locally(obj, *views[0], "coarse", None, "NEW")
+    first_click_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    click_ms, undo_ms, floor_ms, selecting = [], [], [], 0
+    for camera, pixel in views[1:]:
+        # The add-on's click: compute from the stored field + write the selection.
+        start = time.perf_counter()
+        clicked = storage.local_click(obj, camera, pixel, "coarse")
+        selection.set_selection(obj, clicked.selected)
+        click_ms.append((time.perf_counter() - start) * 1e3)
+        selecting += bool(clicked.selected.any())
+        # The same through the operator, as Shift+click runs it: plus Blender's undo step.
+        start = time.perf_counter()
+        local.click_locally(obj, camera, pixel, "coarse", None, "NEW")
+        undo_ms.append((time.perf_counter() - start) * 1e3)
+        query = rng.standard_normal(12).astype(np.float32)
+        start = time.perf_counter()
+        (unit @ query) >= 0.6
+        floor_ms.append((time.perf_counter() - start) * 1e3)
+    return {"gaussians": n, "clicks": clicks, "first_click_s": round(first_click_s, 2),
+            **latency_summary(click_ms, floor_ms),
+            "with_undo_p50_ms": round(float(np.percentile(undo_ms, 50)), 2),
+            "with_undo_p99_ms": round(float(np.percentile(undo_ms, 99)), 2),
+            "stored_mb_per_m": round(storage.stored_field_bytes(obj) / 1e6 * 1e6 / n, 1),
+            "blend_mb_per_m": blend_mb_per_m, "clicks_selecting": int(selecting)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--local-sizes", type=int, nargs="*", default=[100_000, 1_000_000, 5_000_000])
+    parser.add_argument("--clicks", type=int, default=60)
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "bench_addon.json")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="clickgauss-bench-"))
     try:
         addon_module = install_addon(work)
         rows = [bench_size(addon_module, work, n) for n in args.sizes]
+        local_rows = []
+        for n in args.local_sizes:
+            local_rows.append(bench_local_click(addon_module, work, n, args.clicks))
+            print(json.dumps(local_rows[-1]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(USER_DIR, ignore_errors=True)
@@ -147,9 +229,16 @@ def main(argv=None) -> int:
     print(" | ".join(header))
     for row in rows:
         print(" | ".join(str(row[k]) for k in header))
+    local_header = ("gaussians", "first_click_s", "click_p50_ms", "click_p99_ms", "floor_p50_ms", "floor_p99_ms",
+                    "ratio_p50", "ratio_p99", "with_undo_p50_ms", "with_undo_p99_ms", "stored_mb_per_m",
+                    "blend_mb_per_m")
+    print("in-Blender click (features stored on the object)")
+    print(" | ".join(local_header))
+    for row in local_rows:
+        print(" | ".join(str(row[k]) for k in local_header))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"blender": bpy.app.version_string, "cpus": os.cpu_count(), "rows": rows},
-                                    indent=2) + "\n")
+    args.json.write_text(json.dumps({"blender": bpy.app.version_string, "cpus": os.cpu_count(), "rows": rows,
+                                     "local_click_rows": local_rows}, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
 

@@ -6,10 +6,11 @@ the out-of-process backend (client.py) that trains the features and resolves cli
 
 from __future__ import annotations
 
-from .blender import backend_operators, edit_operators, install_operators, io_operators, panel, preferences
+from .blender import (backend_operators, edit_operators, install_operators, io_operators, local_operators, panel,
+                      preferences)
 
 # Registered in this order, unregistered in reverse.
-MODULES = (preferences, io_operators, backend_operators, install_operators, edit_operators, panel)
+MODULES = (preferences, io_operators, local_operators, backend_operators, install_operators, edit_operators, panel)
 
 
 def register():

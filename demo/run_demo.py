@@ -189,22 +189,32 @@ class Demo:
             time.sleep(0.1)
         if not job or job.get("state") != "done":
             raise RuntimeError(f"training ended as {job and job.get('state')}: {job}")
+        # The add-on then downloads the trained field onto the object (it goes into the .blend).
+        storage = self.addon("blender.field_storage")
+        while not storage.has_stored_field(self.obj) and time.perf_counter() - started < TRAINING_TIMEOUT_S:
+            session.TASKS.deliver_finished()
+            if self.obj.name in session.STATE.errors:
+                raise RuntimeError(session.STATE.errors[self.obj.name])
+            time.sleep(0.05)
+        if not storage.has_stored_field(self.obj):
+            raise RuntimeError("the trained features were not stored on the object")
         self.timings["training_seconds"] = round(time.perf_counter() - started, 1)
         self.timings["training_preset"] = job.get("preset") or self.args.train_preset
 
     def click(self, camera_dict: dict, pixel, level: str) -> np.ndarray:
         """One click through the add-on's click path: viewport matrices -> camera in the object's
-        frame -> backend -> selection on the mesh. Returns the selection in PLY order."""
+        frame -> the click computed in Blender from the features stored on the object (what
+        Shift+click does; no backend) -> selection on the mesh. Returns the selection in PLY order."""
         from clickgauss_core import wire
 
-        selection = self.addon("blender.selection")
+        selection, local = self.addon("blender.selection"), self.addon("blender.local_operators")
         camera = wire.camera_from_dict(camera_dict)
         view, window = wire.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
         region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates
         viewport = wire.camera_from_blender_view(view, window, camera.width, camera.height,
                                                  np.array(self.obj.matrix_world))
-        selection.click_select(self.client, self.obj, self.obj.clickgauss.scene_id, viewport,
-                               wire.blender_region_to_pixel(region_x, region_y, camera.height), level)
+        local.click_locally(self.obj, viewport, wire.blender_region_to_pixel(region_x, region_y, camera.height),
+                            level, None, "NEW")
         selected = np.zeros(int(self.timings["gaussians"]), dtype=bool)
         selected[selection.splat_ids(self.obj)[selection.get_selection(self.obj)]] = True
         return selected

@@ -22,7 +22,9 @@ from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, fi
                              start_local_backend, stop_local_backend, wait_until_ready)
 from ..mask_setup import masks_problem
 from ..messages import describe, sentence
-from .mesh_io import SOURCE_KEY, is_splat_object
+from .field_storage import field_record, has_stored_field
+from .local_operators import click_locally, fetch_field, show_threshold, source_path
+from .mesh_io import is_splat_object
 from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
 from .session import (FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, clear_connection_errors, clear_error, notify,
@@ -84,7 +86,7 @@ class CLICKGAUSS_OT_report(bpy.types.Operator):
 def folders_of(obj) -> list[str]:
     """The folders the backend must read for a splat object: its file's, its dataset's, its masks'."""
     settings = obj.clickgauss
-    folders = [os.path.dirname(obj.get(SOURCE_KEY) or "")]
+    folders = [os.path.dirname(source_path(obj))]
     folders.append(bpy.path.abspath(settings.dataset_path) if settings.dataset_path else settings.dataset_nearby)
     if settings.masks_source == "FOLDER" and settings.masks_path:
         folders.append(bpy.path.abspath(settings.masks_path))
@@ -265,6 +267,13 @@ def record_scene(obj, scene: dict) -> None:
     settings.dataset_found = scene.get("dataset_path") or ""  # what the backend itself uses, never a guess
 
 
+def fetch_field_if_new(client: BackendClient, obj) -> None:
+    """Store the backend scene's field on the object unless it already holds that scene's."""
+    record = field_record(obj)
+    if obj.clickgauss.has_features and (record is None or record.trained_from.get("scene_id") != obj.clickgauss.scene_id):
+        fetch_field(client, obj)
+
+
 def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
     """Poll the job on the worker thread until it ends; progress lands in STATE.jobs[object_name]."""
     def poll():
@@ -287,6 +296,7 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
             notify("INFO", f"Training finished for {object_name}: Shift+click in the viewport to select")
+            fetch_field(client, obj)  # the trained field goes into the .blend, on the object
         elif job["state"] != "done":
             if job["state"] == "cancelled":
                 notify("INFO", f"Training of {object_name} cancelled: Resume continues from its last checkpoint")
@@ -306,7 +316,7 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
 
 def start_training(client: BackendClient, obj) -> None:
     """Open the object's PLY on the backend and start a training job (all on the worker thread)."""
-    ply_path = obj.get(SOURCE_KEY) or ""
+    ply_path = source_path(obj)
     if not ply_path or not os.path.isfile(ply_path):
         raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): "
                          "features are trained on the original file, so import the scene again from where it is now")
@@ -341,8 +351,13 @@ def start_training(client: BackendClient, obj) -> None:
 
 
 def connect_scene(client: BackendClient, obj) -> None:
-    """Open the object's PLY on the backend without training (uses features trained earlier)."""
-    ply_path = obj.get(SOURCE_KEY) or ""
+    """Open the object's PLY on the backend without training (uses features trained earlier, and
+    stores them on the object when it has none of that scene yet)."""
+    ply_path = source_path(obj)
+    if not os.path.isfile(ply_path):
+        raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): the "
+                         "backend needs it to connect, so import the scene again from where it is now; features "
+                         "stored in the .blend still click without it")
     dataset = dataset_of(obj)
     restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
@@ -358,6 +373,7 @@ def connect_scene(client: BackendClient, obj) -> None:
         elif obj_now is not None:
             clear_error(name)
             record_scene(obj_now, scene)
+            fetch_field_if_new(client, obj_now)
 
     TASKS.submit(work, done)
 
@@ -378,7 +394,11 @@ class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
         return _active_splat(context) is not None
 
     def execute(self, context):
-        connect_scene(client_from_preferences(context), context.active_object)
+        try:
+            connect_scene(client_from_preferences(context), context.active_object)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 
@@ -522,7 +542,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
     def execute(self, context):
         obj = context.active_object
         client, name, field_path = client_from_preferences(context), obj.name, self.filepath
-        ply_path = obj.get(SOURCE_KEY) or ""
+        ply_path = source_path(obj)
         dataset = dataset_of(obj)
         restarted = local_backend_for(context, folders_of(obj))
 
@@ -534,6 +554,7 @@ class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
                 clear_error(name)
                 record_scene(obj_now, scene)
                 notify("INFO", f"Loaded the features of {name} from {os.path.basename(field_path)}: Shift+click to select")
+                fetch_field_if_new(client, obj_now)
 
         def work():
             wait_for(client, restarted)
@@ -586,6 +607,7 @@ class CLICKGAUSS_OT_apply_click(bpy.types.Operator):
             show_error(self.object_name, exc, "Click failed")
             return {"CANCELLED"}
         STATE.clicks[self.object_name] = result
+        show_threshold(context.scene, result.threshold)
         self.report({"INFO"}, f"{result.selected_now:,} Gaussians selected "
                               f"({result.selected_in_scene:,} hit, threshold {result.threshold:.2f})")
         return {"FINISHED"}
@@ -610,19 +632,23 @@ class CLICKGAUSS_OT_click_select(bpy.types.Operator):
                 or region.type != "WINDOW" or region_3d is None):
             return {"PASS_THROUGH"}  # not ours: Blender's own Shift+click selection happens
         settings = obj.clickgauss
-        if not (settings.scene_id and settings.has_features):
+        stored = has_stored_field(obj)
+        if not (stored or (settings.scene_id and settings.has_features)):
             self.report({"INFO"}, "ClickGauss: train features (or open the scene on the backend) before clicking")
             return {"PASS_THROUGH"}
         scene_settings = context.scene.clickgauss
         try:
             camera = viewport_camera(region, region_3d, obj)
+            pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
+            mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
+            threshold = scene_settings.threshold if scene_settings.use_threshold else None
+            if stored:  # computed here from the features stored on the object: no backend
+                click_locally(obj, camera, pixel, scene_settings.level, threshold, mode)
+                return {"FINISHED"}
             client = client_from_preferences(context)
         except ValueError as exc:
             self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
-        pixel = wire.blender_region_to_pixel(event.mouse_region_x, event.mouse_region_y, region.height)
-        mode = scene_settings.click_mode if self.mode == "SCENE" else self.mode
-        threshold = scene_settings.threshold if scene_settings.use_threshold else None
         start_click(client, obj, camera, pixel, scene_settings.level, threshold, mode)
         return {"FINISHED"}
 

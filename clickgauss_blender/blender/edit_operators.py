@@ -11,7 +11,7 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from ..client import BackendClient
-from . import editing
+from . import editing, field_storage
 from .mesh_io import is_splat_object
 from .preferences import client_from_preferences
 from .session import STATE, TASKS, clear_error, show_error
@@ -47,6 +47,15 @@ def fetch_segments_then_apply(client: BackendClient, obj, level: str, action: st
     TASKS.submit(lambda: client.segments(scene_id), done)
 
 
+def apply_stored_segment_action(context, obj, level: str, action: str) -> str:
+    """Grow or split `obj` by the segments of the features stored on it (no backend)."""
+    editing.ensure_object_mode(obj)  # the attributes are only readable outside Edit mode
+    segments = field_storage.segment_ids(obj, level)
+    if action == "GROW":
+        return f"{editing.grow_to_vertex_segments(obj, segments):,} Gaussians selected"
+    return f"Created {len(editing.split_by_vertex_segments(context, obj, segments))} objects"
+
+
 def apply_segment_action(context, obj, level: str, action: str) -> str:
     """Grow or split `obj` by its cached segment ids; returns what happened (ValueError if the
     ids do not fit the object)."""
@@ -70,11 +79,17 @@ class _SegmentOperator(_SplatEditOperator):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return (is_splat_object(obj) and obj.clickgauss.scene_id and obj.clickgauss.has_features
-                and obj.clickgauss.scene_id not in STATE.segment_requests)
+        if not is_splat_object(obj):
+            return False
+        return field_storage.has_stored_field(obj) or bool(
+            obj.clickgauss.scene_id and obj.clickgauss.has_features and obj.clickgauss.scene_id not in STATE.segment_requests)
 
     def execute(self, context):
         obj = context.active_object
+        if field_storage.has_stored_field(obj):  # the stored clusters: no backend needed
+            outcome = apply_stored_segment_action(context, obj, self.level, self.action)
+            self.report({"INFO"}, outcome)
+            return {"FINISHED"}
         if obj.clickgauss.scene_id not in STATE.segments:
             fetch_segments_then_apply(client_from_preferences(context), obj, self.level, self.action)
             self.report({"INFO"}, "ClickGauss: fetching the segments from the backend")

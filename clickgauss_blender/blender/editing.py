@@ -9,6 +9,7 @@ import numpy as np
 
 from ..splat_math import sh_dc_from_color, srgb_to_linear
 from .display import ensure_display
+from .field_storage import FIELD_KEY
 from .mesh_io import (COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, VERTEX_HIDE_ATTRIBUTE, copy_splat_metadata, mesh_subset,
                       read_attribute, read_point_attributes, read_positions, replace_mesh, write_attribute)
 from .selection import ensure_object_mode, get_selection, per_vertex, set_selection
@@ -86,7 +87,12 @@ def grow_to_segments(obj, segment_ids_file_order: np.ndarray) -> int:
     """Select every Gaussian whose segment (at the level the ids come from) has a selected
     Gaussian: a fine click grows to its whole coarse object. Noise (-1) never grows."""
     ensure_object_mode(obj)
-    segments = per_vertex(obj, segment_ids_file_order)
+    return grow_to_vertex_segments(obj, per_vertex(obj, segment_ids_file_order))
+
+
+def grow_to_vertex_segments(obj, segments: np.ndarray) -> int:
+    """`grow_to_segments` with one segment id per vertex (from the features stored on the object)."""
+    ensure_object_mode(obj)
     selected = get_selection(obj)
     touched = np.unique(segments[selected & (segments >= 0)])
     return set_selection(obj, selected | np.isin(segments, touched))
@@ -119,7 +125,12 @@ def split_by_segments(context, obj, segment_ids_file_order: np.ndarray) -> list[
     """One new splat object per segment (noise -> '<name>.unassigned') in a new collection; the
     source object is hidden. Returns the new objects, largest segment first."""
     ensure_object_mode(obj)
-    segments = per_vertex(obj, segment_ids_file_order)
+    return split_by_vertex_segments(context, obj, per_vertex(obj, segment_ids_file_order))
+
+
+def split_by_vertex_segments(context, obj, segments: np.ndarray) -> list[bpy.types.Object]:
+    """`split_by_segments` with one segment id per vertex (from the features stored on the object)."""
+    ensure_object_mode(obj)
     collection = bpy.data.collections.new(f"{obj.name} segments")
     context.scene.collection.children.link(collection)
     ids, counts = np.unique(segments, return_counts=True)
@@ -145,3 +156,5 @@ def _copy_backend_settings(source, target) -> None:
     for key in ("dataset_path", "masks_source", "masks_path", "preset", "scene_id", "dataset_found", "dataset_nearby",
                 "has_features"):
         setattr(target.clickgauss, key, getattr(source.clickgauss, key))
+    if FIELD_KEY in source:  # the features themselves travel as point attributes
+        target[FIELD_KEY] = source[FIELD_KEY]

@@ -6,6 +6,7 @@ import bpy
 
 from ..messages import wrap
 from .backend_operators import masks_problem_of
+from .field_storage import has_stored_field
 from .mesh_io import is_splat_object
 from .session import STATE
 
@@ -114,8 +115,11 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
             row = box.row(align=True)
             row.operator("clickgauss.save_features", icon="FILE_TICK")
             row.operator("clickgauss.load_features", icon="FILE_FOLDER")
-            if settings.has_features:
-                box.label(text="Features ready: Shift+click to select", icon="CHECKMARK")
+            if has_stored_field(obj):
+                box.label(text="Features stored in the .blend: Shift+click to select", icon="CHECKMARK")
+            elif settings.has_features:
+                box.label(text="Features on the backend, not yet in the .blend", icon="INFO")
+                box.operator("clickgauss.fetch_field", icon="IMPORT")
             elif job is not None:
                 box.label(text=f"Training {job.get('state')}", icon="INFO")
             if job is not None and job.get("state") in ("cancelled", "failed", "interrupted"):
@@ -132,9 +136,8 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box.row().prop(scene_settings, "click_mode", expand=True)
         row = box.row(align=True)
         row.prop(scene_settings, "use_threshold", text="")
-        sub = row.row()
-        sub.enabled = scene_settings.use_threshold
-        sub.prop(scene_settings, "threshold")
+        # Always live: it shows the threshold the last click used, and moving it re-thresholds that click.
+        row.prop(scene_settings, "threshold", text="Threshold" if scene_settings.use_threshold else "Threshold (calibrated)")
 
     @staticmethod
     def draw_editing(layout, scene_settings):

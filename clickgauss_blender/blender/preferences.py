@@ -60,14 +60,21 @@ def client_from_preferences(context=None) -> BackendClient:
     return BackendClient(prefs.backend_url, prefs.token or None, timeout=prefs.request_timeout)
 
 
+# Folders saved relative to the .blend ("//..."): Blender 5.0+ wants path properties to say they
+# accept that (else it warns); 4.2 has no such option.
+RELATIVE_PATH_OPTIONS = {"ANIMATABLE"} | ({"PATH_SUPPORTS_BLEND_RELATIVE"}  # ANIMATABLE: the default
+                                         if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+                                         else set())
+
+
 class ClickGaussObjectSettings(bpy.types.PropertyGroup):
-    dataset_path: StringProperty(name="Dataset", subtype="DIR_PATH", default="",
+    dataset_path: StringProperty(name="Dataset", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS,
                                  description="Cameras + images (COLMAP, INRIA output, nerfstudio); "
                                              "empty: detected next to the PLY by the backend")
     masks_source: EnumProperty(name="Masks", default="FOLDER", items=(
         ("FOLDER", "Mask Folder", "Precomputed two-level masks (<image>_coarse.png / _fine.png)"),
         ("SAM", "SAM", "Segment Anything on the backend (needs its --sam-checkpoint)")))
-    masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="")
+    masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS)
     preset: EnumProperty(name="Preset", default="AUTO", items=(
         ("AUTO", "Auto", "The backend's default for its device"),
         ("tiny", "Tiny", "Seconds; for trying things out"),
@@ -82,14 +89,27 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
     job_id: StringProperty(default="")
 
 
+def _threshold_changed(settings, context):
+    from .local_operators import threshold_changed  # imported late: it needs the registered operators
+
+    threshold_changed(settings, context)
+
+
+def _show_calibrated_threshold(settings, context):
+    from .local_operators import calibrated_threshold_shown
+
+    calibrated_threshold_shown(settings, context)
+
+
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
-    level: EnumProperty(name="Level", default="coarse", items=(
+    level: EnumProperty(name="Level", default="coarse", update=_show_calibrated_threshold, items=(
         ("coarse", "Coarse", "Whole objects"),
         ("fine", "Fine", "Parts of objects")))
-    use_threshold: BoolProperty(name="Custom Threshold", default=False,
-                                description="Off: the backend's calibrated default")
-    threshold: FloatProperty(name="Threshold", default=0.8, min=-1.0, max=1.0,
-                             description="Cosine similarity a Gaussian's feature needs to be selected")
+    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=_show_calibrated_threshold,
+                                description="Off: the calibrated default of the level (shown on the slider)")
+    threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=_threshold_changed,
+                             description="Cosine similarity a Gaussian's feature needs to be selected. Shows the "
+                                         "threshold of the last click; moving it re-thresholds that click live")
     click_mode: EnumProperty(name="Click", default="NEW", items=(
         ("NEW", "New", "A click replaces the selection"),
         ("ADD", "Add", "A click adds to the selection"),

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-LEVELS = ("coarse", "fine")
+from clickgauss_core.click import LEVELS, level_slice
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,7 @@ class TrainConfig:
 
     def level_slice(self, level: str) -> slice:
         """Which dims of the 24-dim feature make up the feature of `level`."""
-        if level == "coarse":
-            return slice(0, self.coarse_dim)
-        if level == "fine":
-            return slice(0 if self.granularity_prior else self.coarse_dim, self.feature_dim)
-        raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
+        return level_slice(level, self.coarse_dim, self.feature_dim, self.granularity_prior)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clickgauss_core.click import SEGMENT_MIN_SIMILARITY, assign_to_clusters
 from clickgauss_core.errors import ClickGaussInputError
 
 from .config import LEVELS, SETTING_RANGES, TrainConfig
-from .gfl import assign_to_clusters
 
 FIELD_FORMAT_VERSION = 1
-# A Gaussian belongs to a global cluster when its level feature is at least this similar to the
-# cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
-SEGMENT_MIN_SIMILARITY = 0.75
 # What a field of N Gaussians may hold once decompressed (an upload is checked before np.load
 # allocates anything): N features and at most N + CLUSTER_ALLOWANCE cluster centres of the widest
 # allowed feature in float64, and the metadata (settings, view names).

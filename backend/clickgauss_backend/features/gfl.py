@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from sklearn.cluster import HDBSCAN
 
+from clickgauss_core.click import assign_to_clusters, unit_rows  # noqa: F401 (assign_to_clusters: re-exported)
+
 from .config import LEVELS, TrainConfig
 
 
@@ -32,10 +34,6 @@ def min_cluster_size(config: TrainConfig, view_count: int) -> int:
     return max(2, int(round(config.min_cluster_size_per_view * view_count)))
 
 
-def _unit_rows(values: np.ndarray) -> np.ndarray:
-    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
-
-
 def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
                     cluster_dims: slice | None = None) -> np.ndarray:
     """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0).
@@ -45,8 +43,8 @@ def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
     means = np.asarray(means, dtype=np.float64)
     if len(means) < max(min_size, 2):
         return np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
-    unit = _unit_rows(means)
-    grouped_by = unit if cluster_dims is None else _unit_rows(means[:, cluster_dims])
+    unit = unit_rows(means)
+    grouped_by = unit if cluster_dims is None else unit_rows(means[:, cluster_dims])
     labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
                      copy=True).fit_predict(grouped_by)
     centres = [unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)]
@@ -68,14 +66,3 @@ def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: Trai
         clusters[level] = cluster_centres(stacked, config.hdbscan_epsilon(level), size,
                                           config.cluster_dims(level))
     return clusters
-
-
-def assign_to_clusters(level_feats: np.ndarray, centres: np.ndarray, min_similarity: float) -> np.ndarray:
-    """Index of the most similar centre per row (cosine), or -1 where none reaches `min_similarity`."""
-    if len(centres) == 0:
-        return np.full(len(level_feats), -1, dtype=np.int64)
-    unit = level_feats / np.maximum(np.linalg.norm(level_feats, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).T
-    best = similarity.argmax(axis=1)
-    best_similarity = similarity[np.arange(len(best)), best]
-    return np.where(best_similarity >= min_similarity, best, -1).astype(np.int64)

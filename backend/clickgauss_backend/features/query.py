@@ -1,13 +1,14 @@
 """Click and segment-everything queries on a trained feature field.
 
-A click renders the feature of the one clicked pixel (`rasterize(..., pixels=)`: only the
-Gaussians whose footprint covers that pixel's tile are composited, so the cost does not depend on
-the viewport size, and the result equals that pixel of a whole-image render), takes its level
+A click renders the feature of the one clicked pixel (`clickgauss_core.click`: only the Gaussians
+whose footprint covers that pixel are found, through a grid, and composited as the rasterizer
+does, so the cost depends neither on the viewport size nor much on the scene size, and the result
+equals that pixel of a whole-image render; the add-on runs the same code inside Blender), takes its level
 part (coarse: the first 12 dims; fine: all 24 with the granularity prior), and compares it by
 cosine similarity with every Gaussian's level feature in one vectorised pass. Gaussians at or
 above the threshold are selected.
 
-Default thresholds (`DEFAULT_THRESHOLDS`) were calibrated on the synthetic "demo" benchmark:
+Default thresholds (`DEFAULT_THRESHOLDS`, kept in clickgauss_core.click for the add-on too) were calibrated on the synthetic "demo" benchmark:
 `benchmarks/bench_train.py` sweeps thresholds 0.50..0.99 for each level on held-out views (views
 not used in training), one click per object (coarse) / part (fine) deep inside its ground-truth
 pixel mask, scored by mean 3D IoU; the sweep is printed by the benchmark and recorded in
@@ -23,22 +24,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from clickgauss_core.click import DEFAULT_THRESHOLDS, ClickIndex, pixel_feature, unit_rows
 from clickgauss_core.errors import ClickGaussInputError
 
-from ..render import rasterize
 from .config import LEVELS
 from .field import FeatureField
 
-DEFAULT_THRESHOLDS = {"coarse": 0.60, "fine": 0.90}
+__all__ = ["DEFAULT_THRESHOLDS", "click", "click_index", "click_with_feature", "render_pixel_feature", "segment_all", "similarity_to"]
 
 
 def _check_level(level: str) -> None:
     if level not in LEVELS:
         raise ClickGaussInputError(None, f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-
-
-def _unit_rows(values: np.ndarray) -> np.ndarray:
-    return values / np.maximum(np.linalg.norm(values, axis=1, keepdims=True), 1e-12)
 
 
 def _field_tensors(field: FeatureField, device) -> dict:
@@ -47,21 +44,32 @@ def _field_tensors(field: FeatureField, device) -> dict:
     key = str(device)
     if key not in cache:
         cache[key] = {"features": torch.from_numpy(field.features).to(device),
-                      **{level: torch.from_numpy(_unit_rows(field.level_features(level))).to(device) for level in LEVELS}}
+                      **{level: torch.from_numpy(unit_rows(field.level_features(level))).to(device) for level in LEVELS}}
     return cache[key]
 
 
+def click_index(gaussians) -> ClickIndex:
+    """The Gaussians' click index (clickgauss_core.click: the same culling and compositing as the
+    add-on's in-Blender click), built once per set of Gaussians."""
+    index = gaussians.__dict__.get("_click_index")
+    if index is None:
+        index = ClickIndex(*(t.detach().cpu().numpy() for t in (gaussians.means, gaussians.scales,
+                                                                gaussians.quats, gaussians.opacities)))
+        gaussians.__dict__["_click_index"] = index  # a frozen dataclass: its __dict__ holds caches
+    return index
+
+
 def render_pixel_feature(field: FeatureField, gaussians, camera, pixel_xy) -> torch.Tensor:
-    """The rendered (D,) feature at pixel (x, y) of `camera` (pixel (0, 0) is the top-left one)."""
-    x, y = int(np.floor(pixel_xy[0])), int(np.floor(pixel_xy[1]))
-    if not (0 <= x < camera.width and 0 <= y < camera.height):
-        raise ClickGaussInputError(None, f"pixel ({pixel_xy[0]}, {pixel_xy[1]}) is outside the "
-                                         f"{camera.width}x{camera.height} camera image")
-    tensors = _field_tensors(field, gaussians.means.device)
-    pixel = torch.tensor([[x, y]], dtype=torch.int64, device=gaussians.means.device)
-    with torch.no_grad():
-        result = rasterize(gaussians, tensors["features"], camera, pixels=pixel)
-    return result.features[0]
+    """The rendered (D,) feature at pixel (x, y) of `camera` (pixel (0, 0) is the top-left one).
+
+    Composited from only the Gaussians whose footprint covers the pixel (found through a grid,
+    not by projecting every Gaussian), exactly as `rasterize(..., pixels=)` composites it
+    (tests/backend/test_click_culling.py checks it against the torch rasterizer)."""
+    try:
+        feature = pixel_feature(click_index(gaussians), field.features, camera, pixel_xy)
+    except ValueError as exc:
+        raise ClickGaussInputError(None, str(exc)) from exc
+    return torch.from_numpy(feature.astype(np.float32)).to(gaussians.means.device)
 
 
 def similarity_to(field: FeatureField, query_feature, level: str, device="cpu") -> torch.Tensor:
@@ -93,16 +101,23 @@ def click(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshol
     `snap=True` compares the Gaussians with the nearest global cluster's centre instead of the
     rendered pixel feature (when that centre is at least as similar as the threshold).
     """
+    return click_with_feature(field, gaussians, camera, pixel_xy, level, threshold, snap)[0]
+
+
+def click_with_feature(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshold: float | None = None,
+                       snap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`click`, and the rendered (D,) feature of the clicked pixel (float32)."""
     _check_level(level)
     if len(field) != len(gaussians.means):
         raise ClickGaussInputError(None, f"the feature field has {len(field)} Gaussians but the scene has "
                                          f"{len(gaussians.means)}: it was trained for another PLY")
     threshold = DEFAULT_THRESHOLDS[level] if threshold is None else float(threshold)
     device = gaussians.means.device
-    query = render_pixel_feature(field, gaussians, camera, pixel_xy)[field.config.level_slice(level)]
+    feature = render_pixel_feature(field, gaussians, camera, pixel_xy)
+    query = feature[field.config.level_slice(level)]
     if snap:
         query = snap_to_cluster(field, query, level, threshold)
-    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy()
+    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy(), feature.cpu().numpy()
 
 
 def segment_all(field: FeatureField) -> dict[str, np.ndarray]:

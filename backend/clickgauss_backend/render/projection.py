@@ -13,13 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from clickgauss_core.cameras import Camera
+# The constants live in clickgauss_core.click, which mirrors this projection for the add-on's click.
+from clickgauss_core.click import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, LOW_PASS_VARIANCE, MAX_EXTENT_SIGMAS
 
 from .gaussians import GaussianTensors
 
-LOW_PASS_VARIANCE = 0.3        # px^2 added to the 2D covariance (gsplat eps2d)
-ALPHA_THRESHOLD = 1.0 / 255.0  # contributions below this are skipped (gsplat ALPHA_THRESHOLD)
-MAX_EXTENT_SIGMAS = 3.33       # footprint half-size cap, in standard deviations
-FOV_CLAMP_MARGIN = 0.3         # off-screen centres are clamped to 1.3x the half field of view
 
 
 @dataclass

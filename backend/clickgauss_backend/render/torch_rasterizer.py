@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from clickgauss_core.cameras import Camera
+from clickgauss_core.click import MAX_ALPHA, MIN_TRANSMITTANCE, SIGMA_CUTOFF
 
 from .gaussians import GaussianTensors
 from .projection import ALPHA_THRESHOLD, ProjectedGaussians, project_gaussians
@@ -30,10 +31,7 @@ from .projection import ALPHA_THRESHOLD, ProjectedGaussians, project_gaussians
 # torch flags its CSR API (our W) as beta; set once here, as catch_warnings is not thread-safe.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
-MAX_ALPHA = 0.999               # gsplat 1.5's clamp (the original 3DGS used 0.99)
-MIN_TRANSMITTANCE = 1e-4        # a pixel is done once T would drop to this (exclusive, as gsplat)
 TILE_SIZE = 16
-SIGMA_CUTOFF = 6.0              # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
 ELEMENTS_PER_BLOCK = 1 << 18    # pixel x candidate pairs evaluated per step (bounds the memory)
 COLUMN_BITS = 6
 BLOCK_COLUMNS = 1 << COLUMN_BITS  # list entries per step: the granularity of stopping early

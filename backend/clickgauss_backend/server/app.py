@@ -30,7 +30,7 @@ from clickgauss_core.ply import SPLAT_SUFFIXES, sniff_splat_suffix
 
 from ..features.config import LEVELS, PRESETS, default_preset
 from ..features.field import FeatureField
-from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
+from ..features.query import DEFAULT_THRESHOLDS, click_with_feature, segment_all
 from ..features.trainer import TrainingCancelled
 from .errors import (LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, error_response, install_error_handlers,
                      no_training_views_message)
@@ -149,6 +149,7 @@ class ClickResponse(BaseModel):
     n_gaussians: int
     selected: int
     mask: dict[str, Any]
+    pixel_feature: list[float] = Field(description="the rendered feature of the clicked pixel (all D dims)")
 
 
 class SegmentsResponse(BaseModel):
@@ -369,11 +370,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         scene = scenes.scene(scene_id)
         threshold = DEFAULT_THRESHOLDS[body.level] if body.threshold is None else body.threshold
         try:
-            selection = click(field, scene.gaussians, camera, (x, y), body.level, threshold)
+            selection, pixel_feature = click_with_feature(field, scene.gaussians, camera, (x, y), body.level, threshold)
         except ClickGaussInputError as exc:
             raise api_error_from_input_error(exc) from exc
         return ClickResponse(scene_id=scene_id, level=body.level, threshold=threshold, n_gaussians=record.n_gaussians,
-                             selected=int(selection.sum()), mask=wire.encode_mask(selection))
+                             selected=int(selection.sum()), mask=wire.encode_mask(selection),
+                             pixel_feature=[float(v) for v in pixel_feature])
 
     @app.get("/v1/scenes/{scene_id}/segments", response_model=SegmentsResponse, tags=["queries"],
              responses=errors(401, 404, 409))
