@@ -34,7 +34,9 @@ def test_killed_training_is_interrupted_then_resumes_and_the_field_survives_rest
 
     resumed = server.post(f"/v1/jobs/{job_id}/resume")
     assert resumed.status_code == 202, resumed.text
-    first = server.wait_until(job_id, lambda job: job["stage"] == "training" or job["state"] in TERMINAL)
+    # A queued job still shows the stage it was interrupted in: wait until it runs again.
+    first = server.wait_until(job_id, lambda job: (job["state"] == "running" and job["stage"] == "training")
+                              or job["state"] in TERMINAL)
     assert first["state"] == "running" and first["iteration"] >= 8, first  # from the checkpoint, not from 1
     final = server.wait_for_job(job_id)
     assert final["state"] == "done" and final["iteration"] == final["total"] == 30, final
