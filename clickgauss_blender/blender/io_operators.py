@@ -37,7 +37,7 @@ def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str =
     name = os.path.splitext(os.path.basename(filepath))[0] or "splats"
     cloud.source = os.path.abspath(filepath)
     obj = create_splat_object(context, cloud, name, matrix)
-    ensure_display(obj, point_scale)
+    ensure_display(obj, point_scale, cloud=cloud)
     obj.clickgauss.dataset_found = find_dataset_for_ply(cloud.source) or ""
     for other in context.view_layer.objects:
         if other is not None:  # entries of just-removed objects until the view layer resyncs
