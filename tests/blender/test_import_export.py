@@ -193,6 +193,8 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     cloud = make_cloud(100, 0, False, False)
     write_gaussian_ply(tmp_path / "d.ply", cloud)
     obj = _import(tmp_path / "d.ply")
+    assert obj.clickgauss.display_mode == "GAUSSIANS"  # the default; points are the fast option
+    obj.clickgauss.display_mode = "POINTS"
     hidden = np.zeros(100, dtype=bool)
     hidden[:10] = True
     mesh_io.write_attribute(obj.data, mesh_io.HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
@@ -208,7 +210,38 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     np.testing.assert_allclose(radius, np.exp(cloud.log_scales.max(axis=1))[10:], rtol=1e-5)
     assert points.materials[0].name == display.MATERIAL_NAME
     material_attributes = {n.attribute_name for n in points.materials[0].node_tree.nodes if n.type == "ATTRIBUTE"}
-    assert material_attributes == {"cg_color", "cg_selected"}
+    assert material_attributes == {"cg_color", "cg_extent", "cg_quad_uv", "cg_is_quad"}
+
+
+def test_gaussians_display_is_one_oriented_quad_per_gaussian(clean_scene, addon_module, tmp_path):
+    """Each visible Gaussian becomes one quad: centred on it, spanning its two largest axes to
+    the visible extent, carrying its colour (highlight mixed in where selected)."""
+    from clickgauss_core.gaussian_quads import quad_frames
+    from clickgauss_core.ply import write_gaussian_ply
+
+    mesh_io, selection = addon_module("blender.mesh_io"), addon_module("blender.selection")
+    cloud = make_cloud(50, 1, False, False)
+    write_gaussian_ply(tmp_path / "q.ply", cloud)
+    obj = _import(tmp_path / "q.ply")
+    hidden = np.zeros(50, dtype=bool)
+    hidden[:5] = True
+    mesh_io.write_attribute(obj.data, mesh_io.HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
+    selection.set_selection(obj, np.arange(50) >= 40)
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(evaluated.polygons) == 45 and len(evaluated.vertices) == 180
+    corners = np.array([[v.co[:] for v in (evaluated.vertices[i] for i in p.vertices)] for p in evaluated.polygons])
+    u, v, _ = quad_frames(cloud.rotations, cloud.scales, cloud.opacities)
+    np.testing.assert_allclose(corners.mean(axis=1), cloud.positions[5:], atol=1e-5)
+    spans = np.sort(np.linalg.norm(corners - corners.mean(axis=1, keepdims=True), axis=2), axis=1)
+    expected = np.sqrt((u[5:] ** 2).sum(1) + (v[5:] ** 2).sum(1))
+    np.testing.assert_allclose(spans, np.repeat(expected[:, None], 4, axis=1), rtol=1e-4)
+    colors = mesh_io.read_attribute(evaluated, "cg_color")
+    first_corner = np.array([p.vertices[0] for p in evaluated.polygons])
+    original = mesh_io.read_attribute(obj.data, "cg_color")[5:]
+    np.testing.assert_allclose(colors[first_corner][:30], original[:30], atol=1e-6)  # unselected: as they are
+    assert (colors[first_corner][35:, 0] > original[35:, 0] - 1e-6).all()          # selected: towards orange
+    assert (colors[first_corner][35:, 2] < original[35:, 2] + 1e-6).all()
+    assert evaluated.color_attributes.active_color_name == "cg_color"  # what Solid mode shows
 
 
 def test_import_operator_reports_bad_files(clean_scene, tmp_path):
