@@ -154,7 +154,7 @@ class Demo:
         import bpy
 
         # The synthetic scene is already Z-up: keep the file's axes.
-        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.scene_dir / "point_cloud.ply"), z_up=False)
+        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.scene_dir / "point_cloud.ply"), orientation="KEEP")
         if result != {"FINISHED"}:
             raise RuntimeError(f"import returned {result}")
         obj = bpy.context.active_object

@@ -5,6 +5,7 @@ object transforms on export, and the real-world files in /work/shared/data/real.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -12,6 +13,9 @@ import pytest
 from mathutils import Matrix, Quaternion, Vector
 
 from splat_fixtures import REAL_DATA, make_cloud
+
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data" / "real"  # the real fixtures this repository carries
 
 
 def _import(path, **options):
@@ -43,7 +47,7 @@ def test_round_trip_is_bit_exact(clean_scene, addon_module, tmp_path, sh_degree,
     write_gaussian_ply(source, make_cloud(300, sh_degree, normals, extra))
     original = read_gaussian_ply(source)
 
-    obj = _import(source)  # Z-up on (the default): only the object turns
+    obj = _import(source, orientation="CONVERT")  # y down -> Z-up: only the object turns
     assert len(obj.data.vertices) == 300
     assert obj[mesh_io.SOURCE_KEY] == str(source)
     np.testing.assert_allclose(mesh_io.read_positions(obj.data), original.positions)
@@ -69,7 +73,7 @@ def test_colour_attribute_is_linear_base_colour_and_opacity(clean_scene, addon_m
     source = tmp_path / "c.ply"
     write_gaussian_ply(source, make_cloud(50, 0, False, False))
     cloud = read_gaussian_ply(source)
-    rgba = mesh_io.read_attribute(_import(source, z_up=False).data, "cg_color")
+    rgba = mesh_io.read_attribute(_import(source, orientation="KEEP").data, "cg_color")
     srgb = cloud.colors
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
     np.testing.assert_allclose(rgba[:, :3], linear, atol=1e-6)
@@ -87,7 +91,7 @@ def test_export_bakes_move_rotate_uniform_scale(clean_scene, tmp_path):
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(200, 1, True, True))
     original = read_gaussian_ply(source)
-    obj = _import(source, z_up=False)
+    obj = _import(source, orientation="KEEP")
     obj.location = (1.0, -2.0, 0.5)
     obj.rotation_euler = (0.3, -0.7, 1.1)
     obj.scale = (2.0, 2.0, 2.0)
@@ -113,7 +117,7 @@ def test_export_warns_for_non_uniform_scale(clean_scene, addon_module, tmp_path)
     io_operators = addon_module("blender.io_operators")
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(20, 0, False, False))
-    obj = _import(source, z_up=False)
+    obj = _import(source, orientation="KEEP")
     obj.scale = (1.0, 2.0, 4.0)
     bpy.context.view_layer.update()
     warnings = io_operators.export_splats(obj, str(tmp_path / "out.ply"))
@@ -128,7 +132,7 @@ def test_z_up_object_moved_exports_in_file_frame(clean_scene, tmp_path):
 
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(50, 0, False, False))
-    obj = _import(source)  # turned Z-up
+    obj = _import(source, orientation="CONVERT")  # turned Z-up
     obj.location.z += 3.0  # lift in Blender's Z = the file's -Y
     bpy.context.view_layer.update()
     _export(tmp_path / "out.ply")
@@ -360,7 +364,7 @@ def test_export_of_a_rotated_object_rotates_view_dependent_colour(clean_scene, a
     io_operators = addon_module("blender.io_operators")
     write_gaussian_ply(tmp_path / "in.ply", make_cloud(80, 3, True, False))
     original = read_gaussian_ply(tmp_path / "in.ply")
-    obj = _import(tmp_path / "in.ply", z_up=False)
+    obj = _import(tmp_path / "in.ply", orientation="KEEP")
     obj.rotation_euler = (0.4, 1.2, -0.8)
     bpy.context.view_layer.update()
     rotation = np.array(obj.matrix_world)[:3, :3]
@@ -369,3 +373,32 @@ def test_export_of_a_rotated_object_rotates_view_dependent_colour(clean_scene, a
     np.testing.assert_allclose(exported.sh_rest, rotate_sh_rest(original.sh_rest, rotation), atol=1e-5)
     np.testing.assert_array_equal(exported.sh_dc, original.sh_dc)
     assert np.abs(exported.sh_rest - original.sh_rest).max() > 0.05  # really turned
+
+
+@pytest.mark.parametrize("relative_path, expected_source", [
+    ("v3dg-donut-sh0/fused.ply", "content"),  # a Z-up file with nothing but its Gaussians
+    (None, "cameras"),                         # the synthetic scene: its COLMAP cameras decide
+])
+def test_auto_orientation_stands_scenes_upright(clean_scene, synthetic_scene, relative_path, expected_source):
+    """Auto (the default) decides up from the file and says so; the scene stands upright in
+    Blender: the cameras' image up (synthetic) or the flat axis of the object (donut) is world +Z."""
+    from clickgauss_core.framing import principal_axes
+    from clickgauss_core.ply import read_splat_file
+
+    path = synthetic_scene / "point_cloud.ply" if relative_path is None else REPO_DATA / relative_path
+    obj = _import(path)
+    assert obj["clickgauss_orientation"].startswith(f"Auto ({expected_source}): ")
+    rotation = np.array(obj.matrix_world)[:3, :3]
+    cloud = read_splat_file(path)
+    if expected_source == "cameras":
+        from clickgauss_core.datasets import load_dataset
+        ups = [-view.camera.camera_to_world[:3, 1] for view in load_dataset(synthetic_scene).views]
+        world_up = rotation @ np.mean(ups, axis=0)
+    else:
+        visible = cloud.opacities > 0.1
+        _, axes, _ = principal_axes(cloud.positions[visible], cloud.opacities[visible])
+        world_up = rotation @ axes[:, 2]
+        world_up *= np.sign(world_up[2])  # a principal axis has no sign: upright is about the axis
+    assert world_up[2] / np.linalg.norm(world_up) > 0.9
+    if expected_source == "content":  # the donut is Z-up already: Auto leaves it as it is
+        np.testing.assert_allclose(rotation, np.eye(3), atol=1e-6)
