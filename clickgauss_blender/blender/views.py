@@ -67,7 +67,7 @@ def _srgb_to_linear(rgb) -> tuple[float, float, float]:
 
 def render_to_file(scene, path: str, engine: str = "BLENDER_EEVEE_NEXT", samples: int = 16) -> None:
     """Render the scene's active camera headless into an 8-bit RGB PNG."""
-    scene.render.engine = _engine_name(engine)
+    scene.render.engine = engine_name(engine)
     if scene.render.engine.startswith("BLENDER_EEVEE"):
         scene.eevee.taa_render_samples = samples
     elif scene.render.engine == "CYCLES":
@@ -80,7 +80,7 @@ def render_to_file(scene, path: str, engine: str = "BLENDER_EEVEE_NEXT", samples
     bpy.ops.render.render(write_still=True)
 
 
-def _engine_name(engine: str) -> str:
+def engine_name(engine: str) -> str:
     """EEVEE is BLENDER_EEVEE_NEXT in 4.2-4.4 and BLENDER_EEVEE again from 5.0."""
     available = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items.keys()
     if engine.startswith("BLENDER_EEVEE"):
