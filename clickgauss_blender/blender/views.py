@@ -1,7 +1,7 @@
 """Blender cameras and headless renders of splat objects: a `clickgauss_core` Camera (OpenCV
 axes, in a splat object's own frame) as a Blender camera object, and the render settings under
 which the add-on's display shows base colours as they are (Standard view transform, unlit,
-a plain background, a one-pixel box filter)."""
+a plain background, a 1.5-pixel filter)."""
 
 from __future__ import annotations
 
@@ -43,13 +43,14 @@ def set_render_size(scene, camera: Camera) -> None:
 def faithful_color_settings(scene, background=(0.0, 0.0, 0.0)) -> None:
     """Render settings under which displayed colours come out as the splat's own: Standard view
     transform (not AgX / Filmic), no look, exposure 0; a world of the given plain colour; a
-    minimal pixel filter (3DGS samples pixel centres)."""
+    1.5-pixel pixel filter (Blender's default), close to the blur 3DGS rasterizers add to every
+    projected Gaussian (a 0.3 px^2 dilation); a narrower one measured worse."""
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0
     scene.display_settings.display_device = "sRGB"
-    scene.render.filter_size = 0.01 if hasattr(scene.render, "filter_size") else 0.0
+    scene.render.filter_size = 1.5
     world = scene.world or bpy.data.worlds.new("ClickGauss Background")
     scene.world = world
     if bpy.app.version < (5, 0):

@@ -53,8 +53,10 @@ def reference_renders(splat: Path, cameras, out: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(out / f"{c.name}.png"), dtype=np.float64) / 255.0 for c in cameras]
 
 
-def eevee_renders(addon_module, obj, cameras, out: Path, samples: int) -> list[np.ndarray]:
-    """EEVEE pictures of the splat object `obj` (Gaussians display) from `cameras` (its frame)."""
+def eevee_renders(addon_module, obj, cameras, out: Path, samples: int, engine: str = "BLENDER_EEVEE"
+                  ) -> list[np.ndarray]:
+    """Pictures of the splat object `obj` from `cameras` (its frame): EEVEE (Rendered), or
+    BLENDER_WORKBENCH (what Solid shading shows, with the settings the import made)."""
     import bpy
     from PIL import Image
 
@@ -66,8 +68,8 @@ def eevee_renders(addon_module, obj, cameras, out: Path, samples: int) -> list[n
         camera_obj = views.camera_object(f"view {camera.name}", camera, obj.matrix_world)
         scene.camera = camera_obj
         views.set_render_size(scene, camera)
-        path = out / f"eevee_{camera.name}.png"
-        views.render_to_file(scene, str(path), "BLENDER_EEVEE", samples)
+        path = out / f"{engine.lower()}_{camera.name}.png"
+        views.render_to_file(scene, str(path), engine, samples)
         images.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255.0)
         bpy.data.objects.remove(camera_obj)
     return images
