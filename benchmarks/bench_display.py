@@ -61,12 +61,17 @@ def main(argv=None) -> int:
         result["picture"] = os.path.relpath(picture, REPO_ROOT)
         result.pop("pairs")
         rows.append(result)
+        write_json(args, rows)  # after every splat: a stopped run keeps what it measured
         print(f"{path.parent.name:28s} {result['gaussians']:>8,} G  "
               + "  ".join(f"{v['camera']}: PSNR {v['psnr']:.2f} dB SSIM {v['ssim']:.3f}" for v in result["views"])
               + f"  ({result['seconds']} s)", flush=True)
+    write_json(args, rows)
+    return 0
+
+
+def write_json(args, rows) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"size": args.size, "samples": args.samples, "splats": rows}, indent=1))
-    return 0
 
 
 if __name__ == "__main__":
