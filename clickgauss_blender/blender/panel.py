@@ -69,6 +69,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         settings = obj.clickgauss
         box = layout.box()
         box.label(text=f"{obj.name}: {len(obj.data.vertices):,} Gaussians")
+        box.prop(settings, "display_mode")
         box.prop(settings, "dataset_path")
         if settings.dataset_found and not settings.dataset_path:
             box.label(text=f"Dataset found: {settings.dataset_found}")
