@@ -5,7 +5,7 @@
 
 For every splat file under --data (one per folder; SPZ and datasets without a trained splat are
 skipped): import it through the installed add-on (Gaussians display), frame it with two cameras
-(`clickgauss_core.framing`), render each headless with EEVEE, and render the same cameras with
+(`clickgauss_core.framing`), render each headless with EEVEE (or --engine CYCLES), and render the same cameras with
 `clickgauss-backend render-colors` (SH DC base colour over black, the backend environment as a
 subprocess). Prints PSNR / SSIM per splat and camera, writes JSON and a side-by-side PNG per
 splat (EEVEE | backend | 4x absolute difference).
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, nargs=2, default=(320, 240))
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--only", nargs="*", help="folder names to run (default: all)")
+    parser.add_argument("--engine", default="BLENDER_EEVEE", choices=("BLENDER_EEVEE", "CYCLES"))
     parser.add_argument("--json", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "bench_display.json")
     parser.add_argument("--images", type=Path, default=REPO_ROOT / "docs" / "images")
     args = parser.parse_args(argv)
@@ -54,9 +55,11 @@ def main(argv=None) -> int:
         if args.only and path.parent.name not in args.only:
             continue
         started = time.perf_counter()
-        result = compare_display(addon_module, path, args.size, args.samples, Path(tempfile.mkdtemp()))
+        result = compare_display(addon_module, path, args.size, args.samples, Path(tempfile.mkdtemp()), args.engine)
+        result["engine"] = args.engine
         result["seconds"] = round(time.perf_counter() - started, 1)
-        picture = args.images / f"display_{path.parent.name}.png"
+        suffix = "" if args.engine == "BLENDER_EEVEE" else "_cycles"
+        picture = args.images / f"display_{path.parent.name}{suffix}.png"
         side_by_side(result["pairs"], picture)
         result["picture"] = os.path.relpath(picture, REPO_ROOT)
         result.pop("pairs")

@@ -51,6 +51,9 @@ def faithful_color_settings(scene, background=(0.0, 0.0, 0.0)) -> None:
     scene.view_settings.gamma = 1.0
     scene.display_settings.display_device = "sRGB"
     scene.render.filter_size = 1.5
+    # Cycles stops at 8 transparent surfaces by default: splats overlap far more (then they
+    # would turn opaque); EEVEE's dithered transparency has no such limit.
+    scene.cycles.transparent_max_bounces = 256
     world = scene.world or bpy.data.worlds.new("ClickGauss Background")
     scene.world = world
     if bpy.app.version < (5, 0):

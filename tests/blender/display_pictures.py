@@ -53,7 +53,7 @@ def reference_renders(splat: Path, cameras, out: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(out / f"{c.name}.png"), dtype=np.float64) / 255.0 for c in cameras]
 
 
-def eevee_renders(addon_module, obj, cameras, out: Path, samples: int, engine: str = "BLENDER_EEVEE"
+def display_renders(addon_module, obj, cameras, out: Path, samples: int, engine: str = "BLENDER_EEVEE"
                   ) -> list[np.ndarray]:
     """Pictures of the splat object `obj` from `cameras` (its frame): EEVEE (Rendered), or
     BLENDER_WORKBENCH (what Solid shading shows, with the settings the import made)."""
@@ -75,8 +75,10 @@ def eevee_renders(addon_module, obj, cameras, out: Path, samples: int, engine: s
     return images
 
 
-def compare_display(addon_module, splat: Path, size, samples: int, work: Path | None = None) -> dict:
-    """Import `splat`, render it both ways from two framing cameras, and measure the pairs."""
+def compare_display(addon_module, splat: Path, size, samples: int, work: Path | None = None,
+                    engine: str = "BLENDER_EEVEE") -> dict:
+    """Import `splat`, render it both ways (the display by `engine`) from two framing cameras,
+    and measure the pairs."""
     import bpy
     from clickgauss_core.framing import framing_cameras
     from clickgauss_core.image_metrics import psnr, ssim
@@ -89,7 +91,7 @@ def compare_display(addon_module, splat: Path, size, samples: int, work: Path | 
     cloud = read_splat_file(splat)
     cameras = framing_cameras(cloud.positions, cloud.opacities, *size)
     reference = reference_renders(splat, cameras, work / "reference")
-    rendered = eevee_renders(addon_module, obj, cameras, work, samples)
+    rendered = display_renders(addon_module, obj, cameras, work, samples, engine)
     views = [{"camera": camera.name, "psnr": round(psnr(a, b), 2), "ssim": round(ssim(a, b), 4)}
              for camera, a, b in zip(cameras, rendered, reference)]
     bpy.data.objects.remove(obj)
