@@ -11,6 +11,8 @@ writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgaus
   applying it through cg_id onto the mesh. The answer comes from a small local HTTP responder that
   returns a precomputed real `wire.encode_mask` payload (10% of the Gaussians selected), so the
   number is the add-on's share only (the backend's click time is in its own benchmark);
+- display: the display's re-evaluation after a selection change and an EEVEE frame (headless
+  render, 1 sample, 320 x 240: the proxy for a viewport frame) in the Gaussians and Points modes;
 - export: File > Export operator with an object transform to bake.
 - local click (`--local-sizes`): the scene of benchmarks/click_scene.py (the backend's click
   benchmark uses the same), imported, random 24-dim features stored on the object
@@ -131,6 +133,8 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
         server.close()
     assert result.selected_now == mask.sum()
 
+    display = measure_display(addon_module, obj, work)
+
     obj.location = (1.0, 2.0, 3.0)
     obj.scale = (2.0, 2.0, 2.0)
     bpy.context.view_layer.update()
@@ -139,7 +143,39 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
     export_s = time.perf_counter() - start
     return {"gaussians": n, "file_mb": round(ply.stat().st_size / 1e6, 1), "import_s": round(import_s, 3),
             "click_ms_median": round(float(np.median(click_times)) * 1000, 1),
-            "click_response_kb": round(len(body) / 1e3, 1), "export_s": round(export_s, 3)}
+            "click_response_kb": round(len(body) / 1e3, 1), "export_s": round(export_s, 3), **display}
+
+
+def measure_display(addon_module, obj, work: Path) -> dict:
+    """The viewport display's cost, headless: re-evaluating the display after a selection change
+    (what the viewport waits for after a click), and an EEVEE frame (1 sample, 320 x 240) of the
+    Gaussians and of the Points display: the render after a first one (shaders compiled), as the
+    proxy for a viewport frame."""
+    from clickgauss_core.framing import framing_cameras
+
+    views, selection = addon_module("blender.views"), addon_module("blender.selection")
+    n = len(obj.data.vertices)
+    scene = bpy.context.scene
+    positions = np.empty(n * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", positions)
+    camera = framing_cameras(positions.reshape(-1, 3), np.ones(n), 320, 240)[0]
+    scene.camera = views.camera_object("bench view", camera, np.array(obj.matrix_world))
+    views.set_render_size(scene, camera)
+    views.faithful_color_settings(scene)
+    result = {}
+    for mode in ("GAUSSIANS", "POINTS"):
+        obj.clickgauss.display_mode = mode
+        selection.set_selection(obj, np.random.default_rng(2).random(n) < 0.2)
+        start = time.perf_counter()
+        obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        result[f"{mode.lower()}_update_s"] = round(time.perf_counter() - start, 3)
+        frames = []
+        for index in range(2):
+            start = time.perf_counter()
+            views.render_to_file(scene, str(work / f"frame_{mode}_{index}.png"), "BLENDER_EEVEE", samples=1)
+            frames.append(time.perf_counter() - start)
+        result[f"{mode.lower()}_eevee_frame_s"] = round(frames[-1], 2)
+    return result
 
 
 def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
@@ -224,7 +260,8 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(USER_DIR, ignore_errors=True)
-    header = ("gaussians", "file_mb", "import_s", "click_ms_median", "click_response_kb", "export_s")
+    header = ("gaussians", "file_mb", "import_s", "click_ms_median", "click_response_kb", "export_s",
+              "gaussians_update_s", "gaussians_eevee_frame_s", "points_update_s", "points_eevee_frame_s")
     print(f"Blender {bpy.app.version_string}, Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")
     print(" | ".join(header))
     for row in rows:

@@ -7,10 +7,11 @@ the out-of-process backend (client.py) that trains the features and resolves cli
 from __future__ import annotations
 
 from .blender import (backend_operators, edit_operators, install_operators, io_operators, local_operators, panel,
-                      preferences)
+                      preferences, selection_sync)
 
 # Registered in this order, unregistered in reverse.
-MODULES = (preferences, io_operators, local_operators, backend_operators, install_operators, edit_operators, panel)
+MODULES = (preferences, io_operators, local_operators, backend_operators, install_operators, edit_operators, panel,
+           selection_sync)
 
 
 def register():

@@ -153,12 +153,15 @@ class Demo:
     def import_scene(self):
         import bpy
 
-        # The synthetic scene is already Z-up: keep the file's axes.
-        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.scene_dir / "point_cloud.ply"), z_up=False)
+        # Blender's default Cube, Camera and Light have no place in the artist's file.
+        for default in list(bpy.data.objects):
+            bpy.data.objects.remove(default)
+        # Auto orientation: the COLMAP cameras next to the PLY say which way is up.
+        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.scene_dir / "point_cloud.ply"))
         if result != {"FINISHED"}:
             raise RuntimeError(f"import returned {result}")
         obj = bpy.context.active_object
-        print(f"    {len(obj.data.vertices):,} Gaussians as '{obj.name}'")
+        print(f"    {len(obj.data.vertices):,} Gaussians as '{obj.name}' (orientation: {obj['clickgauss_orientation']})")
         self.timings["gaussians"] = len(obj.data.vertices)
         return obj
 
@@ -255,7 +258,11 @@ class Demo:
         segments_dir.mkdir()
         for part in parts:
             io_operators.export_splats(part, str(segments_dir / f"{part.name.split('.', 1)[1]}.ply"))
-            part.hide_set(True)
+        # The segments stay in their own collection, hidden from the viewport and from F12 alike
+        # (they would bring deleted Gaussians back over the edit).
+        for collection in {c for part in parts for c in part.users_collection}:
+            collection.hide_viewport = True
+            collection.hide_render = True
         self.obj.hide_set(False)
         bpy.context.view_layer.objects.active = self.obj
         self.timings["segments"] = len(parts)
@@ -284,8 +291,24 @@ class Demo:
                                  "gaussians_after_edit": len(self.obj.data.vertices)}
 
     def save_blend(self) -> None:
+        """The .blend an artist opens: the edited scene, a camera on a held-out view (F12 renders
+        what the demo edited, in EEVEE with the Gaussians display), one object selected."""
         import bpy
+        from clickgauss_core import wire
 
+        views = self.addon("blender.views")
+        coarse = [item for item in self.plan if item["level"] == "coarse"]
+        shown = coarse[1]  # the held-out view of the recoloured object
+        camera = wire.camera_from_dict(shown["camera"])
+        scene = bpy.context.scene
+        scene.camera = views.camera_object("ClickGauss held-out view", camera, np.array(self.obj.matrix_world))
+        views.set_render_size(scene, camera)
+        scene.render.resolution_percentage = 400  # the views are small (synthetic): F12 at 4x
+        views.faithful_color_settings(scene)
+        scene.render.engine = views.engine_name("BLENDER_EEVEE")
+        bpy.context.view_layer.objects.active = self.obj
+        selected_item = coarse[2 % len(coarse)]
+        self.click(selected_item["camera"], selected_item["pixel"], "coarse")  # the orange highlight shows
         self.blend = self.out / "clickgauss_demo.blend"
         bpy.ops.wm.save_as_mainfile(filepath=str(self.blend))
 

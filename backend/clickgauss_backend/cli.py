@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "clickgauss_backend.features.commands",   # train, click, segment-all
     "clickgauss_backend.server.commands",     # serve
     "clickgauss_backend.demo.commands",       # demo-plan, demo-report (run-demo)
+    "clickgauss_backend.render.commands",     # render-colors (reference pictures)
 )
 
 

@@ -1,6 +1,17 @@
-"""How splats look in Object mode: a Geometry Nodes modifier turns the vertices into points sized
-by their Gaussian scale and hides `cg_hidden` ones; a material colours them from `cg_color` and
-mixes in a highlight for `cg_selected`.
+"""How splats look outside Edit mode. One Geometry Nodes modifier, two display modes:
+
+- **Gaussians** (default): every visible Gaussian becomes one quad in the plane of its two
+  largest axes (`cg_quad_u`, `cg_quad_v`, from `clickgauss_core.gaussian_quads`), extruded from
+  its vertex, and the material fades it with opacity * exp(-r^2 / 2) (r in standard deviations,
+  `cg_extent` at the quad's rim) over its SH-DC colour, emitted unlit. Dithered transparency:
+  EEVEE's samples (and Cycles') converge to the order-independent alpha compositing of all
+  quads, so nothing is sorted.
+- **Points**: coloured spheres sized by the largest axis (fast; the Point Scale input).
+
+Both output `cg_color` with the selection highlight already mixed in, on the geometry Solid mode
+draws (the active colour attribute; `show_in_solid_mode` sets the shading to Attribute), so
+Solid, Material Preview and Rendered all show the same colours and selection. Hidden
+(`cg_hidden`) Gaussians are dropped; only the attributes the display needs travel on.
 
 Built through the API by socket identifier/name (never by index: sockets differ between Blender
 4.2 and 5.0), the group interface through `interface.new_socket`.
@@ -9,16 +20,22 @@ Built through the API by socket identifier/name (never by index: sockets differ 
 from __future__ import annotations
 
 import bpy
+import numpy as np
 
-from .mesh_io import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, SELECTED_ATTRIBUTE
+from clickgauss_core.gaussian_quads import MAX_ALPHA, quad_frames
+from .mesh_io import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, write_attribute
 
 NODE_GROUP_NAME = "ClickGauss Splat Display"
 MATERIAL_NAME = "ClickGauss Splat"
 MODIFIER_NAME = "ClickGauss Display"
 POINT_SCALE_INPUT = "Point Scale"
+GAUSSIANS_INPUT = "Gaussian Shapes"
 HIGHLIGHT_COLOR = (1.0, 0.35, 0.0, 1.0)
 HIGHLIGHT_STRENGTH = 0.75  # how much of the highlight colour a selected splat shows
-
+QUAD_U_ATTRIBUTE = "cg_quad_u"                # centre to the middle of the quad's side along the largest axis
+QUAD_V_ATTRIBUTE = "cg_quad_v"                # ... along the second largest axis
+EXTENT_ATTRIBUTE = "cg_extent"                # standard deviations at the quad's rim
+QUAD_UV_ATTRIBUTE = "cg_quad_uv"              # the quad's own corner coordinates, [-1, 1]^2
 
 def _socket(sockets, identifier: str):
     """A node socket by its identifier (stable across versions; unique, unlike some names)."""
@@ -28,38 +45,85 @@ def _socket(sockets, identifier: str):
     raise KeyError(f"no socket '{identifier}' among {[s.identifier for s in sockets]}")
 
 
+def _new_material(name: str) -> bpy.types.Material:
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0):  # always node-based from 5.0 on (the flag is deprecated there)
+        material.use_nodes = True
+    material.node_tree.nodes.clear()
+    return material
+
+
+def _math(tree, operation: str, a=None, b=None):
+    """A Math node; inputs are sockets (linked) or numbers (set)."""
+    node = tree.nodes.new("ShaderNodeMath")
+    node.operation = operation
+    for identifier, value in (("Value", a), ("Value_001", b)):
+        if value is None:
+            continue
+        if isinstance(value, (int, float)):
+            _socket(node.inputs, identifier).default_value = value
+        else:
+            tree.links.new(value, _socket(node.inputs, identifier))
+    return node.outputs["Value"]
+
+
+def _shader_attribute(tree, name: str, attribute_type: str):
+    node = tree.nodes.new("ShaderNodeAttribute")
+    node.attribute_type = attribute_type
+    node.attribute_name = name
+    return node
+
+
 def splat_material() -> bpy.types.Material:
+    """Unlit Gaussian: emission = cg_color, alpha = min(opacity, MAX_ALPHA) * exp(-r^2 / 2) inside
+    the quad's visible disc. Points get a constant r = 0 (the attribute is missing: 0)."""
     material = bpy.data.materials.get(MATERIAL_NAME)
     if material is not None:
         return material
-    material = bpy.data.materials.new(MATERIAL_NAME)
-    if bpy.app.version < (5, 0):  # always node-based from 5.0 on (the flag is deprecated there)
-        material.use_nodes = True
+    material = _new_material(MATERIAL_NAME)
     tree = material.node_tree
-    tree.nodes.clear()
-    color = tree.nodes.new("ShaderNodeAttribute")
-    color.attribute_type = "GEOMETRY"
-    color.attribute_name = COLOR_ATTRIBUTE
-    selected = tree.nodes.new("ShaderNodeAttribute")
-    selected.attribute_type = "GEOMETRY"
-    selected.attribute_name = SELECTED_ATTRIBUTE
-    strength = tree.nodes.new("ShaderNodeMath")
-    strength.operation = "MULTIPLY"
-    _socket(strength.inputs, "Value_001").default_value = HIGHLIGHT_STRENGTH
-    mix = tree.nodes.new("ShaderNodeMix")
-    mix.data_type = "RGBA"
-    _socket(mix.inputs, "B_Color").default_value = HIGHLIGHT_COLOR
-    emission = tree.nodes.new("ShaderNodeEmission")
-    output = tree.nodes.new("ShaderNodeOutputMaterial")
     links = tree.links
-    links.new(selected.outputs["Fac"], _socket(strength.inputs, "Value"))
-    links.new(strength.outputs["Value"], _socket(mix.inputs, "Factor_Float"))
-    links.new(color.outputs["Color"], _socket(mix.inputs, "A_Color"))
-    links.new(_socket(mix.outputs, "Result_Color"), emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-    for x, node in enumerate((selected, strength, mix, emission, output)):
-        node.location = (x * 220, 0)
-    color.location = (220, -200)
+    color = _shader_attribute(tree, COLOR_ATTRIBUTE, "GEOMETRY")
+    extent = _shader_attribute(tree, EXTENT_ATTRIBUTE, "GEOMETRY")
+    quad_uv = _shader_attribute(tree, QUAD_UV_ATTRIBUTE, "GEOMETRY")
+    is_quad = tree.nodes.new("ShaderNodeAttribute")  # 1 on the quads (their uv attribute exists), 0 on points
+    is_quad.attribute_type = "GEOMETRY"
+    is_quad.attribute_name = "cg_is_quad"
+
+    # r^2 in sigma^2 = extent^2 * |uv|^2 ; visible where |uv| <= 1
+    uv_squared = tree.nodes.new("ShaderNodeVectorMath")
+    uv_squared.operation = "DOT_PRODUCT"
+    links.new(quad_uv.outputs["Vector"], _socket(uv_squared.inputs, "Vector"))
+    links.new(quad_uv.outputs["Vector"], _socket(uv_squared.inputs, "Vector_001"))
+    uv2 = _socket(uv_squared.outputs, "Value")
+    extent2 = _math(tree, "MULTIPLY", extent.outputs[2], extent.outputs[2])
+    falloff = _math(tree, "EXPONENT", _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", uv2, extent2), -0.5))
+    inside = _math(tree, "LESS_THAN", uv2, 1.0)
+    opacity = _math(tree, "MINIMUM", color.outputs["Alpha"], MAX_ALPHA)
+    quad_alpha = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", opacity, falloff), inside)
+    # Points mode: opaque spheres (the attribute on the quad mesh tells the two apart).
+    alpha = tree.nodes.new("ShaderNodeMix")
+    alpha.data_type = "FLOAT"
+    links.new(is_quad.outputs[2], _socket(alpha.inputs, "Factor_Float"))
+    _socket(alpha.inputs, "A_Float").default_value = 1.0
+    links.new(quad_alpha, _socket(alpha.inputs, "B_Float"))
+    emission = tree.nodes.new("ShaderNodeEmission")
+    links.new(color.outputs["Color"], emission.inputs["Color"])
+    transparent = tree.nodes.new("ShaderNodeBsdfTransparent")
+    mix = tree.nodes.new("ShaderNodeMixShader")
+    links.new(_socket(alpha.outputs, "Result_Float"), _socket(mix.inputs, "Fac"))
+    links.new(transparent.outputs["BSDF"], _socket(mix.inputs, "Shader"))
+    links.new(emission.outputs["Emission"], _socket(mix.inputs, "Shader_001"))
+    output = tree.nodes.new("ShaderNodeOutputMaterial")
+    links.new(mix.outputs["Shader"], output.inputs["Surface"])
+    for x, node in enumerate(tree.nodes):
+        node.location = (x * 180, (x % 3) * -160)
+    material.surface_render_method = "DITHERED"  # order-independent: converges over the samples
+    material.use_backface_culling = False
+    if hasattr(material, "use_transparent_shadow"):
+        material.use_transparent_shadow = True
+    # Solid mode with Material colour: a neutral grey; the Attribute colour type shows cg_color.
+    material.diffuse_color = (0.6, 0.6, 0.6, 1.0)
     return material
 
 
@@ -70,12 +134,138 @@ def _named_attribute(tree, name: str, data_type: str):
     return node
 
 
+def _geo_math(tree, operation: str, a, b=None):
+    node = tree.nodes.new("ShaderNodeMath")
+    node.operation = operation
+    tree.links.new(a, _socket(node.inputs, "Value"))
+    if b is not None:
+        tree.links.new(b, _socket(node.inputs, "Value_001"))
+    return node.outputs["Value"]
+
+
+# The PLY properties and add-on attributes the quads do not need (the 45 f_rest alone would
+# otherwise be copied onto every corner). Properties a file adds beyond these simply travel on.
+_UNNEEDED_BY_QUADS = ("f_*", "rot_*", "scale_*", "opacity", "nx", "ny", "nz", ID_ATTRIBUTE, HIDDEN_ATTRIBUTE,
+                      SELECTED_ATTRIBUTE)
+
+
+def _drop_unneeded(tree, geometry):
+    for pattern in _UNNEEDED_BY_QUADS:
+        node = tree.nodes.new("GeometryNodeRemoveAttribute")
+        if "pattern_mode" in node.bl_rna.properties:  # 4.2-4.4: a node property; 4.5+: an input socket
+            node.pattern_mode = "WILDCARD"
+        else:
+            node.inputs["Pattern Mode"].default_value = "Wildcard"
+        node.inputs["Name"].default_value = pattern
+        tree.links.new(geometry, node.inputs["Geometry"])
+        geometry = node.outputs["Geometry"]
+    return geometry
+
+
+def _highlighted_color(tree, geometry):
+    """Store cg_color = mix(cg_color, highlight, selected * strength) on the points."""
+    links = tree.links
+    color = _named_attribute(tree, COLOR_ATTRIBUTE, "FLOAT_COLOR")
+    selected = _named_attribute(tree, SELECTED_ATTRIBUTE, "FLOAT")
+    mix = tree.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    strength = tree.nodes.new("ShaderNodeMath")
+    strength.operation = "MULTIPLY"
+    _socket(strength.inputs, "Value_001").default_value = HIGHLIGHT_STRENGTH
+    links.new(selected.outputs["Attribute"], _socket(strength.inputs, "Value"))
+    links.new(strength.outputs["Value"], _socket(mix.inputs, "Factor_Float"))
+    links.new(color.outputs["Attribute"], _socket(mix.inputs, "A_Color"))
+    _socket(mix.inputs, "B_Color").default_value = HIGHLIGHT_COLOR
+    # Keep the Gaussian's opacity in alpha: mix only the colour, then put alpha back.
+    separate = tree.nodes.new("FunctionNodeSeparateColor")
+    links.new(color.outputs["Attribute"], separate.inputs["Color"])
+    mixed = tree.nodes.new("FunctionNodeSeparateColor")
+    links.new(_socket(mix.outputs, "Result_Color"), mixed.inputs["Color"])
+    combine = tree.nodes.new("FunctionNodeCombineColor")
+    for channel in ("Red", "Green", "Blue"):
+        links.new(mixed.outputs[channel], combine.inputs[channel])
+    links.new(separate.outputs["Alpha"], combine.inputs["Alpha"])
+    store = tree.nodes.new("GeometryNodeStoreNamedAttribute")
+    store.data_type = "FLOAT_COLOR"
+    store.domain = "POINT"
+    store.inputs["Name"].default_value = COLOR_ATTRIBUTE
+    links.new(geometry, store.inputs["Geometry"])
+    links.new(combine.outputs["Color"], _value_input(store, "FLOAT_COLOR"))
+    return store.outputs["Geometry"]
+
+
+def _value_input(store_node, data_type: str):
+    """Store Named Attribute's value input (one socket per type in 4.2, one 'Value' from 4.3 on)."""
+    enabled = [s for s in store_node.inputs if s.name == "Value" and s.enabled]
+    return enabled[0] if enabled else store_node.inputs["Value"]
+
+
+def _store(tree, geometry, name: str, data_type: str, value, selection=None):
+    """Store Named Attribute on points; `value` a socket or a constant."""
+    node = tree.nodes.new("GeometryNodeStoreNamedAttribute")
+    node.data_type = data_type
+    node.domain = "POINT"
+    node.inputs["Name"].default_value = name
+    tree.links.new(geometry, node.inputs["Geometry"])
+    if isinstance(value, (tuple, float, int)):
+        _value_input(node, data_type).default_value = value
+    else:
+        tree.links.new(value, _value_input(node, data_type))
+    if selection is not None:
+        tree.links.new(selection, node.inputs["Selection"])
+    return node.outputs["Geometry"]
+
+
+def _vector_math(tree, operation: str, a, b=None, scale=None):
+    node = tree.nodes.new("ShaderNodeVectorMath")
+    node.operation = operation
+    for identifier, value in (("Vector", a), ("Vector_001", b)):
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            _socket(node.inputs, identifier).default_value = value
+        else:
+            tree.links.new(value, _socket(node.inputs, identifier))
+    if scale is not None:
+        _socket(node.inputs, "Scale").default_value = scale
+    return _socket(node.outputs, "Vector")
+
+
+def _quads(tree, vertices):
+    """Each vertex -> the quad centre +- u +- v (cg_quad_u, cg_quad_v), built by extruding the
+    vertex into an edge and the edge into a face. Extrusion keeps the input mesh (its attributes
+    and its active colour attribute, which Solid mode draws), unlike instancing or a new mesh.
+    Every corner carries its quad coordinates in [-1, 1]^2 (cg_quad_uv) and cg_is_quad = 1."""
+    links = tree.links
+    u = _named_attribute(tree, QUAD_U_ATTRIBUTE, "FLOAT_VECTOR").outputs["Attribute"]
+    v = _named_attribute(tree, QUAD_V_ATTRIBUTE, "FLOAT_VECTOR").outputs["Attribute"]
+    corner = tree.nodes.new("GeometryNodeSetPosition")  # the centre -> corner (-1, -1)
+    links.new(vertices, corner.inputs["Geometry"])
+    links.new(_vector_math(tree, "SCALE", _vector_math(tree, "ADD", u, v), scale=-1.0), corner.inputs["Offset"])
+    geometry = _store(tree, corner.outputs["Geometry"], QUAD_UV_ATTRIBUTE, "FLOAT_VECTOR", (-1.0, -1.0, 0.0))
+    for mode, along, step in (("VERTICES", u, (2.0, 0.0, 0.0)), ("EDGES", v, (0.0, 2.0, 0.0))):
+        extrude = tree.nodes.new("GeometryNodeExtrudeMesh")
+        extrude.mode = mode
+        links.new(geometry, extrude.inputs["Mesh"])
+        links.new(_vector_math(tree, "SCALE", along, scale=2.0), extrude.inputs["Offset"])
+        uv = _named_attribute(tree, QUAD_UV_ATTRIBUTE, "FLOAT_VECTOR").outputs["Attribute"]
+        geometry = _store(tree, extrude.outputs["Mesh"], QUAD_UV_ATTRIBUTE, "FLOAT_VECTOR",
+                          _vector_math(tree, "ADD", uv, step), selection=extrude.outputs["Top"])
+    geometry = _store(tree, geometry, "cg_is_quad", "FLOAT", 1.0)
+    material = tree.nodes.new("GeometryNodeSetMaterial")
+    material.inputs["Material"].default_value = splat_material()
+    links.new(geometry, material.inputs["Geometry"])
+    return material.outputs["Geometry"]
+
+
 def splat_node_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.get(NODE_GROUP_NAME)
     if group is not None:
         return group
     group = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
     group.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    gaussians_socket = group.interface.new_socket(name=GAUSSIANS_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
+    gaussians_socket.default_value = True
     scale_socket = group.interface.new_socket(name=POINT_SCALE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
     scale_socket.default_value = 1.0
     scale_socket.min_value = 0.0
@@ -84,55 +274,100 @@ def splat_node_group() -> bpy.types.NodeTree:
     group_input = nodes.new("NodeGroupInput")
     group_output = nodes.new("NodeGroupOutput")
 
-    # radius = exp(max(scale_0, scale_1, scale_2)) * point scale: the Gaussian's largest axis.
-    scales = [_named_attribute(group, f"scale_{i}", "FLOAT") for i in range(3)]
-    max_01 = nodes.new("ShaderNodeMath")
-    max_01.operation = "MAXIMUM"
-    max_012 = nodes.new("ShaderNodeMath")
-    max_012.operation = "MAXIMUM"
-    exponent = nodes.new("ShaderNodeMath")
-    exponent.operation = "EXPONENT"
-    radius = nodes.new("ShaderNodeMath")
-    radius.operation = "MULTIPLY"
-    links.new(scales[0].outputs["Attribute"], _socket(max_01.inputs, "Value"))
-    links.new(scales[1].outputs["Attribute"], _socket(max_01.inputs, "Value_001"))
-    links.new(max_01.outputs["Value"], _socket(max_012.inputs, "Value"))
-    links.new(scales[2].outputs["Attribute"], _socket(max_012.inputs, "Value_001"))
-    links.new(max_012.outputs["Value"], _socket(exponent.inputs, "Value"))
-    links.new(exponent.outputs["Value"], _socket(radius.inputs, "Value"))
-    links.new(group_input.outputs[POINT_SCALE_INPUT], _socket(radius.inputs, "Value_001"))
-
     hidden = _named_attribute(group, HIDDEN_ATTRIBUTE, "BOOLEAN")
     visible = nodes.new("FunctionNodeBooleanMath")
     visible.operation = "NOT"
     links.new(hidden.outputs["Attribute"], _socket(visible.inputs, "Boolean"))
+    geometry = _highlighted_color(group, group_input.outputs["Geometry"])
 
+    # Points: radius = exp(max(scale_0, scale_1, scale_2)) * point scale (the largest axis).
+    scales = [_named_attribute(group, f"scale_{i}", "FLOAT").outputs["Attribute"] for i in range(3)]
+    largest = _geo_math(group, "MAXIMUM", _geo_math(group, "MAXIMUM", scales[0], scales[1]), scales[2])
+    radius = _geo_math(group, "MULTIPLY", _geo_math(group, "EXPONENT", largest), group_input.outputs[POINT_SCALE_INPUT])
     to_points = nodes.new("GeometryNodeMeshToPoints")
     to_points.mode = "VERTICES"
-    links.new(group_input.outputs["Geometry"], to_points.inputs["Mesh"])
+    links.new(geometry, to_points.inputs["Mesh"])
     links.new(visible.outputs["Boolean"], to_points.inputs["Selection"])
-    links.new(radius.outputs["Value"], to_points.inputs["Radius"])
+    links.new(radius, to_points.inputs["Radius"])
+    point_material = nodes.new("GeometryNodeSetMaterial")
+    point_material.inputs["Material"].default_value = splat_material()
+    links.new(to_points.outputs["Points"], point_material.inputs["Geometry"])
 
-    set_material = nodes.new("GeometryNodeSetMaterial")
-    set_material.inputs["Material"].default_value = splat_material()
-    links.new(to_points.outputs["Points"], set_material.inputs["Geometry"])
-    links.new(set_material.outputs["Geometry"], group_output.inputs["Geometry"])
+    # Gaussians: one quad per visible Gaussian, made from the mesh itself.
+    hidden_dropped = nodes.new("GeometryNodeDeleteGeometry")
+    hidden_dropped.domain = "POINT"
+    links.new(geometry, hidden_dropped.inputs["Geometry"])
+    links.new(hidden.outputs["Attribute"], hidden_dropped.inputs["Selection"])
+    quads = _quads(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]))
 
-    for x, node in enumerate((group_input, max_01, max_012, exponent, radius, to_points, set_material, group_output)):
-        node.location = (x * 200, 0)
-    for y, node in enumerate(scales + [hidden, visible]):
-        node.location = (0, -200 - y * 160)
+    switch = nodes.new("GeometryNodeSwitch")
+    switch.input_type = "GEOMETRY"
+    links.new(group_input.outputs[GAUSSIANS_INPUT], switch.inputs["Switch"])
+    links.new(point_material.outputs["Geometry"], switch.inputs["False"])
+    links.new(quads, switch.inputs["True"])
+    links.new(switch.outputs["Output"], group_output.inputs["Geometry"])
+    for x, node in enumerate(nodes):
+        node.location = (x * 40, -(x % 6) * 160)
     return group
 
 
-def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0) -> bpy.types.NodesModifier:
-    """Give a splat object its display modifier (once) and return it."""
+def write_quad_attributes(mesh: bpy.types.Mesh, rotations_wxyz: np.ndarray, scales: np.ndarray,
+                          opacities: np.ndarray) -> None:
+    """The per-Gaussian quad frame the Gaussians display reads (see `gaussian_quads`)."""
+    u, v, extent = quad_frames(rotations_wxyz, scales, opacities)
+    write_attribute(mesh, QUAD_U_ATTRIBUTE, u, "FLOAT_VECTOR")
+    write_attribute(mesh, QUAD_V_ATTRIBUTE, v, "FLOAT_VECTOR")
+    write_attribute(mesh, EXTENT_ATTRIBUTE, extent, "FLOAT")
+
+
+def ensure_quad_attributes(obj, cloud=None) -> None:
+    """Give a splat object its quad attributes if it has none (objects from before they existed)."""
+    if QUAD_U_ATTRIBUTE in obj.data.attributes:
+        return
+    if cloud is None:
+        from .mesh_io import cloud_from_object
+        cloud = cloud_from_object(obj)
+    write_quad_attributes(obj.data, cloud.rotations, cloud.scales, cloud.opacities)
+
+
+def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | None = None,
+                   cloud=None) -> bpy.types.NodesModifier:
+    """Give a splat object its display modifier (once) and return it. `mode`: "GAUSSIANS" or
+    "POINTS" (None: the object's setting). `cloud`: the object's Gaussians if at hand (import)."""
+    ensure_quad_attributes(obj, cloud)
     modifier = obj.modifiers.get(MODIFIER_NAME)
     if modifier is None:
         modifier = obj.modifiers.new(MODIFIER_NAME, "NODES")
     group = splat_node_group()
     modifier.node_group = group
     modifier[group.interface.items_tree[POINT_SCALE_INPUT].identifier] = float(point_scale)
+    if mode is not None and obj.clickgauss.display_mode != mode:
+        obj.clickgauss.display_mode = mode  # its update callback sets the modifier input
+    else:
+        apply_display_mode(obj)
     if obj.data.materials.get(MATERIAL_NAME) is None:
         obj.data.materials.append(splat_material())
     return modifier
+
+
+def apply_display_mode(obj) -> None:
+    """Set the display modifier's switch from the object's display mode setting."""
+    modifier = obj.modifiers.get(MODIFIER_NAME)
+    if modifier is None or modifier.node_group is None:
+        return
+    identifier = modifier.node_group.interface.items_tree[GAUSSIANS_INPUT].identifier
+    modifier[identifier] = obj.clickgauss.display_mode == "GAUSSIANS"
+    obj.update_tag()
+
+
+def show_in_solid_mode(context) -> None:
+    """Solid shading shows the splat colours (and the highlight): colour type Attribute, flat
+    lighting, in the scene's Workbench settings and every open 3D viewport."""
+    shadings = [context.scene.display.shading]
+    for window in getattr(context.window_manager, "windows", []):
+        for area in window.screen.areas:
+            if area.type == "VIEW_3D":
+                shadings.extend(space.shading for space in area.spaces if space.type == "VIEW_3D")
+    for shading in shadings:
+        shading.color_type = "VERTEX"
+        shading.light = "FLAT"  # splat colours are already lit: shown as they are

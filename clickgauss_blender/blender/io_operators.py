@@ -7,22 +7,31 @@ import os
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, orientation_helper
 from clickgauss_core.datasets import find_dataset_for_ply
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.orientation import decide_orientation
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
 from clickgauss_core.spz import properties_spz_drops, write_spz
 from clickgauss_core.transforms import bake_transform
 
 from ..messages import describe
-from .display import ensure_display
+from .display import ensure_display, show_in_solid_mode
 from .mesh_io import cloud_from_object, create_splat_object, import_frame, is_splat_object
 
 # 3DGS scenes come from COLMAP/OpenCV-style reconstructions: y points down, cameras look along +z.
 DEFAULT_FILE_UP = "-Y"
 DEFAULT_FILE_FORWARD = "Z"
 IDENTITY_TOLERANCE = 1e-6
+ORIENTATION_KEY = "clickgauss_orientation"  # what the import decided about up, for the user
+ORIENTATIONS = (
+    ("AUTO", "Auto", "Decide from the file: its header, the cameras next to it, else the scene's ground plane"),
+    ("CONVERT", "Convert to Z-up", "Turn the file's axes (Forward / Up below; default COLMAP / INRIA, y down) "
+                                   "into Blender's Z-up"),
+    ("KEEP", "Keep File Axes", "Use the file's coordinates as Blender's"))
+# File up axis -> (forward, up) for axis_conversion: a forward axis perpendicular to it.
+_FORWARD_FOR_UP = {"+Z": "Y", "-Z": "Y", "+Y": "-Z", "-Y": "Z", "+X": "Y", "-X": "Y"}
 
 
 def file_to_blender_matrix(axis_forward: str = DEFAULT_FILE_FORWARD, axis_up: str = DEFAULT_FILE_UP):
@@ -30,16 +39,38 @@ def file_to_blender_matrix(axis_forward: str = DEFAULT_FILE_FORWARD, axis_up: st
     return axis_conversion(from_forward=axis_forward, from_up=axis_up).to_4x4()
 
 
-def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str = DEFAULT_FILE_FORWARD,
-                  axis_up: str = DEFAULT_FILE_UP, point_scale: float = 1.0) -> bpy.types.Object:
-    """Import a .ply (INRIA or SuperSplat compressed), .splat or .spz file as a new splat object
-    (made active and selected). Z-up turns the object, never the data."""
+def orientation_matrix(cloud, filepath: str, orientation: str, axis_forward: str = DEFAULT_FILE_FORWARD,
+                       axis_up: str = DEFAULT_FILE_UP) -> tuple[np.ndarray, str]:
+    """(file -> Blender matrix, what was decided, in words) for an orientation choice."""
+    if orientation == "KEEP":
+        return np.eye(4), "kept the file's axes"
+    if orientation == "CONVERT":
+        return np.array(file_to_blender_matrix(axis_forward, axis_up)), f"converted {axis_up} up to Z-up"
+    if orientation != "AUTO":
+        raise ValueError(f"orientation must be AUTO, CONVERT or KEEP, got {orientation!r}")
+    decided = decide_orientation(cloud, filepath)
+    up = decided.up.lstrip("+")
+    return np.array(file_to_blender_matrix(_FORWARD_FOR_UP[decided.up], up)), f"Auto ({decided.source}): {decided.reason}"
+
+
+def import_splats(context, filepath: str, z_up: bool | None = None, axis_forward: str = DEFAULT_FILE_FORWARD,
+                  axis_up: str = DEFAULT_FILE_UP, point_scale: float = 1.0, orientation: str = "AUTO",
+                  display_mode: str = "GAUSSIANS") -> bpy.types.Object:
+    """Import a .ply (INRIA or SuperSplat compressed), .splat or .spz file as a new splat object (made
+    active and selected). The orientation turns the object, never the data: AUTO decides from the
+    file (`clickgauss_core.orientation`), CONVERT uses axis_forward / axis_up, KEEP the file's
+    axes (`z_up` True / False: CONVERT / KEEP, for older callers). What was decided is kept in
+    obj["clickgauss_orientation"]."""
+    if z_up is not None:
+        orientation = "CONVERT" if z_up else "KEEP"
     cloud = read_splat_file(filepath)
-    matrix = np.array(file_to_blender_matrix(axis_forward, axis_up)) if z_up else np.eye(4)
+    matrix, decision = orientation_matrix(cloud, filepath, orientation, axis_forward, axis_up)
     name = os.path.splitext(os.path.basename(filepath))[0] or "splats"
     cloud.source = os.path.abspath(filepath)
     obj = create_splat_object(context, cloud, name, matrix)
-    ensure_display(obj, point_scale)
+    obj[ORIENTATION_KEY] = decision
+    ensure_display(obj, point_scale, mode=display_mode, cloud=cloud)
+    show_in_solid_mode(context)
     obj.clickgauss.dataset_nearby = find_dataset_for_ply(cloud.source) or ""
     for other in context.view_layer.objects:
         if other is not None:  # entries of just-removed objects until the view layer resyncs
@@ -93,18 +124,23 @@ class CLICKGAUSS_OT_import_splats(bpy.types.Operator, ImportHelper):
 
     filename_ext = ".ply"
     filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={"HIDDEN"})
-    z_up: BoolProperty(name="Convert to Z-up", default=True,
-                       description="Turn the object (not the data) so the scene's up axis becomes Blender's Z")
+    orientation: EnumProperty(name="Orientation", items=ORIENTATIONS, default="AUTO",
+                              description="Which way is up: turns the object, never the data")
+    display_mode: EnumProperty(name="Display", default="GAUSSIANS", items=(
+        ("GAUSSIANS", "Gaussians", "Each Gaussian as what it is (oriented, faded by opacity)"),
+        ("POINTS", "Points", "Opaque spheres: fast")))
     point_scale: FloatProperty(name="Point Scale", default=1.0, min=0.0,
                                description="Display size of a splat relative to its largest Gaussian axis")
 
     def execute(self, context):
         try:
-            obj = import_splats(context, self.filepath, self.z_up, self.axis_forward, self.axis_up, self.point_scale)
+            obj = import_splats(context, self.filepath, None, self.axis_forward, self.axis_up, self.point_scale,
+                                self.orientation, self.display_mode)
         except ClickGaussInputError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Imported {len(obj.data.vertices):,} Gaussians from {os.path.basename(self.filepath)}")
+        self.report({"INFO"}, f"Imported {len(obj.data.vertices):,} Gaussians from {os.path.basename(self.filepath)}; "
+                              f"orientation: {obj[ORIENTATION_KEY]}")
         return {"FINISHED"}
 
 

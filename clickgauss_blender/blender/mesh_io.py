@@ -144,6 +144,7 @@ def _fill_splat_mesh(mesh: bpy.types.Mesh, cloud: GaussianCloud) -> list[list[st
     write_attribute(mesh, ID_ATTRIBUTE, np.arange(n, dtype=np.int32), "INT")
     write_attribute(mesh, COLOR_ATTRIBUTE, display_colors(cloud), "FLOAT_COLOR")
     write_attribute(mesh, SELECTED_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
+    write_attribute(mesh, VERTEX_SELECT_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")  # new vertices come selected
     write_attribute(mesh, HIDDEN_ATTRIBUTE, np.zeros(n, dtype=bool), "BOOLEAN")
     mesh.color_attributes.active_color = mesh.color_attributes[COLOR_ATTRIBUTE]
     mesh.update()
@@ -260,6 +261,9 @@ def mesh_subset(mesh: bpy.types.Mesh, keep: np.ndarray, name: str | None = None,
     subset.vertices.foreach_set("co", positions[keep].ravel())
     for attribute_name, (data_type, values) in attributes.items():
         write_attribute(subset, attribute_name, values[keep], data_type)
+    for flag in (VERTEX_SELECT_ATTRIBUTE, VERTEX_HIDE_ATTRIBUTE):  # Blender's own: the selection is one of them
+        values = read_attribute(mesh, flag) if flag in mesh.attributes else np.zeros(len(keep), dtype=bool)
+        write_attribute(subset, flag, values[keep], "BOOLEAN")
     if COLOR_ATTRIBUTE in subset.color_attributes:
         subset.color_attributes.active_color = subset.color_attributes[COLOR_ATTRIBUTE]
     for material in mesh.materials:

@@ -67,7 +67,16 @@ RELATIVE_PATH_OPTIONS = {"ANIMATABLE"} | ({"PATH_SUPPORTS_BLEND_RELATIVE"}  # AN
                                          else set())
 
 
+def _display_mode_changed(settings, context):
+    from .display import apply_display_mode
+    apply_display_mode(settings.id_data)
+
+
 class ClickGaussObjectSettings(bpy.types.PropertyGroup):
+    display_mode: EnumProperty(name="Display", default="GAUSSIANS", update=_display_mode_changed, items=(
+        ("GAUSSIANS", "Gaussians", "Each Gaussian as what it is: an oriented quad with its opacity and Gaussian "
+                                   "falloff (Material Preview and Rendered; Solid shows the colours)"),
+        ("POINTS", "Points", "Each Gaussian as an opaque sphere of its largest axis: fast")))
     dataset_path: StringProperty(name="Dataset", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS,
                                  description="Cameras + images (COLMAP, INRIA output, nerfstudio); "
                                              "empty: detected next to the PLY by the backend")

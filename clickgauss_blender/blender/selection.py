@@ -29,7 +29,12 @@ def splat_ids(obj) -> np.ndarray:
 
 
 def get_selection(obj) -> np.ndarray:
-    return read_attribute(obj.data, SELECTED_ATTRIBUTE)
+    """The selection: Blender's own vertex selection, the same state in Edit mode and for the
+    click (`cg_selected` only mirrors it for the display: `selection_sync`). Object mode only."""
+    mesh = obj.data
+    if VERTEX_SELECT_ATTRIBUTE not in mesh.attributes:  # Blender drops it when nothing is selected
+        return np.zeros(len(mesh.vertices), dtype=bool)
+    return read_attribute(mesh, VERTEX_SELECT_ATTRIBUTE)
 
 
 def set_selection(obj, selected: np.ndarray) -> int:

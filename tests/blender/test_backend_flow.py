@@ -28,7 +28,7 @@ def _labels(synthetic_scene):
 
 def _import_scene(synthetic_scene):
     assert bpy.ops.import_scene.clickgauss_splats(filepath=str(synthetic_scene / "point_cloud.ply"),
-                                                  z_up=False) == {"FINISHED"}
+                                                  orientation="KEEP") == {"FINISHED"}
     return bpy.context.active_object
 
 

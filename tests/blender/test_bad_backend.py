@@ -54,7 +54,7 @@ def splat_object(tmp_path, name: str, scene_id: str):
 
     path = tmp_path / f"{name}.ply"
     write_gaussian_ply(path, make_cloud(40, 1, False, False, seed=len(name)))
-    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), z_up=False) == {"FINISHED"}
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), orientation="KEEP") == {"FINISHED"}
     obj = bpy.context.active_object
     obj.clickgauss.scene_id, obj.clickgauss.has_features, obj.clickgauss.job_id = scene_id, True, "c" * 32
     obj.clickgauss.masks_path = str(tmp_path)

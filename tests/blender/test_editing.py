@@ -24,10 +24,9 @@ def splats(clean_scene, addon_module, tmp_path):
 
 
 def _displayed_points(obj) -> int:
+    """Gaussians the display shows: one quad each (Gaussians mode, the default)."""
     obj.data.update()
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    return sum(len(inst.object.data.points) for inst in depsgraph.object_instances
-               if inst.object.type == "POINTCLOUD" and inst.object.original == obj)
+    return len(obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.polygons)
 
 
 def _vertex_flags(obj, name):

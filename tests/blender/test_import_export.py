@@ -5,6 +5,7 @@ object transforms on export, and the real-world files in tests/data/real."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -12,6 +13,9 @@ import pytest
 from mathutils import Matrix, Quaternion, Vector
 
 from splat_fixtures import REAL_DATA, make_cloud
+
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data" / "real"  # the real fixtures this repository carries
 
 
 def _import(path, **options):
@@ -43,7 +47,7 @@ def test_round_trip_is_bit_exact(clean_scene, addon_module, tmp_path, sh_degree,
     write_gaussian_ply(source, make_cloud(300, sh_degree, normals, extra))
     original = read_gaussian_ply(source)
 
-    obj = _import(source)  # Z-up on (the default): only the object turns
+    obj = _import(source, orientation="CONVERT")  # y down -> Z-up: only the object turns
     assert len(obj.data.vertices) == 300
     assert obj[mesh_io.SOURCE_KEY] == str(source)
     np.testing.assert_allclose(mesh_io.read_positions(obj.data), original.positions)
@@ -69,7 +73,7 @@ def test_colour_attribute_is_linear_base_colour_and_opacity(clean_scene, addon_m
     source = tmp_path / "c.ply"
     write_gaussian_ply(source, make_cloud(50, 0, False, False))
     cloud = read_gaussian_ply(source)
-    rgba = mesh_io.read_attribute(_import(source, z_up=False).data, "cg_color")
+    rgba = mesh_io.read_attribute(_import(source, orientation="KEEP").data, "cg_color")
     srgb = cloud.colors
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
     np.testing.assert_allclose(rgba[:, :3], linear, atol=1e-6)
@@ -87,7 +91,7 @@ def test_export_bakes_move_rotate_uniform_scale(clean_scene, tmp_path):
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(200, 1, True, True))
     original = read_gaussian_ply(source)
-    obj = _import(source, z_up=False)
+    obj = _import(source, orientation="KEEP")
     obj.location = (1.0, -2.0, 0.5)
     obj.rotation_euler = (0.3, -0.7, 1.1)
     obj.scale = (2.0, 2.0, 2.0)
@@ -113,7 +117,7 @@ def test_export_warns_for_non_uniform_scale(clean_scene, addon_module, tmp_path)
     io_operators = addon_module("blender.io_operators")
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(20, 0, False, False))
-    obj = _import(source, z_up=False)
+    obj = _import(source, orientation="KEEP")
     obj.scale = (1.0, 2.0, 4.0)
     bpy.context.view_layer.update()
     warnings = io_operators.export_splats(obj, str(tmp_path / "out.ply"))
@@ -128,7 +132,7 @@ def test_z_up_object_moved_exports_in_file_frame(clean_scene, tmp_path):
 
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(50, 0, False, False))
-    obj = _import(source)  # turned Z-up
+    obj = _import(source, orientation="CONVERT")  # turned Z-up
     obj.location.z += 3.0  # lift in Blender's Z = the file's -Y
     bpy.context.view_layer.update()
     _export(tmp_path / "out.ply")
@@ -193,6 +197,8 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     cloud = make_cloud(100, 0, False, False)
     write_gaussian_ply(tmp_path / "d.ply", cloud)
     obj = _import(tmp_path / "d.ply")
+    assert obj.clickgauss.display_mode == "GAUSSIANS"  # the default; points are the fast option
+    obj.clickgauss.display_mode = "POINTS"
     hidden = np.zeros(100, dtype=bool)
     hidden[:10] = True
     mesh_io.write_attribute(obj.data, mesh_io.HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
@@ -208,7 +214,38 @@ def test_display_evaluates_to_points_sized_by_scale(clean_scene, addon_module, t
     np.testing.assert_allclose(radius, np.exp(cloud.log_scales.max(axis=1))[10:], rtol=1e-5)
     assert points.materials[0].name == display.MATERIAL_NAME
     material_attributes = {n.attribute_name for n in points.materials[0].node_tree.nodes if n.type == "ATTRIBUTE"}
-    assert material_attributes == {"cg_color", "cg_selected"}
+    assert material_attributes == {"cg_color", "cg_extent", "cg_quad_uv", "cg_is_quad"}
+
+
+def test_gaussians_display_is_one_oriented_quad_per_gaussian(clean_scene, addon_module, tmp_path):
+    """Each visible Gaussian becomes one quad: centred on it, spanning its two largest axes to
+    the visible extent, carrying its colour (highlight mixed in where selected)."""
+    from clickgauss_core.gaussian_quads import quad_frames
+    from clickgauss_core.ply import write_gaussian_ply
+
+    mesh_io, selection = addon_module("blender.mesh_io"), addon_module("blender.selection")
+    cloud = make_cloud(50, 1, False, False)
+    write_gaussian_ply(tmp_path / "q.ply", cloud)
+    obj = _import(tmp_path / "q.ply")
+    hidden = np.zeros(50, dtype=bool)
+    hidden[:5] = True
+    mesh_io.write_attribute(obj.data, mesh_io.HIDDEN_ATTRIBUTE, hidden, "BOOLEAN")
+    selection.set_selection(obj, np.arange(50) >= 40)
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(evaluated.polygons) == 45 and len(evaluated.vertices) == 180
+    corners = np.array([[v.co[:] for v in (evaluated.vertices[i] for i in p.vertices)] for p in evaluated.polygons])
+    u, v, _ = quad_frames(cloud.rotations, cloud.scales, cloud.opacities)
+    np.testing.assert_allclose(corners.mean(axis=1), cloud.positions[5:], atol=1e-5)
+    spans = np.sort(np.linalg.norm(corners - corners.mean(axis=1, keepdims=True), axis=2), axis=1)
+    expected = np.sqrt((u[5:] ** 2).sum(1) + (v[5:] ** 2).sum(1))
+    np.testing.assert_allclose(spans, np.repeat(expected[:, None], 4, axis=1), rtol=1e-4)
+    colors = mesh_io.read_attribute(evaluated, "cg_color")
+    first_corner = np.array([p.vertices[0] for p in evaluated.polygons])
+    original = mesh_io.read_attribute(obj.data, "cg_color")[5:]
+    np.testing.assert_allclose(colors[first_corner][:30], original[:30], atol=1e-6)  # unselected: as they are
+    assert (colors[first_corner][35:, 0] > original[35:, 0] - 1e-6).all()          # selected: towards orange
+    assert (colors[first_corner][35:, 2] < original[35:, 2] + 1e-6).all()
+    assert evaluated.color_attributes.active_color_name == "cg_color"  # what Solid mode shows
 
 
 def test_import_operator_reports_bad_files(clean_scene, tmp_path):
@@ -327,7 +364,7 @@ def test_export_of_a_rotated_object_rotates_view_dependent_colour(clean_scene, a
     io_operators = addon_module("blender.io_operators")
     write_gaussian_ply(tmp_path / "in.ply", make_cloud(80, 3, True, False))
     original = read_gaussian_ply(tmp_path / "in.ply")
-    obj = _import(tmp_path / "in.ply", z_up=False)
+    obj = _import(tmp_path / "in.ply", orientation="KEEP")
     obj.rotation_euler = (0.4, 1.2, -0.8)
     bpy.context.view_layer.update()
     rotation = np.array(obj.matrix_world)[:3, :3]
@@ -336,3 +373,32 @@ def test_export_of_a_rotated_object_rotates_view_dependent_colour(clean_scene, a
     np.testing.assert_allclose(exported.sh_rest, rotate_sh_rest(original.sh_rest, rotation), atol=1e-5)
     np.testing.assert_array_equal(exported.sh_dc, original.sh_dc)
     assert np.abs(exported.sh_rest - original.sh_rest).max() > 0.05  # really turned
+
+
+@pytest.mark.parametrize("relative_path, expected_source", [
+    ("v3dg-donut-sh0/fused.ply", "content"),  # a Z-up file with nothing but its Gaussians
+    (None, "cameras"),                         # the synthetic scene: its COLMAP cameras decide
+])
+def test_auto_orientation_stands_scenes_upright(clean_scene, synthetic_scene, relative_path, expected_source):
+    """Auto (the default) decides up from the file and says so; the scene stands upright in
+    Blender: the cameras' image up (synthetic) or the flat axis of the object (donut) is world +Z."""
+    from clickgauss_core.framing import principal_axes
+    from clickgauss_core.ply import read_splat_file
+
+    path = synthetic_scene / "point_cloud.ply" if relative_path is None else REPO_DATA / relative_path
+    obj = _import(path)
+    assert obj["clickgauss_orientation"].startswith(f"Auto ({expected_source}): ")
+    rotation = np.array(obj.matrix_world)[:3, :3]
+    cloud = read_splat_file(path)
+    if expected_source == "cameras":
+        from clickgauss_core.datasets import load_dataset
+        ups = [-view.camera.camera_to_world[:3, 1] for view in load_dataset(synthetic_scene).views]
+        world_up = rotation @ np.mean(ups, axis=0)
+    else:
+        visible = cloud.opacities > 0.1
+        _, axes, _ = principal_axes(cloud.positions[visible], cloud.opacities[visible])
+        world_up = rotation @ axes[:, 2]
+        world_up *= np.sign(world_up[2])  # a principal axis has no sign: upright is about the axis
+    assert world_up[2] / np.linalg.norm(world_up) > 0.9
+    if expected_source == "content":  # the donut is Z-up already: Auto leaves it as it is
+        np.testing.assert_allclose(rotation, np.eye(3), atol=1e-6)

@@ -97,3 +97,37 @@ def test_the_summary_reports_real_iou_per_object_and_level(demo):
     assert coarse["mean_iou_3d"] >= MIN_COARSE_IOU_3D and coarse["mean_iou_2d"] >= MIN_COARSE_IOU_2D
     assert fine["mean_iou_3d"] >= MIN_FINE_IOU_3D and fine["mean_iou_2d"] >= MIN_FINE_IOU_2D
     assert summary["training_seconds"] > 0 and summary["click_latency_ms"]["median"] > 0
+
+
+BLEND_CHECK = """
+import json, sys, bpy, numpy as np
+bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])
+scene = bpy.context.scene
+collections = [c for c in bpy.data.collections if c.name.endswith(" segments")]
+splats = [o for o in bpy.data.objects if "clickgauss_layout" in o and o.name in bpy.context.view_layer.objects
+          and not o.hide_get() and not any(c in collections for c in o.users_collection)]
+selected = []
+for o in splats:
+    values = np.zeros(len(o.data.vertices), dtype=bool)
+    o.data.attributes["cg_selected"].data.foreach_get("value", values)
+    selected.append(int(values.sum()))
+print(json.dumps({"objects": [o.name for o in bpy.data.objects], "types": [o.type for o in bpy.data.objects],
+                  "camera": scene.camera.name if scene.camera else None, "view_transform": scene.view_settings.view_transform,
+                  "segments_hidden": [(c.hide_viewport, c.hide_render) for c in collections],
+                  "splats": [o.name for o in splats], "selected": selected}))
+"""
+
+
+def test_the_blend_is_what_an_artist_would_open(demo):
+    """No default Cube / Light, segments hidden from viewport and render, a camera on a held-out
+    view (F12 shows the edited scene), the selection visible."""
+    out, _, _ = demo
+    result = subprocess.run([sys.executable, "-c", BLEND_CHECK, str(out / "clickgauss_demo.blend")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    blend = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "Cube" not in blend["objects"] and "Light" not in blend["objects"]
+    assert blend["types"].count("CAMERA") == 1 and blend["camera"] == "ClickGauss held-out view"
+    assert blend["view_transform"] == "Standard"
+    assert blend["segments_hidden"] and all(flags == [True, True] for flags in blend["segments_hidden"])
+    assert len(blend["splats"]) == 1 and blend["selected"][0] > 0
