@@ -195,7 +195,7 @@ def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
     del cloud
     for collection in (bpy.data.objects, bpy.data.meshes):
         bpy.data.batch_remove(list(collection))
-    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(ply), z_up=False) == {"FINISHED"}
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(ply), orientation="KEEP") == {"FINISHED"}
     ply.unlink()
     obj = bpy.context.active_object
     blend_mb_per_m = None

@@ -55,7 +55,7 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
         first_process = session.STATE.local_process
 
         assert bpy.ops.import_scene.clickgauss_splats(filepath=os.path.join(scene, "point_cloud.ply"),
-                                                      z_up=False) == {"FINISHED"}
+                                                      orientation="KEEP") == {"FINISHED"}
         obj = bpy.context.active_object
         result["dataset_nearby"] = obj.clickgauss.dataset_nearby
         obj.clickgauss.masks_source, obj.clickgauss.masks_path = "FOLDER", os.path.join(scene, "masks")

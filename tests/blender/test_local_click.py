@@ -56,7 +56,7 @@ def stored_object(addon, backend, synthetic_scene):
     for collection in (bpy.data.objects, bpy.data.meshes):
         bpy.data.batch_remove(list(collection))
     assert bpy.ops.import_scene.clickgauss_splats(filepath=str(synthetic_scene / "point_cloud.ply"),
-                                                  z_up=False) == {"FINISHED"}
+                                                  orientation="KEEP") == {"FINISHED"}
     obj = bpy.context.active_object
     obj.clickgauss.masks_source, obj.clickgauss.preset = "FOLDER", "tiny"
     obj.clickgauss.masks_path = str(synthetic_scene / "masks")
@@ -283,7 +283,7 @@ def test_a_failed_field_download_stores_nothing_and_says_so(addon, tmp_path):
     assert "UNDO" in bpy.types.CLICKGAUSS_OT_apply_local_click.bl_options  # a click is one undo step
     path = tmp_path / "scene.ply"
     write_gaussian_ply(path, make_cloud(40, 1, False, False, seed=3))
-    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), z_up=False) == {"FINISHED"}
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), orientation="KEEP") == {"FINISHED"}
     obj = bpy.context.active_object
     obj.clickgauss.scene_id, obj.clickgauss.has_features = "a" * 64, True
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences

@@ -39,7 +39,7 @@ def _deliver_until(session, condition, timeout=TIMEOUT_S):
 
 
 def _import(path: Path):
-    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), z_up=False) == {"FINISHED"}
+    assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), orientation="KEEP") == {"FINISHED"}
     return bpy.context.active_object
 
 

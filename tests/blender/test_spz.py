@@ -61,7 +61,7 @@ def test_spz_export_of_an_edited_moved_ply_bakes_the_transform_and_names_what_it
     selection = addon_module("blender.selection")
     source = tmp_path / "in.ply"
     write_gaussian_ply(source, make_cloud(200, 2, True, True))  # with extra properties
-    obj = _import(source, z_up=False)
+    obj = _import(source, orientation="KEEP")
     doomed = np.zeros(200, dtype=bool)
     doomed[:50] = True
     selection.set_selection(obj, doomed)
