@@ -1,8 +1,9 @@
-"""A scene as the engine sees it: the PLY's Gaussians, its training dataset and its identity.
+"""A scene as the engine sees it: the splat's Gaussians, its training dataset and its identity.
 
-`Scene.load` reads the PLY once (and the dataset, when given), puts the Gaussians on the device
+`Scene.load` reads the splat file once (any format the add-on imports: INRIA PLY, SuperSplat
+compressed PLY, antimatter15 `.splat`, Niantic SPZ, through `clickgauss_core`'s one reader) (and the dataset, when given), puts the Gaussians on the device
 and remembers the result, so the server and the CLI can ask for the same scene repeatedly for
-free. The content hash (sha256 of the PLY bytes) is the scene's identity everywhere: mask
+free. The content hash (sha256 of the file's bytes) is the scene's identity everywhere: mask
 caches, feature fields and server sessions are keyed by it.
 """
 
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from clickgauss_core.gaussians import GaussianCloud
-from clickgauss_core.ply import read_gaussian_ply
+from clickgauss_core.ply import read_splat_file
 
 from .features.masks import file_sha256
 from .render import GaussianTensors
@@ -58,7 +59,7 @@ class Scene:
 
     @classmethod
     def _read(cls, ply_path, dataset_path, images, resolution, device) -> "Scene":
-        cloud = read_gaussian_ply(ply_path)  # raises PlyFormatError naming the file
+        cloud = read_splat_file(ply_path)  # raises PlyFormatError naming the file
         dataset = None
         if dataset_path is not None:
             from clickgauss_core.datasets import load_dataset

@@ -12,6 +12,7 @@ from bpy_extras.io_utils import ExportHelper, ImportHelper, axis_conversion, ori
 from clickgauss_core.datasets import find_dataset_for_ply
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import read_splat_file, write_gaussian_ply
+from clickgauss_core.spz import properties_spz_drops, write_spz
 from clickgauss_core.transforms import bake_transform
 
 from .display import ensure_display
@@ -30,8 +31,8 @@ def file_to_blender_matrix(axis_forward: str = DEFAULT_FILE_FORWARD, axis_up: st
 
 def import_splats(context, filepath: str, z_up: bool = True, axis_forward: str = DEFAULT_FILE_FORWARD,
                   axis_up: str = DEFAULT_FILE_UP, point_scale: float = 1.0) -> bpy.types.Object:
-    """Import a .ply (INRIA or SuperSplat compressed) or .splat file as a new splat object (made
-    active and selected). Z-up turns the object, never the data."""
+    """Import a .ply (INRIA or SuperSplat compressed), .splat or .spz file as a new splat object
+    (made active and selected). Z-up turns the object, never the data."""
     cloud = read_splat_file(filepath)
     matrix = np.array(file_to_blender_matrix(axis_forward, axis_up)) if z_up else np.eye(4)
     name = os.path.splitext(os.path.basename(filepath))[0] or "splats"
@@ -57,8 +58,9 @@ def export_matrix(obj, keep_file_axes: bool = True) -> np.ndarray:
 
 
 def export_splats(obj, filepath: str, keep_file_axes: bool = True) -> list[str]:
-    """Write the object's remaining Gaussians (every original property, edits applied, transform
-    baked) as an INRIA-layout PLY; returns warnings for the user."""
+    """Write the object's remaining Gaussians (edits applied, transform baked) as an INRIA-layout
+    PLY with every original property, or, for a `.spz` path, as Niantic SPZ (the standard
+    properties, quantised); returns warnings for the user."""
     from mathutils import Matrix
 
     if not is_splat_object(obj):
@@ -70,19 +72,26 @@ def export_splats(obj, filepath: str, keep_file_axes: bool = True) -> list[str]:
     if not np.allclose(matrix, np.eye(4), atol=IDENTITY_TOLERANCE):
         _, rotation, scale = Matrix([list(row) for row in matrix]).decompose()
         cloud, warnings = bake_transform(cloud, matrix, tuple(rotation), tuple(scale))
-    write_gaussian_ply(filepath, cloud)
+    if filepath.lower().endswith(".spz"):
+        dropped = properties_spz_drops(cloud)
+        if dropped:
+            warnings.append(f"SPZ has no place for {len(dropped)} of the scene's properties, not written: "
+                            f"{', '.join(dropped[:8])}{' ...' if len(dropped) > 8 else ''} (export as PLY to keep them)")
+        write_spz(filepath, cloud)
+    else:
+        write_gaussian_ply(filepath, cloud)
     return warnings
 
 
 @orientation_helper(axis_forward=DEFAULT_FILE_FORWARD, axis_up=DEFAULT_FILE_UP)
 class CLICKGAUSS_OT_import_splats(bpy.types.Operator, ImportHelper):
-    """Import a 3D Gaussian Splatting scene (.ply, compressed .ply, .splat) as a point mesh"""
+    """Import a 3D Gaussian Splatting scene (.ply, compressed .ply, .splat, .spz) as a point mesh"""
     bl_idname = "import_scene.clickgauss_splats"
     bl_label = "Import 3D Gaussian Splatting"
     bl_options = {"REGISTER", "UNDO", "PRESET"}
 
     filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply;*.splat", options={"HIDDEN"})
+    filter_glob: StringProperty(default="*.ply;*.splat;*.spz", options={"HIDDEN"})
     z_up: BoolProperty(name="Convert to Z-up", default=True,
                        description="Turn the object (not the data) so the scene's up axis becomes Blender's Z")
     point_scale: FloatProperty(name="Point Scale", default=1.0, min=0.0,
@@ -98,14 +107,8 @@ class CLICKGAUSS_OT_import_splats(bpy.types.Operator, ImportHelper):
         return {"FINISHED"}
 
 
-@orientation_helper(axis_forward=DEFAULT_FILE_FORWARD, axis_up=DEFAULT_FILE_UP)
-class CLICKGAUSS_OT_export_splats(bpy.types.Operator, ExportHelper):
-    """Export the active splat object as a 3D Gaussian Splatting PLY (INRIA layout)"""
-    bl_idname = "export_scene.clickgauss_splats"
-    bl_label = "Export 3D Gaussian Splatting"
-
-    filename_ext = ".ply"
-    filter_glob: StringProperty(default="*.ply", options={"HIDDEN"})
+class _ExportSplats(ExportHelper):
+    """What the PLY and the SPZ export share; the writer follows the file's extension."""
     keep_file_axes: BoolProperty(
         name="Keep Original Axes", default=True,
         description="Write in the frame the scene was imported in (undo the Z-up turn); "
@@ -127,15 +130,32 @@ class CLICKGAUSS_OT_export_splats(bpy.types.Operator, ExportHelper):
         return {"FINISHED"}
 
 
+def _export_operator(class_name: str, idname: str, label: str, extension: str, doc: str):
+    """File > Export operator writing `extension` (export_splats picks the writer by it)."""
+    namespace = {"__doc__": doc, "bl_idname": idname, "bl_label": label, "filename_ext": extension,
+                 "__annotations__": {"filter_glob": StringProperty(default="*" + extension, options={"HIDDEN"})}}
+    operator = type(class_name, (bpy.types.Operator, _ExportSplats), namespace)
+    return orientation_helper(axis_forward=DEFAULT_FILE_FORWARD, axis_up=DEFAULT_FILE_UP)(operator)
+
+
+CLICKGAUSS_OT_export_splats = _export_operator(
+    "CLICKGAUSS_OT_export_splats", "export_scene.clickgauss_splats", "Export 3D Gaussian Splatting", ".ply",
+    "Export the active splat object as a 3D Gaussian Splatting PLY (INRIA layout)")
+CLICKGAUSS_OT_export_spz = _export_operator(
+    "CLICKGAUSS_OT_export_spz", "export_scene.clickgauss_spz", "Export 3D Gaussian Splatting (SPZ)", ".spz",
+    "Export the active splat object as Niantic SPZ (compressed: about a tenth of the PLY's size)")
+
+
 def _menu_import(self, context):
-    self.layout.operator(CLICKGAUSS_OT_import_splats.bl_idname, text="3D Gaussian Splatting (.ply, .splat)")
+    self.layout.operator(CLICKGAUSS_OT_import_splats.bl_idname, text="3D Gaussian Splatting (.ply, .splat, .spz)")
 
 
 def _menu_export(self, context):
     self.layout.operator(CLICKGAUSS_OT_export_splats.bl_idname, text="3D Gaussian Splatting (.ply)")
+    self.layout.operator(CLICKGAUSS_OT_export_spz.bl_idname, text="3D Gaussian Splatting (.spz)")
 
 
-CLASSES = (CLICKGAUSS_OT_import_splats, CLICKGAUSS_OT_export_splats)
+CLASSES = (CLICKGAUSS_OT_import_splats, CLICKGAUSS_OT_export_splats, CLICKGAUSS_OT_export_spz)
 
 
 def register():

@@ -9,7 +9,8 @@ properties), binary little/big endian or ASCII, SH degree 0-3 (inferred from the
 order, then the extra ones in the cloud's order, every value bit for bit.
 
 `read_splat_file(path)` opens any splat file the add-on can import: the INRIA PLY, the
-SuperSplat compressed PLY and the antimatter15 `.splat` (see `splat_formats`).
+SuperSplat compressed PLY, the antimatter15 `.splat` (see `splat_formats`) and Niantic SPZ
+(see `spz`). The backend opens scenes through it too.
 
 plyfile parses the container; this module checks the header and the content first and turns
 every failure into a `PlyFormatError` naming the file and the problem.
@@ -244,28 +245,50 @@ def write_gaussian_ply(path: str | os.PathLike, cloud: GaussianCloud) -> None:
                 comments=list(cloud.comments)).write(stream)
 
 
+# What a splat file's own first bytes prove about its format. The antimatter15 `.splat` has no
+# header, so only its extension names it.
+GZIP_MAGIC = b"\x1f\x8b"
+SPZ_MAGIC = b"NGSP"  # uint32 0x5053474e, little endian
+SPLAT_SUFFIXES = (".ply", ".spz", ".splat")
+
+
+def sniff_splat_suffix(head: bytes) -> str | None:
+    """'.ply' or '.spz' when the first bytes of a file prove it, else None (`.splat` or unknown)."""
+    if head.startswith(b"ply"):
+        return ".ply"
+    if head.startswith(GZIP_MAGIC) or head.startswith(SPZ_MAGIC):
+        return ".spz"
+    return None
+
+
 def read_splat_file(path: str | os.PathLike) -> GaussianCloud:
     """Any supported splat file -> GaussianCloud in INRIA layout, chosen by content.
 
     PLY files (starting with 'ply') are the INRIA layout or the SuperSplat compressed PLY
-    (a `chunk` element with packed_* vertex properties). Anything else with the `.splat`
-    extension is read as antimatter15 `.splat` (that format has no header to sniff).
+    (a `chunk` element with packed_* vertex properties); Niantic SPZ starts with the gzip magic
+    (versions 1-3) or 'NGSP' (version 4). Anything else with the `.splat` extension is read as
+    antimatter15 `.splat` (that format has no header to sniff).
     """
     from .splat_formats import read_antimatter_splat, read_compressed_ply
+    from .spz import read_spz
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise PlyFormatError(path, "file not found")
     with open(path, "rb") as stream:
         magic = stream.read(4)
-    if magic.startswith(b"ply") or path.lower().endswith(".ply"):
+    suffix = os.path.splitext(path)[1].lower()
+    sniffed = sniff_splat_suffix(magic)
+    if sniffed == ".ply" or (sniffed is None and suffix == ".ply"):
         header = read_ply_header(path)
         if is_compressed_ply_header(header):
             return read_compressed_ply(path)
         return read_gaussian_ply(path)
-    if path.lower().endswith(".splat"):
+    if sniffed == ".spz" or suffix == ".spz":
+        return read_spz(path)
+    if suffix == ".splat":
         return read_antimatter_splat(path)
     if not magic:
         raise PlyFormatError(path, "empty file (0 bytes)")
     raise PlyFormatError(path, f"unknown splat file format (starts with {magic!r}): expected a PLY "
-                               "(INRIA or SuperSplat compressed) or an antimatter15 .splat")
+                               "(INRIA or SuperSplat compressed), a Niantic .spz or an antimatter15 .splat")

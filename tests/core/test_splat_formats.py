@@ -177,6 +177,9 @@ def test_bad_splat_files(tmp_path):
     with pytest.raises(PlyFormatError, match="1 splat\\(s\\) have a NaN/inf position \\(first at splat 1\\)"):
         read_splat_file(nan)
     unknown = tmp_path / "scene.bin"
-    unknown.write_bytes(b"NGSP" + bytes(60))
+    unknown.write_bytes(b"glTF" + bytes(60))
     with pytest.raises(PlyFormatError, match="unknown splat file format"):
+        read_splat_file(unknown)
+    unknown.write_bytes(b"NGSP" + bytes(60))  # the SPZ magic: read as SPZ, whatever the extension
+    with pytest.raises(PlyFormatError, match="SPZ version 0 is not supported"):
         read_splat_file(unknown)

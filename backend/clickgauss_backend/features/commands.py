@@ -19,7 +19,7 @@ from ..views.commands import add_view_arguments, view_settings_from_args
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a Click-Gaussian feature field for a 3DGS PLY")
-    train.add_argument("ply", help="the trained 3DGS scene (.ply)")
+    train.add_argument("ply", help="the trained 3DGS scene: INRIA or SuperSplat compressed .ply, .spz or antimatter15 .splat")
     train.add_argument("--dataset", help="its training views: COLMAP, INRIA output or nerfstudio folder "
                                          "(default: found next to the PLY; none: views rendered from the splat)")
     add_view_arguments(train)
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
     click = subparsers.add_parser("click", help="select the Gaussians that go with one clicked pixel")
     click.add_argument("field", help="feature field (.npz from `train`)")
-    click.add_argument("ply", help="the PLY the field was trained on")
+    click.add_argument("ply", help="the splat file the field was trained on (any format train takes)")
     click.add_argument("--camera", required=True, help="camera JSON (clickgauss_core.wire camera dict)")
     click.add_argument("--pixel", required=True, nargs=2, type=float, metavar=("X", "Y"))
     click.add_argument("--level", required=True, choices=LEVELS)

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.ply import SPLAT_SUFFIXES, sniff_splat_suffix
 
 from ..features.config import LEVELS, PRESETS, TrainConfig, default_preset
 from ..features.field import FeatureField
@@ -266,7 +267,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         except ValueError as exc:
             received.path.unlink(missing_ok=True)
             raise ApiError(422, "bad_request", f"uploaded PLY form fields: {exc}") from exc
-        final_path = store.uploads_dir / f"{received.sha256}.ply"
+        # The reader tells the formats apart by content, except the headerless antimatter15
+        # `.splat`: that one is known by the extension the client gave it.
+        suffix = sniff_splat_suffix(received.head) or Path(received.filename or "").suffix.lower()
+        final_path = store.uploads_dir / f"{received.sha256}{suffix if suffix in SPLAT_SUFFIXES else '.ply'}"
         os.replace(received.path, final_path)
         try:  # loading a big PLY must not block the event loop
             return await run_in_threadpool(open_scene, final_path, dataset_arg(form.dataset_path), form.images,

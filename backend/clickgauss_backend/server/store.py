@@ -5,7 +5,7 @@
     <cache>/scenes/<scene_id>/masks/       the on-disk mask cache (MaskStore)
     <cache>/jobs/<job_id>/job.json         a training job's record
     <cache>/jobs/<job_id>/checkpoints/     its training checkpoints (resume)
-    <cache>/uploads/<sha256>.ply           uploaded PLYs
+    <cache>/uploads/<sha256>.<ply,spz,splat> uploaded splat files
 Ids are validated before they become path components, so a request can never name a path.
 """
 

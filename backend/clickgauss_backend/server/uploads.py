@@ -22,6 +22,7 @@ FILE_PART = "file"
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 # Room for the multipart boundaries, part headers and the small text fields around the file.
 ENVELOPE_BYTES = 256 * 1024
+HEAD_BYTES = 16  # enough for every splat format's magic
 
 
 @dataclass
@@ -30,12 +31,20 @@ class ReceivedUpload:
     size: int
     sha256: str
     fields: dict[str, str] = field(default_factory=dict)  # the text parts
+    filename: str | None = None  # the file part's filename, as the client named it
+    head: bytes = b""            # the file's first bytes (for sniffing its format)
 
 
 def _part_name(content_disposition: bytes) -> str | None:
     _, options = parse_options_header(content_disposition)
     name = options.get(b"name")
     return None if name is None else name.decode("utf-8", "replace")
+
+
+def _part_filename(content_disposition: bytes) -> str | None:
+    _, options = parse_options_header(content_disposition)
+    filename = options.get(b"filename")
+    return None if filename is None else filename.decode("utf-8", "replace")
 
 
 class _PartCollector:
@@ -49,6 +58,8 @@ class _PartCollector:
         self.digest = hashlib.sha256()
         self.file_size = 0
         self.saw_file = False
+        self.filename: str | None = None
+        self.head = b""
         self.fields: dict[str, bytearray] = {}
         self._headers: dict[bytes, bytes] = {}
         self._header_field = bytearray()
@@ -76,11 +87,13 @@ class _PartCollector:
         self._header_value.clear()
 
     def on_headers_finished(self):
-        name = _part_name(self._headers.get(b"content-disposition", b""))
+        disposition = self._headers.get(b"content-disposition", b"")
+        name = _part_name(disposition)
         if name == FILE_PART:
             if self.saw_file:
                 raise ApiError(422, "bad_request", f"{self.upload_name}: more than one '{FILE_PART}' part")
             self.saw_file = True
+            self.filename = _part_filename(disposition)
             self._current = FILE_PART
         elif name in self.text_fields:
             self.fields[name] = bytearray()
@@ -98,6 +111,8 @@ class _PartCollector:
                                f"{self.max_file_bytes / 2**20:g} MB (--max-upload-mb)")
             self.handle.write(chunk)
             self.digest.update(chunk)
+            if len(self.head) < HEAD_BYTES:
+                self.head += chunk[:HEAD_BYTES - len(self.head)]
         elif self._current is not None:
             buffer = self.fields[self._current]
             if len(buffer) + len(chunk) > MAX_TEXT_FIELD_BYTES:
@@ -142,7 +157,8 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
                 fields[name] = value.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ApiError(422, "bad_request", f"{upload_name}: form field {name!r} is not UTF-8") from exc
-        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields)
+        return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields,
+                              collector.filename, collector.head)
     except MultipartParseError as exc:
         temp_path.unlink(missing_ok=True)
         raise ApiError(400, "bad_request", f"{upload_name}: malformed multipart body ({exc})") from exc
