@@ -122,7 +122,7 @@ def surrounds_centre(positions: np.ndarray, opacities: np.ndarray, bounds: Conte
     points = np.asarray(positions, dtype=np.float64)[bounds.kept] - bounds.center
     weights = np.clip(np.asarray(opacities, dtype=np.float64)[bounds.kept], 1e-6, 1.0)
     distance = np.linalg.norm(points, axis=1)
-    centre_mass = weights[distance < 0.25 * bounds.radius].sum() / weights.sum()
+    centre_mass = weights[distance < 0.5 * bounds.radius].sum() / weights.sum()
     outer = distance > 0.5 * bounds.radius
     if not outer.any() or centre_mass > SURROUND_MAX_CENTRE_MASS:
         return False

@@ -41,17 +41,20 @@ class RenderedLabelMasks:
         self.part_objects = np.asarray(part_objects, dtype=np.int64)
         if len(self.part_labels) != len(gaussians):
             raise ValueError(f"{len(self.part_labels)} labels for {len(gaussians)} Gaussians")
-        self.background_regions = None if background_regions is None else np.asarray(background_regions, np.int64)
-        self.n_background = 0 if self.background_regions is None else int(self.background_regions.max(initial=0))
+        # Unlabelled Gaussians without a region form one region of their own that is never segmented:
+        # a pixel where they dominate must not take a part's label.
+        self.segment_background = background_regions is not None
+        self.background_regions = (np.asarray(background_regions, np.int64) if self.segment_background
+                                   else (self.part_labels == 0).astype(np.int64))
+        self.n_background = max(1, int(self.background_regions.max(initial=0)))
         self.n_parts = len(self.part_objects) - 1
         self.noise = noise or MaskNoise()
         self.seed = int(seed)
         self.alpha_threshold = float(alpha_threshold)
         one_hot = region_one_hot(self.part_labels, self.background_regions, self.n_background, self.n_parts)
         self._features = torch.from_numpy(one_hot).to(gaussians.means.device)
-        digest = hashlib.sha256(self.part_labels.tobytes() + self.part_objects.tobytes())
-        if self.background_regions is not None:
-            digest.update(self.background_regions.tobytes())
+        digest = hashlib.sha256(self.part_labels.tobytes() + self.part_objects.tobytes()
+                                + self.background_regions.tobytes() + bytes([self.segment_background]))
         self._labels_digest = digest.hexdigest()
 
     def describe(self) -> dict:
@@ -73,7 +76,7 @@ class RenderedLabelMasks:
         part_map, background_map = self.label_maps(camera)
         # Per-view stream: the same camera gets the same masks whatever the other views are.
         rng = np.random.default_rng([self.seed, int(_camera_digest(camera)[:15], 16)])
-        return simulate_sam_masks(part_map, self.part_objects, background_map if self.n_background else None,
+        return simulate_sam_masks(part_map, self.part_objects, background_map if self.segment_background else None,
                                   self.noise, rng)
 
 

@@ -313,13 +313,14 @@ def contact_sheet(image_paths: list, out_path: str | os.PathLike, columns: int =
 
 
 def framing_report(gaussians, cameras: list[Camera], plan: dict, min_coverage: float = 0.2) -> dict:
-    """Per view: covered share of pixels and whether it starts inside the content."""
-    distance = plan.get("distance")
+    """Per view: the covered share of its pixels and (orbit views) whether it starts inside the content."""
+    center = np.asarray(plan["bounds"]["center"]) if plan.get("bounds") else None
     coverages, inside = [], []
     for camera in cameras:
         covered, depth = coverage_and_depth(gaussians, camera)
         coverages.append(float(covered.mean()))
-        if distance:
+        if center is not None and plan.get("mode") == "orbit":
+            distance = float(np.linalg.norm(camera.center - center))
             inside.append(bool(float((covered & (depth < NEAR_DEPTH_FRACTION * distance)).mean())
                                > INSIDE_COVERED_SHARE))
     return {"coverage": coverages, "framed_share": float(np.mean([c >= min_coverage for c in coverages])),
