@@ -126,28 +126,47 @@ def test_views_cli_writes_cameras_renders_and_a_contact_sheet(tiny_synthetic_sce
     assert bad.returncode != 0 and "count" in bad.stderr
 
 
-def test_train_without_a_dataset_uses_virtual_views(tiny_synthetic_scene, backend_cli, tmp_path):
-    synthetic = tiny_synthetic_scene
+class AtCamera:
+    """A view known only by its camera (what a mask source gets for a rendered view)."""
+
+    def __init__(self, camera):
+        self.camera = camera
+
+
+def splat_alone_with_masks(synthetic, tmp_path, settings):
+    """The scene's PLY in a folder without its dataset, and a precomputed mask folder named after the
+    views the planner makes for it (what any external segmenter would write)."""
     ply = tmp_path / "alone" / "scene.ply"
     ply.parent.mkdir()
     shutil.copy(synthetic.ply_path, ply)
-    settings = ViewSettings(count=8, resolution=64)
     cloud = read_splat_file(ply)
     gaussians = GaussianTensors.from_cloud(cloud, "cpu")
     cameras, _ = plan_scene_views(cloud, gaussians, settings)
-    # a precomputed mask folder named after the rendered views (what any external segmenter would write)
     masks = tmp_path / "masks"
     masks.mkdir()
     source = synthetic_label_masks(synthetic, gaussians)
-
-    class At:
-        def __init__(self, camera):
-            self.camera = camera
-
     for camera in cameras:
-        generated = source.generate(At(camera), (camera.width, camera.height))
+        generated = source.generate(AtCamera(camera), (camera.width, camera.height))
         write_mask_png(masks / f"{Path(camera.name).stem}_coarse.png", generated.coarse)
         write_mask_png(masks / f"{Path(camera.name).stem}_fine.png", generated.fine)
+    return ply, masks, cloud, gaussians
+
+
+def clicked_object_share(synthetic, gaussians, selection_for) -> float:
+    """Click the largest object in a held-out photo; the share of the selection that is that object."""
+    view = synthetic.test_indices[0]
+    objects = synthetic.object_maps[view]
+    label = np.bincount(objects[objects > 0]).argmax()
+    ys, xs = np.nonzero(objects == label)
+    pixel = (float(xs[len(xs) // 2]) + 0.5, float(ys[len(ys) // 2]) + 0.5)
+    selection = selection_for(synthetic.cameras[view], pixel)
+    assert selection.any()
+    return float(np.mean(synthetic.gaussian_objects[selection] == label))
+
+
+def test_train_without_a_dataset_uses_virtual_views(tiny_synthetic_scene, backend_cli, tmp_path):
+    synthetic = tiny_synthetic_scene
+    ply, masks, cloud, gaussians = splat_alone_with_masks(synthetic, tmp_path, ViewSettings(count=8, resolution=64))
     out = tmp_path / "field.npz"
     run = subprocess.run([*backend_cli, "train", str(ply), "--masks", str(masks), "--preset", "tiny",
                           "--count", "8", "--resolution", "64", "--out", str(out)],
@@ -160,11 +179,33 @@ def test_train_without_a_dataset_uses_virtual_views(tiny_synthetic_scene, backen
     field = FeatureField.load(out)
     assert field.features.shape == (len(cloud), 24)
     # a click on an object in one of the scene's own (never used) photos selects mostly that object
-    view = synthetic.test_indices[0]
-    objects = synthetic.object_maps[view]
-    label = np.bincount(objects[objects > 0]).argmax()
-    ys, xs = np.nonzero(objects == label)
-    pixel = (float(xs[len(xs) // 2]) + 0.5, float(ys[len(ys) // 2]) + 0.5)
-    selection = click(field, gaussians, synthetic.cameras[view], pixel, "coarse")
-    assert selection.any()
-    assert np.mean(synthetic.gaussian_objects[selection] == label) > 0.5
+    assert clicked_object_share(synthetic, gaussians,
+                                lambda camera, pixel: click(field, gaussians, camera, pixel, "coarse")) > 0.5
+
+
+def test_server_trains_a_scene_without_photos(tiny_synthetic_scene, start_server, tmp_path):
+    from clickgauss_core import wire
+
+    synthetic = tiny_synthetic_scene
+    ply, masks, cloud, gaussians = splat_alone_with_masks(synthetic, tmp_path, ViewSettings(count=8, resolution=64))
+    server = start_server(data_roots=[tmp_path], cache_dir=tmp_path / "cache")
+    scene = server.post("/v1/scenes", json={"ply_path": str(ply)}).json()
+    assert scene["n_views"] == 0 and scene["view_source"] == "planned"
+    request = {"scene_id": scene["scene_id"], "preset": "tiny", "masks": {"source": "folder", "path": str(masks)}}
+    refused = server.post("/v1/jobs", json={**request, "views": {"source": "photos"}})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_dataset"
+    refused = server.post("/v1/jobs", json={**request, "views": {"source": "poses"}})
+    assert refused.status_code == 422 and "poses" in refused.text
+    job = server.post("/v1/jobs", json={**request, "views": {"count": 8, "resolution": 64}})
+    assert job.status_code == 202, job.text
+    assert job.json()["request"]["views"]["source"] == "auto"
+    final = server.wait_for_job(job.json()["job_id"])
+    assert final["state"] == "done", final
+
+    def selection_for(camera, pixel):
+        answer = server.post(f"/v1/scenes/{scene['scene_id']}/click",
+                             json={"camera": wire.camera_to_dict(camera), "pixel": list(pixel), "level": "coarse"})
+        assert answer.status_code == 200, answer.text
+        return wire.decode_mask(answer.json()["mask"], len(cloud))
+
+    assert clicked_object_share(synthetic, gaussians, selection_for) > 0.5

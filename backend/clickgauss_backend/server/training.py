@@ -31,6 +31,29 @@ def make_mask_source(masks: dict, settings: ServerSettings, device: str):
                             **masks.get("settings", {}))
 
 
+def job_training_views(scene, views: dict, store: Store, scene_id: str):
+    """The views a job trains on (`ViewSpec` of the request; an old job record has none: auto)."""
+    from clickgauss_core.datasets import load_poses
+    from clickgauss_core.wire import camera_from_dict
+
+    from ..views import ViewSettings, training_views
+
+    poses = None
+    if views.get("poses_path"):
+        poses = load_poses(views["poses_path"])
+    elif views.get("cameras"):
+        poses = [camera_from_dict(camera) for camera in views["cameras"]]
+        for index, camera in enumerate(poses):
+            camera.name = camera.name or f"camera_{index:03d}.png"
+    settings = ViewSettings(**{key: views[key] for key in ("count", "resolution", "mode", "layout", "up")
+                               if views.get(key) is not None})
+    try:
+        return training_views(scene, store.scene_dir(scene_id) / "views", views.get("source", "auto"), settings,
+                              poses)
+    except ValueError as exc:
+        raise ApiError(422, "bad_request", f"views: {exc}") from None
+
+
 def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings,
                          torch_threads: int) -> TrainingRunner:
     def run(job: JobRecord, report: Callable, should_cancel: Callable[[], bool]) -> None:
@@ -39,10 +62,8 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
         torch.set_num_threads(torch_threads)
         request = job.request
         scene = scenes.scene(job.scene_id)
-        if not scene.views:
-            raise ApiError(400, "invalid_dataset", f"scene {job.scene_id} ({scene.ply_path}) has no dataset "
-                                                   "with training views; open it with dataset_path")
-        report("masks", 0, len(scene.views))
+        chosen = job_training_views(scene, request.get("views") or {}, store, job.scene_id)
+        report("masks", 0, len(chosen.views))
 
         def on_masks_built(done: int, total: int) -> None:
             # MaskStore.build has no cancel hook and SAM takes seconds per view: stop between views.
@@ -51,7 +72,7 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
             report("masks", done, total)
 
         source = make_mask_source(request["masks"], settings, scenes.device)
-        mask_store = MaskStore.build(source, scene.views, training_size, store.mask_cache_dir(job.scene_id),
+        mask_store = MaskStore.build(source, chosen.views, training_size, store.mask_cache_dir(job.scene_id),
                                      progress=on_masks_built)
         config = TrainConfig.preset(request["preset"]).with_changes(**request["settings"])
 
@@ -59,7 +80,8 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
             report(event.stage, event.iteration, event.total, event.losses, event.eta_seconds)
 
         field = train_feature_field(scene, mask_store, config, progress=on_progress, should_cancel=should_cancel,
-                                    checkpoint_dir=Path(store.checkpoint_dir(job.job_id)), seed=request["seed"])
+                                    checkpoint_dir=Path(store.checkpoint_dir(job.job_id)), seed=request["seed"],
+                                    views=chosen.views)
         scenes.install_field(job.scene_id, field)
 
     return run
