@@ -101,7 +101,8 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
         seconds = time.perf_counter() - started
         file_stem = "".join(c if c.isalnum() else "_" for c in name) + (
-            "" if view_settings is None else f"_views{view_settings.count}x{view_settings.resolution}")
+            "" if view_settings is None else
+            f"_views{view_settings.count}x{view_settings.resolution}f{view_settings.frame_quantile:g}")
         field.save(work / f"field_{file_stem}_seed{seed}.npz")
         evaluation = evaluate_field(field, scene.gaussians, synthetic)  # thresholds calibrated by the sweep
         entry = {"train_seconds": seconds, "settings": config.to_dict(),
@@ -207,6 +208,8 @@ def main(argv=None) -> int:
     parser.add_argument("--view-count", type=int, default=48)
     parser.add_argument("--view-resolution", type=int, default=256, help="longer side of planned views (px)")
     parser.add_argument("--view-mode", default="auto", choices=("auto", "orbit", "inside"))
+    parser.add_argument("--view-frame", type=float, default=ViewSettings().frame_quantile,
+                        help="share of the content's mass each planned view frames (smaller: closer views)")
     args = parser.parse_args(argv)
 
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
@@ -214,7 +217,7 @@ def main(argv=None) -> int:
                           "load_average": os.getloadavg()},
               "preset": args.preset, "seed": args.seed, "settings": args.settings, "views": args.views}
     view_settings = None if args.views == "photos" else ViewSettings(args.view_count, args.view_resolution,
-                                                                     args.view_mode)
+                                                                     args.view_mode, frame_quantile=args.view_frame)
     if not args.skip_training:
         report["training"] = train_variants(Path(args.work), args.preset, args.device, args.seed,
                                             args.variants, args.settings, view_settings)

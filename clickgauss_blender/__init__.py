@@ -6,10 +6,10 @@ the out-of-process backend (client.py) that trains the features and resolves cli
 
 from __future__ import annotations
 
-from .blender import backend_operators, edit_operators, io_operators, panel, preferences
+from .blender import backend_operators, edit_operators, io_operators, panel, preferences, views
 
 # Registered in this order, unregistered in reverse.
-MODULES = (preferences, io_operators, backend_operators, edit_operators, panel)
+MODULES = (preferences, io_operators, backend_operators, edit_operators, views, panel)
 
 
 def register():

@@ -121,8 +121,8 @@ def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -
     return client.upload_scene(ply_path, dataset_path)
 
 
-def training_request(obj) -> dict:
-    """masks / preset of the object's settings as the POST /v1/jobs fields."""
+def training_request(obj, context=None) -> dict:
+    """masks / preset / views of the object's settings as the POST /v1/jobs fields."""
     settings = obj.clickgauss
     if settings.masks_source == "SAM":
         masks = {"source": "sam"}
@@ -130,7 +130,10 @@ def training_request(obj) -> dict:
         if not settings.masks_path:
             raise ValueError("choose the mask folder (or switch the mask source to SAM)")
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
-    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
+    from .views import views_request
+
+    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset,
+            "views": views_request(context or bpy.context, obj)}
 
 
 def record_scene(obj, scene: dict) -> None:
@@ -190,7 +193,7 @@ def start_training(client: BackendClient, obj) -> None:
 
     def work():
         scene = open_scene(client, ply_path, dataset)
-        job = client.start_training(scene["scene_id"], request["masks"], request["preset"])
+        job = client.start_training(scene["scene_id"], request["masks"], request["preset"], views=request["views"])
         return scene, job
 
     def done(result, error):

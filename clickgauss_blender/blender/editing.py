@@ -142,5 +142,6 @@ def split_by_segments(context, obj, segment_ids_file_order: np.ndarray) -> list[
 
 def _copy_backend_settings(source, target) -> None:
     """A part of a scene is clicked against the same backend scene (ids map through cg_id)."""
-    for key in ("dataset_path", "masks_source", "masks_path", "preset", "scene_id", "dataset_found", "has_features"):
+    for key in ("dataset_path", "masks_source", "masks_path", "preset", "scene_id", "dataset_found", "has_features",
+                "view_count", "use_scene_cameras"):
         setattr(target.clickgauss, key, getattr(source.clickgauss, key))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .mesh_io import is_splat_object
+from .views import no_photos_sentence
 from .session import STATE
 
 ACTIVE_JOB_STATES = ("opening", "queued", "running")
@@ -72,6 +73,13 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box.prop(settings, "dataset_path")
         if settings.dataset_found and not settings.dataset_path:
             box.label(text=f"Dataset found: {settings.dataset_found}")
+        no_photos = no_photos_sentence(bpy.context, obj)
+        if no_photos is not None:
+            box.label(text=no_photos, icon="INFO")
+            row = box.row(align=True)
+            row.prop(settings, "view_count")
+            row.prop(settings, "use_scene_cameras")
+            box.operator("clickgauss.add_planned_views", icon="OUTLINER_OB_CAMERA")
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")

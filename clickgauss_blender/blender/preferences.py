@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, PointerProperty,
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
@@ -63,6 +63,11 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("cpu-fast", "CPU Fast", "Shorter training that runs on a CPU"),
         ("gpu", "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
         ("paper", "Paper", "The paper's settings, exactly (GPU)")))
+    view_count: IntProperty(name="Views", default=48, min=1, max=1000,
+                            description="Without photos: how many views are rendered from the splat to train on")
+    use_scene_cameras: BoolProperty(name="Use Scene Cameras", default=False,
+                                    description="Without photos: render the splat from this scene's cameras "
+                                                "instead of views planned around it")
     scene_id: StringProperty(name="Backend Scene", default="", description="The scene's id on the backend")
     dataset_found: StringProperty(default="", description="Dataset the backend uses for this scene")
     has_features: BoolProperty(default=False)

@@ -45,6 +45,15 @@ SURROUND_MIN_BIN_SHARE = 0.85
 SURROUND_MAX_CENTRE_MASS = 0.05
 
 
+def views_sentence(source: str, count: int) -> str:
+    """What the add-on and the CLI say about a training's views, in words."""
+    if source == "photos":
+        return f"Training on the dataset's {count} photos"
+    if source == "poses":
+        return f"No photos found: training on {count} views rendered from the splat at the known cameras"
+    return f"No photos found: training on {count} views rendered from the splat"
+
+
 @dataclass(frozen=True)
 class ContentBounds:
     center: np.ndarray   # (3,) centre of the framing sphere

@@ -48,7 +48,7 @@ def job_training_views(scene, views: dict, store: Store, scene_id: str):
     settings = ViewSettings(**{key: views[key] for key in ("count", "resolution", "mode", "layout", "up")
                                if views.get(key) is not None})
     try:
-        return training_views(scene, store.scene_dir(scene_id) / "views", views.get("source", "auto"), settings,
+        return training_views(scene, store.scene_dir(scene_id), views.get("source", "auto"), settings,
                               poses)
     except ValueError as exc:
         raise ApiError(422, "bad_request", f"views: {exc}") from None

@@ -30,8 +30,8 @@ from clickgauss_core.colmap import write_colmap_text
 from clickgauss_core.datasets import View
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.files import atomic_write
-from clickgauss_core.view_planning import (DEFAULT_COUNT, DEFAULT_RESOLUTION, LAYOUTS, MODES, image_size,
-                                           plan_views)
+from clickgauss_core.view_planning import (DEFAULT_COUNT, DEFAULT_FRAME_QUANTILE, DEFAULT_RESOLUTION, LAYOUTS,
+                                           MODES, image_size, plan_views, views_sentence)
 
 from ..render import rasterize
 from ..render.sh import view_colors
@@ -63,6 +63,7 @@ class ViewSettings:
     mode: str = "auto"
     layout: str = "rings"
     up: tuple | None = None
+    frame_quantile: float = DEFAULT_FRAME_QUANTILE  # share of the content's mass each view frames
 
     def __post_init__(self):
         problems = []
@@ -74,6 +75,8 @@ class ViewSettings:
             problems.append(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.layout not in LAYOUTS:
             problems.append(f"layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}")
+        if not 0.1 <= float(self.frame_quantile) <= 1.0:
+            problems.append(f"frame_quantile must be in 0.1..1, not {self.frame_quantile}")
         if self.up is not None and (len(self.up) != 3 or not np.any(np.asarray(self.up, dtype=float))):
             problems.append(f"up must be a non-zero 3-vector, not {self.up!r}")
         if problems:
@@ -96,10 +99,7 @@ class TrainingViews:
         return {"source": self.source, "count": len(self.views), "folder": self.folder, "plan": self.plan}
 
     def sentence(self) -> str:
-        if self.source == "photos":
-            return f"training on the dataset's {len(self.views)} photos"
-        what = "known camera poses" if self.source == "poses" else "views planned around the splat"
-        return f"No photos found: training on {len(self.views)} views rendered from the splat ({what})"
+        return views_sentence(self.source, len(self.views))
 
 
 # -- planning with a look at the first render ------------------------------------------------------
@@ -164,7 +164,8 @@ def plan_scene_views(cloud, gaussians, settings: ViewSettings = ViewSettings(),
     for moves in range(MAX_MOVES_BACK + 1):
         cameras, plan = plan_views(cloud.positions, cloud.opacities, count=settings.count,
                                    resolution=settings.resolution, mode=settings.mode, up=settings.up,
-                                   layout=settings.layout, distance_scale=scale, name_prefix=name_prefix)
+                                   layout=settings.layout, distance_scale=scale, name_prefix=name_prefix,
+                                   frame_quantile=settings.frame_quantile)
         if plan["mode"] == "inside" or moves == MAX_MOVES_BACK or not starts_inside(gaussians, cameras[0],
                                                                                       plan["distance"]):
             break
