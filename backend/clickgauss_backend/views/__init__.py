@@ -48,7 +48,7 @@ MAX_MOVES_BACK = 4
 # (the back of a room's wall) moves forward past it, unless it would then start inside the content
 # (the near side of a solid object); probes are rendered this small.
 OCCLUDER_DEPTH_FRACTION = 0.75
-CENTRE_PATCH = 0.2                # the middle 20% x 20% of the image
+OCCLUDER_IMAGE_SHARE = 0.6
 PROBE_RESOLUTION = 64
 MAX_MOVES_FORWARD = 3
 COVERED_ALPHA = 0.5
@@ -125,15 +125,16 @@ def _probe(camera: Camera) -> Camera:
 
 
 def occluder_depth(gaussians, camera: Camera, distance: float) -> float | None:
-    """How far the surface blocking the camera's view of the content centre is, or None if it is clear."""
+    """How far the surface that blocks the camera's view of the content is, or None if it is clear.
+
+    Blocked = most of the image is covered by something much nearer than the content's centre (a
+    wall seen from behind fills the view); the near side of an object with a hole (a donut seen
+    from above) covers only part of it and is not a blocker."""
     covered, depth = coverage_and_depth(gaussians, _probe(camera))
-    height, width = covered.shape
-    y0, x0 = int(height * (0.5 - CENTRE_PATCH / 2)), int(width * (0.5 - CENTRE_PATCH / 2))
-    patch = (slice(y0, height - y0), slice(x0, width - x0))
-    blocked = covered[patch] & (depth[patch] < OCCLUDER_DEPTH_FRACTION * distance)
-    if blocked.mean() <= 0.5:
+    blocked = covered & (depth < OCCLUDER_DEPTH_FRACTION * distance)
+    if blocked.mean() <= OCCLUDER_IMAGE_SHARE:
         return None
-    return float(np.max(depth[patch][blocked]))
+    return float(np.quantile(depth[blocked], 0.9))
 
 
 def _clear_view_of_centre(gaussians, camera: Camera, center: np.ndarray, up: np.ndarray) -> tuple[Camera, int]:
