@@ -196,6 +196,8 @@ def test_server_trains_a_scene_without_photos(tiny_synthetic_scene, start_server
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_dataset"
     refused = server.post("/v1/jobs", json={**request, "views": {"source": "poses"}})
     assert refused.status_code == 422 and "poses" in refused.text
+    refused = server.post("/v1/jobs", json={**request, "views": {"up": [0, 0, 0]}})
+    assert refused.status_code == 422 and "up" in refused.text
     job = server.post("/v1/jobs", json={**request, "views": {"count": 8, "resolution": 64}})
     assert job.status_code == 202, job.text
     assert job.json()["request"]["views"]["source"] == "auto"

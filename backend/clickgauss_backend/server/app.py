@@ -35,6 +35,7 @@ from ..features.config import LEVELS, PRESETS, TrainConfig, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click, segment_all
 from ..features.trainer import TrainingCancelled
+from ..views import ViewSettings
 from .errors import ApiError, api_error_from_input_error, error_response, install_error_handlers
 from .jobs import JobManager
 from .paths import resolve_inside_roots
@@ -326,6 +327,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
                     wire.camera_from_dict(camera)
                 except (ClickGaussInputError, KeyError, TypeError, ValueError) as exc:
                     raise ApiError(422, "bad_request", f"views.cameras[{index}]: {exc}") from None
+        try:
+            ViewSettings(**{key: views[key] for key in ("count", "resolution", "mode", "layout", "up")})
+        except ValueError as exc:
+            raise ApiError(422, "bad_request", f"views: {exc}") from None
         if views["source"] == "poses" and views["poses_path"] is None and not views["cameras"]:
             raise ApiError(422, "bad_request", "views.source 'poses' needs views.poses_path or views.cameras")
         masks: dict = {"source": body.masks.source}
