@@ -4,7 +4,10 @@
         [--out benchmarks/results/bench_train_cpu.json] [--device cpu|cuda] [--click-sizes 10000 100000 1000000]
 
 1. Generates the synthetic "demo" scene (seed 0) into `--work` (reused when already there).
-2. Trains on its training views only (precomputed masks through MaskStore), six times:
+2. Trains on its training views only (precomputed masks through MaskStore), or with `--views
+   planned` on views planned around the splat (`clickgauss_backend.views`, `--view-count`,
+   `--view-resolution`) with label masks rendered at them under the scene's own SAM-like noise
+   (`synthetic.label_masks`), six times:
    the full method, GFL off, granularity prior off, the paper's mask terms (our three changes
    to them, `config.ROBUST_MASK_TERMS`, undone), the paper's fine clustering (all 24 dims
    instead of the rest dims) and the paper's pixel sampling (every mask an equal share, however
@@ -50,7 +53,9 @@ from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, similar
 from clickgauss_backend.features.trainer import train_feature_field
 from clickgauss_backend.render import GaussianTensors
 from clickgauss_backend.scene import Scene
+from clickgauss_backend.synthetic.label_masks import synthetic_label_masks
 from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
+from clickgauss_backend.views import ViewSettings, training_views
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # "paper's mask terms" / "fine clustering" / "pixel sampling": the same schedule with one of our
@@ -67,9 +72,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def training_inputs(work: Path, synthetic, scene, view_settings: ViewSettings | None):
+    """(training views, mask store): the scene's photos with its masks, or (view_settings given)
+    views planned around the splat with label masks rendered at them under the same noise."""
+    size = lambda view: (view.camera.width, view.camera.height)  # noqa: E731
+    if view_settings is None:
+        train_views = [scene.views[i] for i in synthetic.train_indices]
+        return train_views, MaskStore.build(PrecomputedMasks(synthetic.masks_dir), train_views, size,
+                                            work / "mask_cache")
+    planned = training_views(scene, work / "views_cache", "planned", view_settings)
+    print(f"{planned.sentence()}: {planned.plan['mode']}, {planned.plan['width']}x{planned.plan['height']}, "
+          f"median distance {planned.plan['distance']:.2f}", flush=True)
+    masks = MaskStore.build(synthetic_label_masks(synthetic, scene.gaussians), planned.views, size,
+                            work / "mask_cache")
+    return planned.views, masks
+
+
 def train_variants(work: Path, preset: str, device: str, seed: int, variants: list[str], settings: dict,
-                   scene_preset: str = "demo", progress=None) -> dict:
-    """Train and evaluate each variant on the synthetic scene in `work` (generated when missing).
+                   scene_preset: str = "demo", progress=None, view_settings: ViewSettings | None = None) -> dict:
+    """Train and evaluate each variant on the synthetic scene in `work` (generated when missing);
+    `view_settings`: train on views planned around the splat instead of the photos.
 
     `progress(name, entry)` is called after each variant (the GPU check records results as they come)."""
     if not (work / SCENE_JSON).is_file():
@@ -78,9 +100,7 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         print(f"generated the {scene_preset} scene in {time.perf_counter() - started:.0f} s", flush=True)
     synthetic = load_synthetic(work)
     scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
-    train_views = [scene.views[i] for i in synthetic.train_indices]
-    masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), train_views,
-                            lambda view: (view.camera.width, view.camera.height), work / "mask_cache")
+    train_views, masks = training_inputs(work, synthetic, scene, view_settings)
     results = {}
     for name in variants:
         config = TrainConfig.preset(preset).with_changes(**{**settings, **VARIANTS[name]})
@@ -90,7 +110,9 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
         seconds = time.perf_counter() - started
         cuda_peak_mb = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None
-        file_stem = "".join(c if c.isalnum() else "_" for c in name)
+        file_stem = "".join(c if c.isalnum() else "_" for c in name) + (
+            "" if view_settings is None else
+            f"_views{view_settings.count}x{view_settings.resolution}f{view_settings.frame_quantile:g}")
         field.save(work / f"field_{file_stem}_seed{seed}.npz")
         evaluation = evaluate_field(field, scene.gaussians, synthetic)  # thresholds calibrated by the sweep
         entry = {"train_seconds": seconds, "settings": config.to_dict(),
@@ -109,6 +131,9 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         if progress is not None:
             progress(name, entry)
     results["scene"] = {"gaussians": len(scene.cloud), "train_views": len(train_views),
+                        "views": "photos" if view_settings is None else {"source": "planned", **view_settings.to_dict(),
+                                                                          "size": f"{train_views[0].camera.width}x"
+                                                                                  f"{train_views[0].camera.height}"},
                         "test_views": len(synthetic.test_indices),
                         "size": f"{synthetic.config.width}x{synthetic.config.height}",
                         "objects": len(synthetic.object_names), "parts": len(synthetic.part_names)}
@@ -217,15 +242,25 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", type=json.loads, default={},
                         help='TrainConfig overrides for every variant, as JSON (e.g. \'{"tau_fine": 0.6}\')')
     parser.add_argument("--skip-training", action="store_true", help="only the click latency")
+    parser.add_argument("--views", default="photos", choices=("photos", "planned"),
+                        help="train on the scene's photos and masks, or on views planned around the splat with "
+                             "label masks rendered at them (the same SAM-like noise)")
+    parser.add_argument("--view-count", type=int, default=48)
+    parser.add_argument("--view-resolution", type=int, default=256, help="longer side of planned views (px)")
+    parser.add_argument("--view-mode", default="auto", choices=("auto", "orbit", "inside"))
+    parser.add_argument("--view-frame", type=float, default=ViewSettings().frame_quantile,
+                        help="share of the content's mass each planned view frames (smaller: closer views)")
     args = parser.parse_args(argv)
 
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "device": args.device,
                           "load_average": os.getloadavg()},
-              "preset": args.preset, "seed": args.seed, "settings": args.settings}
+              "preset": args.preset, "seed": args.seed, "settings": args.settings, "views": args.views}
+    view_settings = None if args.views == "photos" else ViewSettings(args.view_count, args.view_resolution,
+                                                                     args.view_mode, frame_quantile=args.view_frame)
     if not args.skip_training:
         report["training"] = train_variants(Path(args.work), args.preset, args.device, args.seed,
-                                            args.variants, args.settings)
+                                            args.variants, args.settings, view_settings=view_settings)
     report["click_latency"] = click_latency(args.click_sizes, args.device)
     report["peak_rss_mb"] = peak_rss_mb()
     if args.device == "cuda":

@@ -249,9 +249,11 @@ class BackendClient:
         return self._checked(self._request("GET", path), check_scene, f"GET {path}")
 
     def start_training(self, scene_id: str, masks: dict, preset: str | None = None,
-                       settings: dict | None = None, seed: int = 0) -> dict:
-        answer = self._request("POST", "/v1/jobs", {"scene_id": scene_id, "masks": masks, "preset": preset,
-                                                    "settings": settings or {}, "seed": seed})
+                       settings: dict | None = None, seed: int = 0, views: dict | None = None) -> dict:
+        body = {"scene_id": scene_id, "masks": masks, "preset": preset, "settings": settings or {}, "seed": seed}
+        if views is not None:  # where the views come from (no photos: rendered from the splat)
+            body["views"] = views
+        answer = self._request("POST", "/v1/jobs", body)
         return self._checked(answer, check_job, "POST /v1/jobs")
 
     def job(self, job_id: str) -> dict:

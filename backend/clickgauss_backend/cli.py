@@ -16,6 +16,7 @@ from clickgauss_core.errors import ClickGaussInputError
 COMMAND_MODULES = (
     "clickgauss_backend.synthetic.commands",  # synth
     "clickgauss_backend.features.commands",   # train, click, segment-all
+    "clickgauss_backend.views.commands",      # views
     "clickgauss_backend.server.commands",     # serve
     "clickgauss_backend.demo.commands",       # demo-plan, demo-report (run-demo)
     "clickgauss_backend.render.commands",     # render-colors (reference pictures)

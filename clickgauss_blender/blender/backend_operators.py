@@ -245,8 +245,8 @@ def masks_problem_of(obj, context=None) -> str | None:
     return masks_problem(obj.clickgauss.masks_source, obj.clickgauss.masks_path, health, checkpoint)
 
 
-def training_request(obj) -> dict:
-    """masks / preset of the object's settings as the POST /v1/jobs fields."""
+def training_request(obj, context=None) -> dict:
+    """masks / preset / views of the object's settings as the POST /v1/jobs fields."""
     settings = obj.clickgauss
     problem = masks_problem_of(obj)
     if problem:
@@ -255,7 +255,10 @@ def training_request(obj) -> dict:
         masks = {"source": "sam"}
     else:
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
-    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset}
+    from .planned_views import views_request
+
+    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset,
+            "views": views_request(context or bpy.context, obj)}
 
 
 def record_scene(obj, scene: dict) -> None:
@@ -330,7 +333,7 @@ def start_training(client: BackendClient, obj) -> None:
     def work():
         wait_for(client, restarted)
         scene = open_scene(client, ply_path, dataset)
-        job = client.start_training(scene["scene_id"], request["masks"], request["preset"])
+        job = client.start_training(scene["scene_id"], request["masks"], request["preset"], views=request["views"])
         return scene, job
 
     def done(result, error):

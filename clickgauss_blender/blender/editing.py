@@ -154,7 +154,7 @@ def split_by_vertex_segments(context, obj, segments: np.ndarray) -> list[bpy.typ
 def _copy_backend_settings(source, target) -> None:
     """A part of a scene is clicked against the same backend scene (ids map through cg_id)."""
     for key in ("dataset_path", "masks_source", "masks_path", "preset", "scene_id", "dataset_found", "dataset_nearby",
-                "has_features"):
+                "has_features", "view_count", "use_scene_cameras"):
         setattr(target.clickgauss, key, getattr(source.clickgauss, key))
     if FIELD_KEY in source:  # the features themselves travel as point attributes
         target[FIELD_KEY] = source[FIELD_KEY]

@@ -8,6 +8,7 @@ from ..messages import wrap
 from .backend_operators import masks_problem_of
 from .field_storage import has_stored_field
 from .mesh_io import is_splat_object
+from .planned_views import no_photos_sentence
 from .session import STATE
 
 ACTIVE_JOB_STATES = ("opening", "queued", "running")
@@ -87,13 +88,18 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box.prop(settings, "dataset_path")
         if not settings.dataset_path:
             # Only the backend's answer says a dataset is in use; before that it is what was found on import.
+            no_photos = no_photos_sentence(bpy.context, obj)
             if settings.dataset_found:
                 draw_message(box, f"Dataset in use: {settings.dataset_found}", width)
             elif settings.dataset_nearby:
                 draw_message(box, f"Dataset next to the file: {settings.dataset_nearby} (used when you train)", width)
-            else:
-                draw_message(box, "No dataset next to the file: choose the folder of its training images and cameras",
-                             width, icon="INFO")
+            elif no_photos is not None:
+                # No dataset: training renders views from the splat itself (or from the scene's cameras).
+                draw_message(box, no_photos, width, icon="INFO")
+                row = box.row(align=True)
+                row.prop(settings, "view_count")
+                row.prop(settings, "use_scene_cameras")
+                box.operator("clickgauss.add_planned_views", icon="OUTLINER_OB_CAMERA")
         box.prop(settings, "masks_source")
         if settings.masks_source == "FOLDER":
             box.prop(settings, "masks_path")

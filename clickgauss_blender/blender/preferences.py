@@ -4,7 +4,7 @@ stored in the .blend: per splat object (dataset, masks, backend scene) and per s
 from __future__ import annotations
 
 import bpy
-from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, PointerProperty,
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
@@ -90,6 +90,11 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("cpu-fast", "CPU Fast", "Shorter training that runs on a CPU"),
         ("gpu", "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
         ("paper", "Paper", "The paper's settings, exactly (GPU)")))
+    view_count: IntProperty(name="Views", default=48, min=1, max=1000,
+                            description="Without photos: how many views are rendered from the splat to train on")
+    use_scene_cameras: BoolProperty(name="Use Scene Cameras", default=False,
+                                    description="Without photos: render the splat from this scene's cameras "
+                                                "instead of views planned around it")
     scene_id: StringProperty(name="Backend Scene", default="", description="The scene's id on the backend")
     dataset_found: StringProperty(default="", description="Dataset the backend uses for this scene")
     dataset_nearby: StringProperty(default="", description="Dataset found next to the scene's file when it was "

@@ -281,10 +281,8 @@ def _resolve_source_path(folder: str, cfg_path: str, source: str) -> str:
                                  "dataset instead, or as source_path= together with this output folder")
 
 
-def _load_inria_cameras_json(folder: str, source: str, images, resolution) -> Dataset:
-    path = os.path.join(folder, "cameras.json")
-    if not os.path.isfile(path):
-        raise DatasetError(folder, f"no cameras.json, and the dataset {source} has no COLMAP model or transforms.json")
+def _read_inria_cameras(path: str) -> list[tuple[Camera, str]]:
+    """(camera, image name) of every entry of an INRIA `cameras.json`, sorted by name."""
     entries = _read_json(path)
     if not isinstance(entries, list) or not entries:
         raise DatasetError(path, "expected a non-empty JSON list of cameras")
@@ -302,11 +300,46 @@ def _load_inria_cameras_json(folder: str, source: str, images, resolution) -> Da
         w2c[:3, 3] = -rotation.T @ position
         # cameras.json drops the principal point; the INRIA trainer assumes the image centre.
         cameras.append((Camera(world_to_camera=w2c, width=width, height=height, fx=fx, fy=fy,
-                               cx=width / 2, cy=height / 2), name))
+                               cx=width / 2, cy=height / 2, name=name), name))
     cameras.sort(key=lambda item: item[1])
+    return cameras
+
+
+def _load_inria_cameras_json(folder: str, source: str, images, resolution) -> Dataset:
+    path = os.path.join(folder, "cameras.json")
+    if not os.path.isfile(path):
+        raise DatasetError(folder, f"no cameras.json, and the dataset {source} has no COLMAP model or transforms.json")
+    cameras = _read_inria_cameras(path)
     image_folder, pending = _image_folder(source, images, resolution)
     views = _views(cameras, image_folder, path, pending)
     return Dataset(root=folder, kind="inria", views=views, image_folder=image_folder)
+
+
+def load_poses(path: str | os.PathLike) -> list[Camera]:
+    """The camera poses of a capture whose photos are missing: an INRIA `cameras.json` (the file or
+    a folder holding it) or a COLMAP model (`<root>/sparse/0`, `<root>/sparse` or the model folder).
+    Cameras keep the image names and sizes of the model; no image file is opened."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        if os.path.basename(path).endswith(".json"):
+            return [camera for camera, _ in _read_inria_cameras(path)]
+        raise DatasetError(path, "not a pose file: expected cameras.json or a COLMAP model folder")
+    if not os.path.isdir(path):
+        raise DatasetError(path, "pose file or folder not found")
+    model_folder = _colmap_model_folder(path) or (path if is_colmap_model_folder(path) else None)
+    if model_folder is not None:
+        model = read_colmap_model(model_folder, read_points=False)
+        cameras = []
+        for image in sorted(model.images.values(), key=lambda image: image.name):
+            camera = model.camera_for(image)
+            camera.name = image.name
+            cameras.append(camera)
+        if not cameras:
+            raise DatasetError(model_folder, "the COLMAP model has no images")
+        return cameras
+    if os.path.isfile(os.path.join(path, "cameras.json")):
+        return [camera for camera, _ in _read_inria_cameras(os.path.join(path, "cameras.json"))]
+    raise DatasetError(path, "no camera poses found: expected cameras.json or a COLMAP model (sparse/0)")
 
 
 # -- nerfstudio ----------------------------------------------------------------------------------

@@ -75,11 +75,13 @@ def test_training_errors_say_what_to_do(backend, session, scene_copy, synthetic_
     settings = obj.clickgauss
     settings.preset = "tiny"
 
-    settings.masks_source = "FOLDER"  # no dataset next to the PLY: invalid_dataset, named by the file
+    # No dataset next to the PLY: training renders views planned around the splat, and the mask
+    # folder (made for the dataset's photos) has no masks for them: said with what to do.
+    settings.masks_source = "FOLDER"
     settings.masks_path = str(synthetic_scene / "masks")
     _train(session, obj)
     text = _shown(session, obj, cache_dir)
-    assert "bare_scene.ply" in text and "dataset" in text
+    assert "virtual_000" in text and "mask" in text
 
     settings.dataset_path = str(synthetic_scene)  # SAM asked for, the backend has none: said before any request
     settings.masks_source = "SAM"

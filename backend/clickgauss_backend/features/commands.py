@@ -14,13 +14,15 @@ import numpy as np
 from clickgauss_core.errors import ClickGaussInputError
 
 from .config import LEVELS, PRESETS, TrainConfig, default_preset
+from ..views.commands import add_view_arguments, view_settings_from_args
 
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a Click-Gaussian feature field for a 3DGS PLY")
     train.add_argument("ply", help="the trained 3DGS scene: INRIA or SuperSplat compressed .ply, .spz or antimatter15 .splat")
     train.add_argument("--dataset", help="its training views: COLMAP, INRIA output or nerfstudio folder "
-                                         "(default: the PLY's folder)")
+                                         "(default: found next to the PLY; none: views rendered from the splat)")
+    add_view_arguments(train)
     masks = train.add_mutually_exclusive_group(required=True)
     masks.add_argument("--masks", help="folder of precomputed two-level masks (<image stem>_coarse/_fine .png/.npy)")
     masks.add_argument("--sam-checkpoint", help="SAM checkpoint file: generate the masks with SAM")
@@ -70,11 +72,18 @@ def run_train(args: argparse.Namespace) -> int:
     from .masks import MaskStore, PrecomputedMasks
     from .trainer import train_feature_field
 
+    from clickgauss_core.datasets import find_dataset_for_ply, load_poses
+
+    from ..views import training_views
+
     ply = Path(args.ply)
     out = Path(args.out) if args.out else ply.with_name(ply.stem + ".features.npz")
     cache_dir = Path(args.cache_dir) if args.cache_dir else out.with_name(out.name + ".cache")
-    dataset = args.dataset if args.dataset else ply.parent
+    dataset = args.dataset or (find_dataset_for_ply(ply) if args.views in ("auto", "photos") else None)
     scene = Scene.load(ply, dataset_path=dataset, device=args.device)
+    poses = load_poses(args.poses) if args.poses else None
+    chosen = training_views(scene, cache_dir, args.views, view_settings_from_args(args), poses)
+    print(chosen.sentence() + (f" (renders in {chosen.folder})" if chosen.folder else ""), file=sys.stderr, flush=True)
     if args.masks:
         source = PrecomputedMasks(args.masks)
     else:
@@ -82,15 +91,15 @@ def run_train(args: argparse.Namespace) -> int:
         source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device,
                                   points_per_side=args.sam_points_per_side, input_size=args.sam_input_size,
                                   views_per_batch=args.sam_views_per_batch)
-    print(f"masks for {len(scene.views)} views ...", file=sys.stderr, flush=True)
-    mask_store = MaskStore.build(source, scene.views, lambda view: (view.camera.width, view.camera.height),
+    print(f"masks for {len(chosen.views)} views ...", file=sys.stderr, flush=True)
+    mask_store = MaskStore.build(source, chosen.views, lambda view: (view.camera.width, view.camera.height),
                                  cache_dir / "masks")
     checkpoint_dir = cache_dir / "checkpoint"
     if not args.resume and checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)  # a fresh run must not silently continue an old one
     config = TrainConfig.preset(args.preset or default_preset(args.device))
     field = train_feature_field(scene, mask_store, config, progress=_print_progress,
-                                checkpoint_dir=checkpoint_dir, seed=args.seed)
+                                checkpoint_dir=checkpoint_dir, seed=args.seed, views=chosen.views)
     out.parent.mkdir(parents=True, exist_ok=True)
     field.save(out)
     print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters['coarse'])} coarse / "

@@ -28,10 +28,14 @@ from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import SPLAT_SUFFIXES, sniff_splat_suffix
 
+from clickgauss_core.view_planning import DEFAULT_COUNT as DEFAULT_VIEW_COUNT
+from clickgauss_core.view_planning import DEFAULT_RESOLUTION as DEFAULT_VIEW_RESOLUTION
+
 from ..features.config import LEVELS, PRESETS, default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click_with_feature, segment_all
 from ..features.trainer import TrainingCancelled
+from ..views import ViewSettings
 from .errors import (LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, error_response, install_error_handlers,
                      no_training_views_message)
 from .jobs import JobManager
@@ -76,9 +80,24 @@ class MaskSpec(StrictModel):
     settings: dict[str, SettingValue] = Field(default_factory=dict, description="SAM generator settings")
 
 
+class ViewSpec(StrictModel):
+    source: Literal["auto", "photos", "poses", "planned"] = Field(
+        "auto", description="auto: the dataset's photos, else the given poses rendered from the splat, else "
+                            "views planned around the splat")
+    count: int = Field(DEFAULT_VIEW_COUNT, ge=1, le=1000, description="number of planned views")
+    resolution: int = Field(DEFAULT_VIEW_RESOLUTION, ge=8, le=4096, description="longer side of rendered views (px)")
+    mode: Literal["auto", "orbit", "inside"] = "auto"
+    layout: Literal["rings", "sphere"] = "rings"
+    up: tuple[float, float, float] | None = Field(None, description="up direction in the splat's frame")
+    poses_path: str | None = Field(None, description="known poses: an INRIA cameras.json or a COLMAP model folder")
+    cameras: list[dict[str, Any]] | None = Field(None, max_length=1000,
+                                                 description="known poses as wire camera dicts (e.g. Blender's cameras)")
+
+
 class StartJobRequest(StrictModel):
     scene_id: str
     masks: MaskSpec
+    views: ViewSpec = Field(default_factory=ViewSpec, description="where the training views come from")
     preset: Literal[tuple(PRESETS)] | None = None  # type: ignore[valid-type]  # the preset names, one list
     settings: TrainSettings = Field(default_factory=TrainSettings, description="TrainConfig overrides")
     seed: int = Field(0, ge=0, le=2**32 - 1)
@@ -113,6 +132,7 @@ class SceneResponse(BaseModel):
     ply_path: str
     dataset_path: str | None
     n_views: int
+    view_source: Literal["photos", "planned"] = Field(description="the views a job without poses would train on")
     has_features: bool
     training_job: str | None
 
@@ -235,7 +255,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         record = scenes.record(scene_id)
         return SceneResponse(scene_id=record.scene_id, n_gaussians=record.n_gaussians, sh_degree=record.sh_degree,
                              ply_path=record.ply_path, dataset_path=record.dataset_path, n_views=record.n_views,
-                             has_features=scenes.has_field(scene_id), training_job=jobs.active_job_for(scene_id))
+                             view_source="photos" if record.n_views else "planned", has_features=scenes.has_field(scene_id), training_job=jobs.active_job_for(scene_id))
 
     def open_scene(ply_path: Path, dataset_path: Path | None, images: str | None, resolution: int | None,
                    uploaded: bool, name: str = "") -> SceneResponse:
@@ -309,8 +329,27 @@ def create_app(settings: ServerSettings) -> FastAPI:
               responses=errors(400, 401, 403, 404, 409, 422))
     def start_job(body: StartJobRequest) -> dict:
         record = scenes.record(body.scene_id)
-        if record.n_views == 0:
-            raise ApiError(400, "invalid_dataset", no_training_views_message(scene_name(record)))
+        views = body.views.model_dump()
+        if views["source"] == "photos" and record.n_views == 0:
+            raise ApiError(400, "invalid_dataset", no_training_views_message(scene_name(record))
+                           + ", or train on views rendered from the splat instead of its photos")
+        if views["poses_path"] is not None:
+            views["poses_path"] = os.fspath(resolve_inside_roots(views["poses_path"], settings.data_roots,
+                                                                 "the camera poses file"))
+        if views["cameras"] is not None:
+            for index, camera in enumerate(views["cameras"]):
+                try:
+                    wire.camera_from_dict(camera)
+                except (ClickGaussInputError, KeyError, TypeError, ValueError) as exc:
+                    raise ApiError(422, "bad_request", f"camera {index + 1} of the views to train on is not valid "
+                                                       f"({exc}): fix that camera or train on planned views") from None
+        try:
+            ViewSettings(**{key: views[key] for key in ("count", "resolution", "mode", "layout", "up")})
+        except ValueError as exc:
+            raise ApiError(422, "bad_request", f"the views to train on: {exc}; choose other view settings") from None
+        if views["source"] == "poses" and views["poses_path"] is None and not views["cameras"]:
+            raise ApiError(422, "bad_request", "training on known camera poses needs the poses: give a cameras.json "
+                                               "or COLMAP model, or send the cameras, or train on planned views")
         masks: dict = {"source": body.masks.source}
         if body.masks.source == "folder":
             if body.masks.path is None:
@@ -327,7 +366,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         overrides = training_overrides(body.settings)
         check_training_config(preset, overrides)
         return jobs.submit(record.scene_id, {"masks": masks, "preset": preset, "settings": overrides,
-                                             "seed": body.seed})
+                                             "seed": body.seed, "views": views})
 
     @app.get("/v1/jobs", response_model=JobListResponse, tags=["training"], responses=errors(401, 422))
     def list_jobs(scene_id: str | None = Query(None)) -> dict:

@@ -195,13 +195,24 @@ def label_maps(region_weights: np.ndarray, n_background: int, threshold: float) 
     return part_map.astype(np.int32), background_map.astype(np.int32)
 
 
+def region_one_hot(part_labels: np.ndarray, background_regions: np.ndarray | None, n_background: int,
+                   n_parts: int) -> np.ndarray:
+    """(N, n_background + n_parts) float32 one-hot per Gaussian: background regions first, then parts.
+
+    A Gaussian with neither a part nor a background region (label 0 everywhere) is all zeros."""
+    part_labels = np.asarray(part_labels)
+    regions = np.zeros(len(part_labels), dtype=np.int64) if background_regions is None else np.asarray(background_regions)
+    column = np.where(part_labels > 0, part_labels + n_background - 1, regions - 1)
+    one_hot = np.zeros((len(column), n_background + n_parts), dtype=np.float32)
+    has = column >= 0
+    one_hot[np.nonzero(has)[0], column[has]] = 1.0
+    return one_hot
+
+
 def _region_features(labelled: LabelledCloud) -> torch.Tensor:
     """Per Gaussian: colour (3) then a one-hot over background regions and parts."""
-    n_background = len(BACKGROUND_REGIONS)
-    region = np.where(labelled.part_labels > 0, labelled.part_labels + n_background - 1,
-                      labelled.background_regions - 1)
-    one_hot = np.zeros((len(region), n_background + len(labelled.part_names)), dtype=np.float32)
-    one_hot[np.arange(len(region)), region] = 1.0
+    one_hot = region_one_hot(labelled.part_labels, labelled.background_regions, len(BACKGROUND_REGIONS),
+                             len(labelled.part_names))
     return torch.from_numpy(np.concatenate([labelled.cloud.colors, one_hot], axis=1))
 
 
