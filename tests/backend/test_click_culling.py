@@ -2,7 +2,6 @@
 the reference: the torch rasterizer's render of the same pixel, over random clicks in perspective
 and orthographic views, on the synthetic scene and on a real splat with large, anisotropic Gaussians."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from clickgauss_core.ply import read_gaussian_ply
 from clickgauss_backend.render import GaussianTensors, rasterize
 
 CLICKS = 200
-REAL_DATA = Path(os.environ.get("CLICKGAUSS_REAL_DATA", "/work/shared/data/real"))
+REAL_DATA = Path(__file__).resolve().parents[1] / "data" / "real"  # the real fixtures kept in the repository
 
 
 def _look_at(eye, target, width, height, focal, projection="perspective"):

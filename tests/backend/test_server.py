@@ -249,7 +249,9 @@ def test_cancel_resume_and_queue(server, trained, tiny_synthetic_scene):
     assert resumed.json()["job_id"] == job_id and resumed.json()["state"] in ("queued", "running")
     again = server.post(f"/v1/jobs/{job_id}/resume")
     assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_resumable"
-    first = server.wait_until(job_id, lambda job: job["stage"] == "training" or job["state"] in TERMINAL)
+    # A queued job still shows the stage it was cancelled in: wait until it runs again.
+    first = server.wait_until(job_id, lambda job: (job["state"] == "running" and job["stage"] == "training")
+                              or job["state"] in TERMINAL)
     # It continued from the last checkpoint (>= iteration 10 - 2), it did not start again at 1.
     assert first["state"] == "running" and first["iteration"] >= 8, first
     server.post(f"/v1/jobs/{job_id}/cancel")
