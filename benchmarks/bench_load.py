@@ -35,9 +35,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from clickgauss_backend.server.process import free_port, spawn_server, wait_until_healthy
 from clickgauss_core import wire
 from clickgauss_core.datasets import load_dataset
+from clickgauss_core.launcher import MODULE_CLI, free_port, spawn_backend, stop_backend, wait_until_healthy
 
 WARMUP_CLICKS = 8
 
@@ -138,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = work / "server.log"
-    env = dict(os.environ)
-    process = spawn_server(["--port", str(port), "--cache-dir", str(work / "cache"), "--data-root", str(work),
-                            "--device", args.device, "--log-level", "warning"], log_path, env=env)
+    process = spawn_backend([sys.executable, *MODULE_CLI], port, log_path, cache_dir=work / "cache", data_roots=[work],
+                            extra_args=["--device", args.device, "--log-level", "warning"])
     try:
         started = time.perf_counter()
         health = wait_until_healthy(url, process, timeout=180.0, log_path=log_path)
@@ -168,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "mean": statistics.fmean(latencies)},
                          "throughput_clicks_per_s": len(latencies) / wall_s, "wall_s": wall_s})
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_backend(process, timeout=30)
 
     results = {
         "benchmark": "bench_load", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -15,8 +15,8 @@ import zipfile
 import numpy as np
 from clickgauss_core import wire
 from clickgauss_core.errors import WireFormatError
+from clickgauss_core.protocol import COARSE, FINE, JOB_STATES, LEVELS
 
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FIELD_ARRAYS = ("features", "clusters_coarse", "clusters_fine", "metadata_json")
 # np.savez stores its arrays uncompressed; a compressed member may grow this much, no more
 # (an answer that would unpack to terabytes is refused before it is unpacked).
@@ -104,7 +104,7 @@ def decode_segments(answer) -> dict[str, np.ndarray]:
     """The per-Gaussian segment ids of a segments answer: {"coarse": ids, "fine": ids}, int32, (N,)."""
     answer = _object(answer, "segment ids")
     ids = {}
-    for level in ("coarse", "fine"):
+    for level in LEVELS:
         try:
             values = wire.decode_array(answer.get(level))
         except WireFormatError as exc:
@@ -112,8 +112,8 @@ def decode_segments(answer) -> dict[str, np.ndarray]:
         _require(values.ndim == 1 and values.dtype.kind == "i",
                  f"'{level}' must be one integer id per Gaussian, got {values.dtype} {values.shape}")
         ids[level] = values.astype(np.int32)
-    _require(len(ids["coarse"]) == len(ids["fine"]),
-             f"'coarse' has {len(ids['coarse'])} ids but 'fine' {len(ids['fine'])}")
+    _require(len(ids[COARSE]) == len(ids[FINE]),
+             f"'{COARSE}' has {len(ids[COARSE])} ids but '{FINE}' {len(ids[FINE])}")
     return ids
 
 

@@ -1,6 +1,7 @@
 """Install a backend environment with uv: which command lines, which package index, run one after
-the other in the background with progress and cancel. Pure stdlib, no bpy, and no imports from
-the add-on, so scripts/install-backend runs this file as it is (`python backend_installer.py`).
+the other in the background with progress and cancel. Pure stdlib and clickgauss_core.protocol (an install
+moves through the states a training job does), no bpy and no imports from the add-on, so
+scripts/install-backend runs this file as it is (`python backend_installer.py`, core/ on PYTHONPATH).
 
 The add-on zip carries the backend's uv project (scripts/build-backend-bundle puts it in
 `backend_dist/`): backend/ with its pyproject.toml, uv.lock and source, and core/ (its path
@@ -25,6 +26,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from clickgauss_core.protocol import CANCELLED, DONE, FAILED, RUNNING
 
 INSTALLED_ENV_NAME = "backend-env"  # inside the add-on's user folder (bpy.utils.extension_path_user)
 BUNDLE_DIR_NAME = "backend_dist"    # inside the add-on (scripts/build-addon)
@@ -133,14 +136,14 @@ def uv_bootstrap_step(python: str, tools_dir: str) -> Step:
 class InstallRun:
     """Runs `steps` one after the other in the background; `poll()` from a timer moves it on.
 
-    state: "running" | "done" | "failed" | "cancelled"; `message` says where it is, or what went
+    state: RUNNING | DONE | FAILED | CANCELLED; `message` says where it is, or what went
     wrong and what to do; the full output of every step is in `log_path`."""
 
     steps: list[Step]
     env_dir: str
     log_path: str
     env: dict | None = None
-    state: str = "running"
+    state: str = RUNNING
     index: int = -1
     message: str = ""
     process: subprocess.Popen | None = field(default=None, repr=False)
@@ -161,7 +164,7 @@ class InstallRun:
         if self.index == len(self.steps):
             shutil.rmtree(self.env_dir, ignore_errors=True)
             os.replace(self.env_dir + ".partial", self.env_dir)
-            self.state, self.process = "done", None
+            self.state, self.process = DONE, None
             self.message = f"Backend installed in {self.env_dir}: press Start Local"
             return
         step = self.steps[self.index]
@@ -178,7 +181,7 @@ class InstallRun:
 
     def poll(self) -> str:
         """Move on when the current step has ended; returns the state."""
-        while self.state == "running" and self.process is not None and self.process.poll() is not None:
+        while self.state == RUNNING and self.process is not None and self.process.poll() is not None:
             if self.process.returncode != 0:
                 self._fail(f"{self.steps[self.index].title} failed (exit status {self.process.returncode})")
             else:
@@ -186,12 +189,12 @@ class InstallRun:
         return self.state
 
     def wait(self, interval: float = 0.5) -> str:
-        while self.poll() == "running":
+        while self.poll() == RUNNING:
             time.sleep(interval)
         return self.state
 
     def cancel(self) -> None:
-        if self.state != "running":
+        if self.state != RUNNING:
             return
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -201,11 +204,11 @@ class InstallRun:
                 self.process.kill()
                 self.process.wait(10)
         shutil.rmtree(self.env_dir + ".partial", ignore_errors=True)
-        self.state, self.message = "cancelled", "Backend install cancelled: nothing was kept; install again any time"
+        self.state, self.message = CANCELLED, "Backend install cancelled: nothing was kept; install again any time"
 
     def _fail(self, what: str) -> None:
         shutil.rmtree(self.env_dir + ".partial", ignore_errors=True)
-        self.state, self.process = "failed", None
+        self.state, self.process = FAILED, None
         self.message = (f"{what}: the end of its log ({self.log_path}) says why. Check the internet connection and "
                         f"the free disk space (about 6 GB), then install again. {self.last_log_line()}").strip()
 
@@ -236,15 +239,15 @@ def main(argv=None) -> int:
     run = InstallRun(install_steps(uv, env_dir, os.path.abspath(args.bundle), args.variant, args.offline),
                      env_dir, env_dir + ".install.log")
     shown = ""
-    while run.poll() == "running":
+    while run.poll() == RUNNING:
         if run.message != shown:
             print(run.message, flush=True)
             shown = run.message
         time.sleep(0.5)
-    print(run.message, file=sys.stderr if run.state != "done" else sys.stdout)
-    if run.state == "done":
+    print(run.message, file=sys.stderr if run.state != DONE else sys.stdout)
+    if run.state == DONE:
         print(f"Start it with: {os.path.join(os.path.dirname(environment_python(env_dir)), 'clickgauss-backend')} serve")
-    return 0 if run.state == "done" else 1
+    return 0 if run.state == DONE else 1
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ exchange (sending, waiting, every byte of the answer) within `timeout` seconds, 
 large upload or download needs at `MIN_TRANSFER_RATE`. A watchdog closes the socket when the
 deadline passes, so a server that stalls or drips its answer byte by byte cannot hold a caller.
 Answers are checked against the protocol's shapes (`answers`) before they are returned.
-Every failure is a `BackendError` with the protocol's stable `code` ("unreachable" when there is
-no answer at all, "timeout" past the deadline, "bad_answer" for an answer of the wrong shape).
+Every failure is a `BackendError` with the protocol's stable `code` (UNREACHABLE when there is
+no answer at all, TIMEOUT past the deadline, BAD_ANSWER for an answer of the wrong shape).
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import uuid
 from typing import Any, BinaryIO, Callable
 from urllib.parse import quote, urlsplit
 
+from clickgauss_core.protocol import (API_PREFIX, BAD_ANSWER, DEFAULT_PORT, HTTP_ERROR, TIMEOUT, TOKEN_HEADER,
+                                      UNREACHABLE)
+
 from .answers import AnswerError, check_click, check_feature_field, check_health, check_job, check_scene, decode_segments
 
-DEFAULT_URL = "http://127.0.0.1:8765"
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_TIMEOUT = 60.0
 MIN_TRANSFER_RATE = 256 * 1024      # bytes/s: uploads and downloads get their size at this rate on top
@@ -33,34 +36,28 @@ READ_CHUNK = 1 << 16
 
 
 class BackendError(Exception):
-    """An error answer of the backend (`code`, `message`, HTTP `status`), or no answer at all."""
+    """An error answer of the backend (`code`, `message`, HTTP `status`), or no answer at all
+    (`client_error`). `request` ("GET /v1/...") is for the log's sake, never in the text people read."""
 
-    def __init__(self, code: str, message: str, status: int | None = None):
-        self.code, self.message, self.status = code, message, status
+    def __init__(self, code: str, message: str, status: int | None = None, request: str = ""):
+        self.code, self.message, self.status, self.request = code, message, status, request
         super().__init__(f"{message} [{code}]")
 
 
-class BackendUnreachable(BackendError):
-    def __init__(self, url: str, reason: str):
-        super().__init__("unreachable", f"the ClickGauss backend at {url} is not reachable ({reason}): press Start "
-                                        "Local in the ClickGauss panel, or start your backend and check the Backend "
-                                        "URL in the add-on's preferences")
+# The client's own errors (no usable answer came back): what happened and what to do, by code.
+CLIENT_ERROR_TEXTS = {
+    UNREACHABLE: ("the ClickGauss backend at {url} is not reachable ({detail}): press Start Local in the ClickGauss "
+                  "panel, or start your backend and check the Backend URL in the add-on's preferences"),
+    TIMEOUT: ("the ClickGauss backend at {url} did not answer within {detail} s: it may be overloaded or stuck; check "
+              "its log, or raise Request Timeout in the add-on's preferences for very large scenes"),
+    BAD_ANSWER: ("what answers at {url} gave an unusable answer ({detail}): check that the Backend URL points at a "
+                 "ClickGauss backend of the same version as the add-on"),
+}
 
 
-class BackendTimeout(BackendError):
-    def __init__(self, url: str, request: str, seconds: float):
-        # `request` stays for the log's sake (the exception's attribute), never in the text people read.
-        self.request = request
-        super().__init__("timeout", f"the ClickGauss backend at {url} did not answer within {seconds:.3g} s: it may "
-                                    "be overloaded or stuck; check its log, or raise Request Timeout in the add-on's "
-                                    "preferences for very large scenes")
-
-
-class BadAnswer(BackendError):
-    def __init__(self, url: str, request: str, problem: str):
-        self.request = request
-        super().__init__("bad_answer", f"what answers at {url} gave an unusable answer ({problem}): check that the "
-                                       "Backend URL points at a ClickGauss backend of the same version as the add-on")
+def client_error(code: str, url: str, detail: str, request: str = "") -> BackendError:
+    """A BackendError of the client's own: `code` is one of CLIENT_ERROR_TEXTS."""
+    return BackendError(code, CLIENT_ERROR_TEXTS[code].format(url=url, detail=detail), request=request)
 
 
 class _Deadline:
@@ -125,7 +122,7 @@ class BackendClient:
             connection.connect()
         except (OSError, socket.timeout) as exc:
             connection.close()
-            raise BackendUnreachable(self.url, str(exc) or type(exc).__name__) from None
+            raise client_error(UNREACHABLE, self.url, str(exc) or type(exc).__name__) from None
         connection.sock.settimeout(deadline.remaining())
         deadline.watch(connection.sock)
         return connection
@@ -133,7 +130,7 @@ class BackendClient:
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+            headers[TOKEN_HEADER] = f"Bearer {self.token}"
         headers.update(extra or {})
         return headers
 
@@ -148,8 +145,8 @@ class BackendClient:
             return self._read(connection.getresponse(), raw, deadline, request)
         except (OSError, http.client.HTTPException) as exc:
             if deadline.expired or isinstance(exc, TimeoutError):  # the watchdog, or the socket's own timeout
-                raise BackendTimeout(self.url, request, deadline.seconds) from None
-            raise BackendUnreachable(self.url, f"the connection broke: {exc}") from None
+                raise client_error(TIMEOUT, self.url, f"{deadline.seconds:.3g}", request) from None
+            raise client_error(UNREACHABLE, self.url, f"the connection broke: {exc}", request) from None
         finally:
             deadline.cancel()
             connection.close()
@@ -190,35 +187,35 @@ class BackendClient:
     def _read(self, response: http.client.HTTPResponse, raw: bool, deadline: _Deadline, request: str):
         data = self._read_body(response, deadline, request)
         if deadline.expired:  # the watchdog cut the body short
-            raise BackendTimeout(self.url, request, deadline.seconds)
+            raise client_error(TIMEOUT, self.url, f"{deadline.seconds:.3g}", request)
         if 200 <= response.status < 300:
             if raw:
                 return data
             try:
                 return json.loads(data or b"null")
             except ValueError:
-                raise BadAnswer(self.url, request, f"not JSON: {_excerpt(data)}") from None
+                raise client_error(BAD_ANSWER, self.url, f"not JSON: {_excerpt(data)}", request) from None
         try:
             error = json.loads(data)["error"]
             code, message = str(error["code"]), str(error["message"])
         except (ValueError, KeyError, TypeError):
-            code, message = "http_error", (f"the Backend URL answered HTTP {response.status} but not as a ClickGauss "
+            code, message = HTTP_ERROR, (f"the Backend URL answered HTTP {response.status} but not as a ClickGauss "
                                            "backend: check the Backend URL in the add-on's preferences (and any proxy "
                                            "in between)")
-        raise BackendError(code, message, response.status)
+        raise BackendError(code, message, response.status, request)
 
     def _read_body(self, response: http.client.HTTPResponse, deadline: _Deadline, request: str) -> bytes:
         """The body in chunks (each read returns what has arrived), never more than MAX_ANSWER_BYTES."""
         announced = response.getheader("Content-Length")
         if announced is not None and announced.isdigit():
             if int(announced) > MAX_ANSWER_BYTES:
-                raise BadAnswer(self.url, request, f"it announces {announced} bytes")
+                raise client_error(BAD_ANSWER, self.url, f"it announces {announced} bytes", request)
             deadline.extend(int(announced) / MIN_TRANSFER_RATE)
         chunks, received = [], 0
         while chunk := response.read1(READ_CHUNK):
             received += len(chunk)
             if received > MAX_ANSWER_BYTES:
-                raise BadAnswer(self.url, request, f"it is larger than {MAX_ANSWER_BYTES} bytes")
+                raise client_error(BAD_ANSWER, self.url, f"it is larger than {MAX_ANSWER_BYTES} bytes", request)
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -226,26 +223,26 @@ class BackendClient:
         try:
             return check(answer)
         except AnswerError as exc:
-            raise BadAnswer(self.url, request, str(exc)) from None
+            raise client_error(BAD_ANSWER, self.url, str(exc), request) from None
 
     # -- endpoints (docs/protocol.md); every answer checked before it is returned -----------------
     def health(self) -> dict:
-        return self._checked(self._request("GET", "/v1/health"), check_health, "GET /v1/health")
+        return self._checked(self._request("GET", f"{API_PREFIX}/health"), check_health, f"GET {API_PREFIX}/health")
 
     def open_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                    resolution: int | None = None) -> dict:
-        answer = self._request("POST", "/v1/scenes", {"ply_path": ply_path, "dataset_path": dataset_path,
+        answer = self._request("POST", f"{API_PREFIX}/scenes", {"ply_path": ply_path, "dataset_path": dataset_path,
                                                       "images": images, "resolution": resolution})
-        return self._checked(answer, check_scene, "POST /v1/scenes")
+        return self._checked(answer, check_scene, f"POST {API_PREFIX}/scenes")
 
     def upload_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                      resolution: int | None = None) -> dict:
-        answer = self._upload("/v1/scenes/upload", ply_path,
+        answer = self._upload(f"{API_PREFIX}/scenes/upload", ply_path,
                               {"dataset_path": dataset_path, "images": images, "resolution": resolution})
-        return self._checked(answer, check_scene, "POST /v1/scenes/upload")
+        return self._checked(answer, check_scene, f"POST {API_PREFIX}/scenes/upload")
 
     def scene(self, scene_id: str) -> dict:
-        path = f"/v1/scenes/{quote(scene_id)}"
+        path = f"{API_PREFIX}/scenes/{quote(scene_id)}"
         return self._checked(self._request("GET", path), check_scene, f"GET {path}")
 
     def start_training(self, scene_id: str, masks: dict, preset: str | None = None,
@@ -253,42 +250,42 @@ class BackendClient:
         body = {"scene_id": scene_id, "masks": masks, "preset": preset, "settings": settings or {}, "seed": seed}
         if views is not None:  # where the views come from (no photos: rendered from the splat)
             body["views"] = views
-        answer = self._request("POST", "/v1/jobs", body)
-        return self._checked(answer, check_job, "POST /v1/jobs")
+        answer = self._request("POST", f"{API_PREFIX}/jobs", body)
+        return self._checked(answer, check_job, f"POST {API_PREFIX}/jobs")
 
     def job(self, job_id: str) -> dict:
-        path = f"/v1/jobs/{quote(job_id)}"
+        path = f"{API_PREFIX}/jobs/{quote(job_id)}"
         return self._checked(self._request("GET", path), check_job, f"GET {path}")
 
     def cancel_job(self, job_id: str) -> dict:
-        path = f"/v1/jobs/{quote(job_id)}/cancel"
+        path = f"{API_PREFIX}/jobs/{quote(job_id)}/cancel"
         return self._checked(self._request("POST", path), check_job, f"POST {path}")
 
     def resume_job(self, job_id: str) -> dict:
-        path = f"/v1/jobs/{quote(job_id)}/resume"
+        path = f"{API_PREFIX}/jobs/{quote(job_id)}/resume"
         return self._checked(self._request("POST", path), check_job, f"POST {path}")
 
     def click(self, scene_id: str, camera: dict, pixel: tuple[float, float], level: str,
               threshold: float | None = None) -> dict:
-        path = f"/v1/scenes/{quote(scene_id)}/click"
+        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/click"
         answer = self._request("POST", path, {"camera": camera, "pixel": [float(pixel[0]), float(pixel[1])],
                                               "level": level, "threshold": threshold})
         return self._checked(answer, check_click, f"POST {path}")
 
     def segments(self, scene_id: str) -> dict:
         """Segment ids per Gaussian (PLY order), decoded: {"coarse": (N,) int32, "fine": (N,) int32}."""
-        path = f"/v1/scenes/{quote(scene_id)}/segments"
+        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/segments"
         return self._checked(self._request("GET", path), decode_segments, f"GET {path}")
 
     def download_field(self, scene_id: str) -> bytes:
         """The scene's feature-field .npz, checked to be one."""
-        path = f"/v1/scenes/{quote(scene_id)}/field"
+        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/field"
         data = self._request("GET", path, raw=True)
         self._checked(data, check_feature_field, f"GET {path}")
         return data
 
     def upload_field(self, scene_id: str, field_path: str) -> dict:
-        path = f"/v1/scenes/{quote(scene_id)}/field"
+        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/field"
         return self._checked(self._upload(path, field_path, {}, method="PUT"), check_scene, f"PUT {path}")
 
 

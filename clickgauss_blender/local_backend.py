@@ -1,4 +1,5 @@
-"""Find and start a backend on this machine ("Start Local"). Pure stdlib (no bpy), so tests use it too.
+"""Find and start a backend on this machine ("Start Local"). No bpy, so tests use it too; the
+process itself is started, awaited and stopped by clickgauss_core.launcher.
 
 A backend is either a Python interpreter of an environment with `clickgauss_backend` installed (run
 as `python -m clickgauss_backend.cli serve`) or the `clickgauss-backend` command itself. The add-on
@@ -14,16 +15,17 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .backend_installer import INSTALLED_ENV_NAME, environment_python
-from .client import BackendClient, BackendError
+from clickgauss_core.launcher import (MODULE_CLI, STARTUP_TIMEOUT, BackendStartError, spawn_backend,
+                                      wait_until_healthy)
+from clickgauss_core.protocol import DEFAULT_PORT
 
-STARTUP_TIMEOUT = 120.0  # importing torch on a busy machine takes a while
-POLL_INTERVAL = 0.25
-TOKEN_ENV = "CLICKGAUSS_TOKEN"  # the backend's `serve` reads its token from here too
+from .answers import AnswerError, check_health
+from .backend_installer import environment_python
+from .client import BackendClient
+
 BACKEND_COMMAND = "clickgauss-backend"
 BUILD_INFO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_info.json")
 NO_BACKEND_FOUND = ("No ClickGauss backend was found on this computer: install one (Install Backend in the add-on's "
@@ -40,7 +42,7 @@ class FoundBackend:
         """The command line prefix of the backend's CLI."""
         if os.path.basename(self.program).lower().startswith(BACKEND_COMMAND):
             return [self.program]
-        return [self.program, "-m", "clickgauss_backend.cli"]
+        return [self.program, *MODULE_CLI]
 
 
 def checkout_root(build_info_path: str = BUILD_INFO) -> str | None:
@@ -82,7 +84,7 @@ def covering_roots(folders, roots) -> list[str]:
 
 
 def port_of(url: str) -> int:
-    return urlsplit(url).port or 8765
+    return urlsplit(url).port or DEFAULT_PORT
 
 
 def sam_arguments(checkpoint: str, model: str) -> list[str]:
@@ -96,59 +98,26 @@ def sam_arguments(checkpoint: str, model: str) -> list[str]:
 
 def start_local_backend(backend: str | FoundBackend, port: int, log_path: str, cache_dir: str | None = None,
                         data_roots=(), token: str | None = None, extra_args=()) -> subprocess.Popen:
-    """Spawn the backend's `serve` on 127.0.0.1:port, output to `log_path`. `backend` is a found
-    backend or the path of an interpreter / the clickgauss-backend command."""
+    """Spawn the backend's `serve` on 127.0.0.1:port (clickgauss_core.launcher), output to
+    `log_path`. `backend` is a found backend or the path of an interpreter / the clickgauss-backend
+    command."""
     if not isinstance(backend, FoundBackend):
         backend = FoundBackend(backend, "preferences")
     if not _runnable(backend.program):
         raise FileNotFoundError(f"The backend {backend.program!r} (from {backend.source}) is not a program that can "
                                 "run: set Backend Python in the add-on's preferences to the python of a backend "
                                 "environment, or clear it so the add-on finds one by itself")
-    command = [*backend.command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if cache_dir:
-        command += ["--cache-dir", cache_dir]
-    for root in data_roots:
-        command += ["--data-root", str(root)]
-    command += list(extra_args)
-    env = dict(os.environ)
-    if token:  # through the environment: a command line is visible to every user of the machine
-        env[TOKEN_ENV] = token
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    return spawn_backend(backend.command(), port, log_path, cache_dir=cache_dir, data_roots=data_roots, token=token,
+                         extra_args=extra_args)
 
 
 def wait_until_ready(client: BackendClient, process: subprocess.Popen | None = None,
                      timeout: float = STARTUP_TIMEOUT, log_path: str | None = None) -> dict:
-    """Poll /v1/health until the backend answers; returns the health body. Raises RuntimeError if
-    the process exits or the time runs out (with the end of its log)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the local backend stopped while starting (exit status {process.returncode}): its "
-                               f"log says why ({log_path}); the end of it:\n{log_tail(log_path)}")
-        try:
-            return client.health()
-        except BackendError as exc:
-            if exc.code != "unreachable" or time.monotonic() > deadline:
-                raise RuntimeError(f"the local backend did not start within {timeout:.0f} s ({exc.message}): its log "
-                                   f"says why ({log_path}); the end of it:\n{log_tail(log_path)}") from None
-        time.sleep(POLL_INTERVAL)
-
-
-def stop_local_backend(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-
-def log_tail(log_path: str | None, characters: int = 3000) -> str:
-    if not log_path or not os.path.isfile(log_path):
-        return ""
-    with open(log_path, "rb") as log:
-        log.seek(max(0, os.path.getsize(log_path) - characters))
-        return log.read().decode("utf-8", errors="replace")
+    """Wait until the backend `client` talks to answers /v1/health; returns the health body, checked.
+    Raises BackendStartError (with the end of its log) if the process exits or the time runs out."""
+    health = wait_until_healthy(client.url, process, client.token, timeout, log_path)
+    try:
+        return check_health(health)
+    except AnswerError as exc:
+        raise BackendStartError(f"what answers at {client.url} is not a ClickGauss backend of this version ({exc})") \
+            from None

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import textwrap
 
+from clickgauss_core.protocol import UNREACHABLE
+
 from .client import BackendError
 
 # Connection problems go away by themselves once the backend answers: the panel drops them then.
-CONNECTION_CODES = ("unreachable",)
+CONNECTION_CODES = (UNREACHABLE,)
 
 
 def describe(error: BaseException) -> str:

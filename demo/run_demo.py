@@ -182,7 +182,7 @@ class Demo:
             if self.obj.name in session.STATE.errors:
                 raise RuntimeError(session.STATE.errors[self.obj.name])
             job = session.STATE.jobs.get(self.obj.name)
-            if job and job.get("state") in session.FINAL_JOB_STATES:
+            if job and job.get("state") in session.FINISHED_STATES:
                 break
             if job and time.perf_counter() - last_print > 5:
                 eta = job.get("eta_seconds")
@@ -322,7 +322,9 @@ class Demo:
 
     def stop_backend(self) -> None:
         if self.backend_process is not None:
-            self.addon("local_backend").stop_local_backend(self.backend_process)
+            from clickgauss_core.launcher import stop_backend
+
+            stop_backend(self.backend_process)
             self.backend_process = None
 
     def print_next_steps(self, summary: dict) -> None:

@@ -15,24 +15,26 @@ from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 from clickgauss_core import wire
 from clickgauss_core.files import atomic_write
+from clickgauss_core.launcher import stop_backend
+from clickgauss_core.protocol import (ACTIVE_STATES, CANCELLED, DONE, FILE_NOT_FOUND, FINISHED_STATES, OUTSIDE_DATA_ROOT,
+                                      RESUMABLE_STATES, TIMEOUT, UNREACHABLE)
 
 from ..client import BackendClient, BackendError
 from ..backend_installer import INSTALLED_ENV_NAME
 from ..local_backend import (NO_BACKEND_FOUND, checkout_root, covering_roots, find_backend, port_of, sam_arguments,
-                             start_local_backend, stop_local_backend, wait_until_ready)
+                             start_local_backend, wait_until_ready)
 from ..mask_setup import masks_problem
 from ..messages import describe, sentence
 from .field_storage import field_record, has_stored_field
 from .local_operators import click_locally, fetch_field, show_threshold, source_path
 from .mesh_io import is_splat_object
-from .preferences import ADDON_PACKAGE, client_from_preferences, preferences
+from .preferences import ADDON_PACKAGE, AUTO_PRESET, client_from_preferences, preferences
 from .selection import apply_click, query_click, viewport_camera
-from .session import (FINAL_JOB_STATES, JOB_POLL_INTERVAL, STATE, TASKS, clear_connection_errors, clear_error, notify,
+from .session import (ACTIVE_JOB_STATES, JOB_POLL_INTERVAL, OPENING, STATE, TASKS, clear_connection_errors, clear_error, notify,
                       show_error, stop_timer)
 
 # Answers to POST /v1/scenes meaning "the server cannot read that path": send the file instead.
-UPLOAD_INSTEAD = ("file_not_found", "outside_data_root")
-RESUMABLE_JOB_STATES = ("cancelled", "failed", "interrupted")
+UPLOAD_INSTEAD = (FILE_NOT_FOUND, OUTSIDE_DATA_ROOT)
 
 
 def _active_splat(context):
@@ -49,7 +51,7 @@ def check_backend(client: BackendClient) -> None:
             STATE.backend.state, STATE.backend.health, STATE.backend.message = "connected", health, ""
             clear_connection_errors()
         else:
-            STATE.backend.state, STATE.backend.health, STATE.backend.message = "unreachable", {}, describe(error)
+            STATE.backend.state, STATE.backend.health, STATE.backend.message = UNREACHABLE, {}, describe(error)
             notify("WARNING", STATE.backend.message)
 
     TASKS.submit(client.health, done)
@@ -145,7 +147,7 @@ def launch_local_backend(context, extra_roots=()):
                            f"found {SOURCE_WORDS[found.source]})")
         else:
             # The first line says what happened and where the log is; the log's tail stays in the log.
-            STATE.backend.state, STATE.backend.message = "unreachable", sentence(str(error).splitlines()[0])
+            STATE.backend.state, STATE.backend.message = UNREACHABLE, sentence(str(error).splitlines()[0])
             notify("ERROR", STATE.backend.message)
 
     TASKS.submit(lambda: wait_until_ready(client, process, log_path=log_path), done)
@@ -166,7 +168,7 @@ def local_backend_for(context, folders):
     missing = covering_roots(folders, STATE.local_roots)
     if not missing:
         return None
-    stop_local_backend(process)
+    stop_backend(process)
     STATE.local_process = None
     notify("INFO", f"Restarting the local backend so it may read {', '.join(missing)}")
     return launch_local_backend(context, missing)
@@ -191,7 +193,7 @@ class CLICKGAUSS_OT_start_backend(bpy.types.Operator):
         try:
             launch_local_backend(context)
         except (FileNotFoundError, ValueError, OSError) as exc:
-            STATE.backend.state, STATE.backend.message = "unreachable", describe(exc)
+            STATE.backend.state, STATE.backend.message = UNREACHABLE, describe(exc)
             self.report({"ERROR"}, STATE.backend.message)
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -207,7 +209,7 @@ class CLICKGAUSS_OT_stop_backend(bpy.types.Operator):
         return STATE.local_process is not None and STATE.local_process.poll() is None
 
     def execute(self, context):
-        stop_local_backend(STATE.local_process)
+        stop_backend(STATE.local_process)
         STATE.local_process = None
         STATE.backend.state, STATE.backend.health, STATE.backend.message = "unknown", {}, ""
         return {"FINISHED"}
@@ -227,7 +229,7 @@ def open_scene(client: BackendClient, ply_path: str, dataset_path: str | None) -
     except BackendError as exc:
         if not dataset_path or exc.code not in UPLOAD_INSTEAD:
             raise
-        why = ("it is not on the backend's computer" if exc.code == "file_not_found"
+        why = ("it is not on the backend's computer" if exc.code == FILE_NOT_FOUND
                else "the backend may only read other folders")
         raise BackendError(exc.code, (
             f"The backend at {client.url} cannot read the dataset folder {dataset_path} ({why}). The add-on sends the "
@@ -257,7 +259,7 @@ def training_request(obj, context=None) -> dict:
         masks = {"source": "folder", "path": bpy.path.abspath(settings.masks_path)}
     from .planned_views import views_request
 
-    return {"masks": masks, "preset": None if settings.preset == "AUTO" else settings.preset,
+    return {"masks": masks, "preset": None if settings.preset == AUTO_PRESET else settings.preset,
             "views": views_request(context or bpy.context, obj)}
 
 
@@ -286,22 +288,22 @@ def watch_job(client: BackendClient, object_name: str, job_id: str) -> None:
     def done(job, error):
         if error is not None:
             show_error(object_name, error, "Following the training")
-            if isinstance(error, BackendError) and error.code in ("unreachable", "timeout"):
+            if isinstance(error, BackendError) and error.code in (UNREACHABLE, TIMEOUT):
                 TASKS.submit(poll, done)  # keep following the job: the backend may come back
             return
         clear_error(object_name)
         STATE.jobs[object_name] = job
-        if job["state"] not in FINAL_JOB_STATES:
+        if job["state"] not in FINISHED_STATES:
             TASKS.submit(poll, done)
             return
         obj = bpy.data.objects.get(object_name)
-        if job["state"] == "done" and obj is not None:
+        if job["state"] == DONE and obj is not None:
             obj.clickgauss.has_features = True
             STATE.segments.pop(job["scene_id"], None)
             notify("INFO", f"Training finished for {object_name}: Shift+click in the viewport to select")
             fetch_field(client, obj)  # the trained field goes into the .blend, on the object
-        elif job["state"] != "done":
-            if job["state"] == "cancelled":
+        elif job["state"] != DONE:
+            if job["state"] == CANCELLED:
                 notify("INFO", f"Training of {object_name} cancelled: Resume continues from its last checkpoint")
             else:
                 show_error(object_name, (job.get("error") or {}).get("message")
@@ -328,7 +330,7 @@ def start_training(client: BackendClient, obj) -> None:
     restarted = local_backend_for(bpy.context, folders_of(obj))
     name = obj.name
     clear_error(name)
-    STATE.jobs[name] = {"state": "opening", "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
+    STATE.jobs[name] = {"state": OPENING, "stage": None, "iteration": 0, "total": 0, "eta_seconds": None}
 
     def work():
         wait_for(client, restarted)
@@ -413,7 +415,7 @@ class CLICKGAUSS_OT_train_features(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = _active_splat(context)
-        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") not in ("opening", "queued", "running")
+        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") not in ACTIVE_JOB_STATES
 
     def execute(self, context):
         try:
@@ -435,7 +437,7 @@ class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         obj = _active_splat(context)
-        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") in ("queued", "running")
+        return obj is not None and STATE.jobs.get(obj.name, {}).get("state") in ACTIVE_STATES
 
     def execute(self, context):
         name, job_id = context.active_object.name, context.active_object.clickgauss.job_id
@@ -460,7 +462,7 @@ class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
     def poll(cls, context):
         obj = _active_splat(context)
         return (obj is not None and obj.clickgauss.job_id
-                and STATE.jobs.get(obj.name, {}).get("state") in RESUMABLE_JOB_STATES)
+                and STATE.jobs.get(obj.name, {}).get("state") in RESUMABLE_STATES)
 
     def execute(self, context):
         name, job_id = context.active_object.name, context.active_object.clickgauss.job_id
@@ -680,7 +682,7 @@ def unregister():
     _keymap_items.clear()
     stop_timer()
     if STATE.local_process is not None:
-        stop_local_backend(STATE.local_process)
+        stop_backend(STATE.local_process)
         STATE.local_process = None
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
+from clickgauss_core.protocol import COARSE
 
 from ..client import BackendClient
 from . import editing, field_storage
 from .mesh_io import is_splat_object
-from .preferences import client_from_preferences
+from .preferences import LEVEL_ITEMS, client_from_preferences
 from .session import STATE, TASKS, clear_error, show_error
 
-LEVEL_ITEMS = (("coarse", "Coarse", "Whole objects"), ("fine", "Fine", "Parts of objects"))
 SEGMENT_ACTIONS = (("GROW", "Grow", ""), ("SPLIT", "Split", ""))
 
 
@@ -110,7 +110,7 @@ class CLICKGAUSS_OT_apply_segments(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO", "INTERNAL"}
 
     object_name: StringProperty()
-    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
+    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default=COARSE)
     action: EnumProperty(name="Action", items=SEGMENT_ACTIONS, default="GROW")
 
     def execute(self, context):
@@ -218,7 +218,7 @@ class CLICKGAUSS_OT_grow_selection(_SegmentOperator):
     bl_idname = "clickgauss.grow_selection"
     bl_label = "Grow to Segments"
 
-    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
+    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default=COARSE)
     action = "GROW"
 
 
@@ -227,7 +227,7 @@ class CLICKGAUSS_OT_segment_everything(_SegmentOperator):
     bl_idname = "clickgauss.segment_everything"
     bl_label = "Segment Everything"
 
-    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default="coarse")
+    level: EnumProperty(name="Level", items=LEVEL_ITEMS, default=COARSE)
     action = "SPLIT"
 
 

@@ -11,6 +11,8 @@ import sys
 import bpy
 from bpy.props import EnumProperty
 
+from clickgauss_core.protocol import CANCELLED, DONE, RUNNING
+
 from ..backend_installer import (BUNDLE_DIR_NAME, INSTALLED_ENV_NAME, InstallRun, find_uv, install_steps,
                                  uv_bootstrap_step)
 from .preferences import ADDON_PACKAGE
@@ -32,9 +34,9 @@ def _poll_install():
         for area in window.screen.areas:
             if area.type == "PREFERENCES":
                 area.tag_redraw()
-    if state == "running":
+    if state == RUNNING:
         return POLL_INTERVAL
-    notify("INFO" if state in ("done", "cancelled") else "ERROR", run.message)
+    notify("INFO" if state in (DONE, CANCELLED) else "ERROR", run.message)
     return None
 
 
@@ -49,7 +51,7 @@ class CLICKGAUSS_OT_install_backend(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return STATE.install is None or STATE.install.state != "running"
+        return STATE.install is None or STATE.install.state != RUNNING
 
     def execute(self, context):
         if not bpy.app.online_access:
@@ -83,7 +85,7 @@ class CLICKGAUSS_OT_cancel_install(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return STATE.install is not None and STATE.install.state == "running"
+        return STATE.install is not None and STATE.install.state == RUNNING
 
     def execute(self, context):
         STATE.install.cancel()
@@ -105,7 +107,7 @@ def draw_install(layout) -> None:
     else:
         box.label(text=f"Backend: {found.program} (found in {found.source})", icon="CHECKMARK")
     run = STATE.install
-    if run is not None and run.state == "running":
+    if run is not None and run.state == RUNNING:
         box.progress(factor=run.progress, type="BAR", text=run.message)
         box.operator(CLICKGAUSS_OT_cancel_install.bl_idname, icon="CANCEL")
     else:

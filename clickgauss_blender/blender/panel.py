@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import bpy
+from clickgauss_core.protocol import COARSE, RESUMABLE_STATES, UNREACHABLE
 
 from ..messages import wrap
 from .backend_operators import masks_problem_of
 from .field_storage import has_stored_field
 from .mesh_io import is_splat_object
 from .planned_views import no_photos_sentence
-from .session import STATE
+from .session import ACTIVE_JOB_STATES, STATE
 
-ACTIVE_JOB_STATES = ("opening", "queued", "running")
 LABEL_CHARACTER_PIXELS = 7  # about one character of the UI font at scale 1
 
 
@@ -68,7 +68,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
             box.label(text=f"Backend connected ({device}{', started here' if local else ''})", icon="CHECKMARK")
         elif status.state in ("checking", "starting"):
             box.label(text=f"Backend {status.state}…", icon="SORTTIME")
-        elif status.state == "unreachable":
+        elif status.state == UNREACHABLE:
             box.label(text="Backend not reachable", icon="ERROR")
         else:
             box.label(text="Backend status unknown", icon="QUESTION")
@@ -129,7 +129,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
                 box.operator("clickgauss.fetch_field", icon="IMPORT")
             elif job is not None:
                 box.label(text=f"Training {job.get('state')}", icon="INFO")
-            if job is not None and job.get("state") in ("cancelled", "failed", "interrupted"):
+            if job is not None and job.get("state") in RESUMABLE_STATES:
                 box.operator("clickgauss.resume_training", icon="RECOVER_LAST")
         error = STATE.errors.get(obj.name)
         if error:
@@ -154,7 +154,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         row.operator("clickgauss.invert_selection", text="Invert")
         row.operator("clickgauss.clear_selection", text="None")
         row = column.row(align=True)
-        row.operator("clickgauss.grow_selection", text="Grow to Coarse").level = "coarse"
+        row.operator("clickgauss.grow_selection", text="Grow to Coarse").level = COARSE
         row = column.row(align=True)
         row.operator("clickgauss.hide_selected", text="Hide")
         row.operator("clickgauss.isolate_selected", text="Isolate")

@@ -6,10 +6,19 @@ from __future__ import annotations
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
+from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_TINY
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # this file lives in <add-on>/blender/
+LEVEL_ITEMS = ((COARSE, "Coarse", "Whole objects"), (FINE, "Fine", "Parts of objects"))
+AUTO_PRESET = "AUTO"  # no preset sent: the backend's default for its device
+PRESET_ITEMS = (
+    (AUTO_PRESET, "Auto", "The backend's default for its device"),
+    (PRESET_TINY, "Tiny", "Seconds; for trying things out"),
+    (PRESET_CPU_FAST, "CPU Fast", "Shorter training that runs on a CPU"),
+    (PRESET_GPU, "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
+    (PRESET_PAPER, "Paper", "The paper's settings, exactly (GPU)"))
 
 
 class ClickGaussPreferences(bpy.types.AddonPreferences):
@@ -84,12 +93,7 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("FOLDER", "Mask Folder", "Precomputed two-level masks (<image>_coarse.png / _fine.png)"),
         ("SAM", "SAM", "Segment Anything on the backend (needs its --sam-checkpoint)")))
     masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS)
-    preset: EnumProperty(name="Preset", default="AUTO", items=(
-        ("AUTO", "Auto", "The backend's default for its device"),
-        ("tiny", "Tiny", "Seconds; for trying things out"),
-        ("cpu-fast", "CPU Fast", "Shorter training that runs on a CPU"),
-        ("gpu", "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
-        ("paper", "Paper", "The paper's settings, exactly (GPU)")))
+    preset: EnumProperty(name="Preset", default=AUTO_PRESET, items=PRESET_ITEMS)
     view_count: IntProperty(name="Views", default=48, min=1, max=1000,
                             description="Without photos: how many views are rendered from the splat to train on")
     use_scene_cameras: BoolProperty(name="Use Scene Cameras", default=False,
@@ -116,9 +120,7 @@ def _show_calibrated_threshold(settings, context):
 
 
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
-    level: EnumProperty(name="Level", default="coarse", update=_show_calibrated_threshold, items=(
-        ("coarse", "Coarse", "Whole objects"),
-        ("fine", "Fine", "Parts of objects")))
+    level: EnumProperty(name="Level", default=COARSE, update=_show_calibrated_threshold, items=LEVEL_ITEMS)
     use_threshold: BoolProperty(name="Custom Threshold", default=False, update=_show_calibrated_threshold,
                                 description="Off: the calibrated default of the level (shown on the slider)")
     threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=_threshold_changed,

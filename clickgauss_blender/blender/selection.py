@@ -10,6 +10,7 @@ import bpy
 import numpy as np
 from clickgauss_core import wire
 from clickgauss_core.cameras import Camera
+from clickgauss_core.protocol import COARSE
 
 from ..client import BackendClient
 from .mesh_io import (HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, VERTEX_SELECT_ATTRIBUTE, read_attribute,
@@ -83,7 +84,7 @@ class ClickResult:
     threshold: float
 
 
-def query_click(client: BackendClient, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
+def query_click(client: BackendClient, scene_id: str, camera: Camera, pixel_xy, level: str = COARSE,
                 threshold: float | None = None) -> tuple[np.ndarray, dict]:
     """The network half of a click (no bpy: runs on a worker thread): the backend's selection
     over the file's Gaussians, decoded, and its response. `camera` is in the object's local (PLY)
@@ -98,7 +99,7 @@ def apply_click(obj, mask: np.ndarray, response: dict, mode: str = "NEW") -> Cli
     return ClickResult(int(response.get("selected", mask.sum())), count, float(response["threshold"]))
 
 
-def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = "coarse",
+def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = COARSE,
                  threshold: float | None = None, mode: str = "NEW") -> ClickResult:
     """Both halves in one call (scripts, tests). Raises BackendError / WireFormatError / ValueError."""
     mask, response = query_click(client, scene_id, camera, pixel_xy, level, threshold)

@@ -12,15 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import bpy
+from clickgauss_core.protocol import ACTIVE_STATES, FINISHED_STATES, UNREACHABLE  # noqa: F401  (FINISHED_STATES: for scripts that follow a job)
 
 TIMER_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5
-FINAL_JOB_STATES = ("done", "failed", "cancelled", "interrupted")
+# The add-on's own state of a job before the server has one: the scene is being opened (or uploaded).
+OPENING = "opening"
+ACTIVE_JOB_STATES = (OPENING, *ACTIVE_STATES)  # Train Features waits while a job is in one of these
 
 
 @dataclass
 class BackendStatus:
-    state: str = "unknown"        # unknown | checking | starting | connected | unreachable
+    state: str = "unknown"        # unknown | checking | starting | connected | UNREACHABLE
     message: str = ""
     health: dict = field(default_factory=dict)
 

@@ -5,7 +5,8 @@
         assert server.get("/v1/health").status_code == 200
 
 `start_server(...)` runs `python -m clickgauss_backend.cli serve --port <free port> ...`, waits
-until `/v1/health` answers, and stops the process when the test ends (SIGTERM, then SIGKILL).
+until `/v1/health` answers, and stops the process when the test ends (SIGTERM, then SIGKILL), all
+with clickgauss_core.launcher (the add-on's Start Local uses it too).
 `server.kill()` sends SIGKILL on purpose (crash tests); `server.restart()` starts a new process
 with the same arguments (same cache dir) on a new port.
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clickgauss_backend.server.process import free_port, spawn_server, wait_until_healthy
+from clickgauss_core.launcher import MODULE_CLI, free_port, spawn_backend, stop_backend, wait_until_healthy
+from clickgauss_core.protocol import TOKEN_ENV, TOKEN_HEADER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", sys.executable)
@@ -47,10 +49,10 @@ class ServerProcess:
 
     def start(self) -> "ServerProcess":
         self.port = free_port()
-        serve_args = ["--port", str(self.port), "--log-level", "warning", *self.extra_args]
-        self.process = spawn_server(serve_args, self.log_path, env=self.env, python=BACKEND_PYTHON, cwd=REPO_ROOT)
+        self.process = spawn_backend([BACKEND_PYTHON, *MODULE_CLI], self.port, self.log_path,
+                                     extra_args=["--log-level", "warning", *self.extra_args], env=self.env, cwd=REPO_ROOT)
         wait_until_healthy(self.url, self.process, self.token, STARTUP_TIMEOUT_S, self.log_path)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {TOKEN_HEADER: f"Bearer {self.token}"} if self.token else {}
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
         return self
 
@@ -92,13 +94,8 @@ class ServerProcess:
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.process is not None:
+            stop_backend(self.process, timeout=30)
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up (a crash, a killed terminal)."""
@@ -128,9 +125,9 @@ class ServerLauncher:
         if token:
             cli_args += ["--token", token]
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-        env.pop("CLICKGAUSS_TOKEN", None)
+        env.pop(TOKEN_ENV, None)
         if token_env:
-            env["CLICKGAUSS_TOKEN"] = token_env
+            env[TOKEN_ENV] = token_env
         server = ServerProcess(cli_args, token or token_env, env, work / "server.log")
         self.started.append(server)
         return server.start()
@@ -159,7 +156,7 @@ def start_module_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def backend_cli() -> list[str]:
     """The command prefix of the backend CLI in the backend environment: [python, -m, module]."""
-    return [BACKEND_PYTHON, "-m", "clickgauss_backend.cli"]
+    return [BACKEND_PYTHON, *MODULE_CLI]
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.field import FeatureField
-from clickgauss_backend.server.process import free_port
+from clickgauss_core.launcher import free_port
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
 
 

@@ -56,6 +56,12 @@ def addon_module(addon):
 
 
 @pytest.fixture
+def protocol(addon):
+    """The protocol's vocabulary (clickgauss_core.protocol from the wheel the add-on installed)."""
+    return importlib.import_module("clickgauss_core.protocol")
+
+
+@pytest.fixture
 def clean_scene(addon):
     """An empty scene (objects, meshes, materials and node groups removed) for one test."""
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):

@@ -63,7 +63,7 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
         assert bpy.ops.clickgauss.train_features() == {"FINISHED"}
         result["restarted"] = session.STATE.local_process is not first_process
         deliver_until(session, lambda: obj.name in session.STATE.errors or session.STATE.jobs.get(obj.name, {})
-                      .get("state") in session.FINAL_JOB_STATES, "Train Features")
+                      .get("state") in session.FINISHED_STATES, "Train Features")
         result["training"] = {"state": session.STATE.jobs.get(obj.name, {}).get("state"),
                               "error": session.STATE.errors.get(obj.name), "roots": list(session.STATE.local_roots),
                               "has_features": obj.clickgauss.has_features,

@@ -51,7 +51,7 @@ def training_run(addon, backend, synthetic_scene):
         assert obj.name not in session.STATE.errors, session.STATE.errors[obj.name]
         if job is not None:
             snapshots.append(dict(job))
-            if job["state"] in session.FINAL_JOB_STATES:
+            if job["state"] in session.FINISHED_STATES:
                 break
         time.sleep(0.05)
     result = {"snapshots": snapshots, "scene_id": obj.clickgauss.scene_id, "has_features": obj.clickgauss.has_features,
@@ -254,10 +254,10 @@ def test_cancel_training_operator(training_run, clean_scene, addon_module, synth
             time.sleep(0.05)
         return session.STATE.jobs.get(obj.name) or {}
 
-    job = deliver_until(lambda j: j.get("state") in ("running",) + session.FINAL_JOB_STATES)
+    job = deliver_until(lambda j: j.get("state") in ("running",) + session.FINISHED_STATES)
     assert job["state"] == "running", job
     assert bpy.ops.clickgauss.cancel_training() == {"FINISHED"}
-    job = deliver_until(lambda j: j.get("state") in session.FINAL_JOB_STATES)
+    job = deliver_until(lambda j: j.get("state") in session.FINISHED_STATES)
     assert job["state"] == "cancelled", job
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not obj.clickgauss.has_features:  # the earlier field is still there
@@ -268,7 +268,7 @@ def test_cancel_training_operator(training_run, clean_scene, addon_module, synth
     # resume continues the same job from its checkpoint to the end
     assert bpy.ops.clickgauss.resume_training() == {"FINISHED"}
     job = deliver_until(lambda j: j.get("state") in ("queued", "running"))
-    job = deliver_until(lambda j: j.get("state") in session.FINAL_JOB_STATES)
+    job = deliver_until(lambda j: j.get("state") in session.FINISHED_STATES)
     assert job["state"] == "done" and job["job_id"] == obj.clickgauss.job_id, job
     assert obj.clickgauss.has_features
 

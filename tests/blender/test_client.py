@@ -8,16 +8,16 @@ import threading
 import pytest
 
 
-def test_health_and_protocol_errors(backend, addon_module):
+def test_health_and_protocol_errors(backend, addon_module, protocol):
     client_module = addon_module("client")
     health = backend.health()
-    assert health["status"] == "ok" and health["api"] == "v1" and health["device"] in ("cpu", "cuda")
+    assert health["status"] == "ok" and health["api"] == protocol.API_VERSION and health["device"] in ("cpu", "cuda")
     with pytest.raises(client_module.BackendError) as error:
         backend.scene("0" * 64)
-    assert error.value.code == "unknown_scene" and error.value.status == 404
+    assert error.value.code == protocol.UNKNOWN_SCENE and error.value.status == 404
     with pytest.raises(client_module.BackendError) as error:
         backend.open_scene("/definitely/not/here.ply")
-    assert error.value.code in ("file_not_found", "outside_data_root")
+    assert error.value.code in (protocol.FILE_NOT_FOUND, protocol.OUTSIDE_DATA_ROOT)
 
 
 def test_upload_gives_the_same_scene_as_the_path(backend, synthetic_scene, tmp_path):
@@ -27,18 +27,18 @@ def test_upload_gives_the_same_scene_as_the_path(backend, synthetic_scene, tmp_p
     assert uploaded["n_gaussians"] == by_path["n_gaussians"] == 4000
 
 
-def test_nothing_listening_is_unreachable(addon_module):
+def test_nothing_listening_is_unreachable(addon_module, protocol):
     client_module = addon_module("client")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
     client = client_module.BackendClient(f"http://127.0.0.1:{port}")
-    with pytest.raises(client_module.BackendUnreachable) as error:
+    with pytest.raises(client_module.BackendError) as error:
         client.health()
-    assert error.value.code == "unreachable" and f"127.0.0.1:{port}" in str(error.value)
+    assert error.value.code == protocol.UNREACHABLE and f"127.0.0.1:{port}" in str(error.value)
 
 
-def test_backend_that_never_answers_times_out(addon_module):
+def test_backend_that_never_answers_times_out(addon_module, protocol):
     client_module = addon_module("client")
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -47,9 +47,9 @@ def test_backend_that_never_answers_times_out(addon_module):
         thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
         thread.start()
         client = client_module.BackendClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.3)
-        with pytest.raises(client_module.BackendTimeout) as error:
+        with pytest.raises(client_module.BackendError) as error:
             client.health()
-        assert error.value.code == "timeout" and "did not answer within 0.3 s" in str(error.value)
+        assert error.value.code == protocol.TIMEOUT and "did not answer within 0.3 s" in str(error.value)
         thread.join(1)
         for connection, _ in accepted:
             connection.close()
@@ -60,7 +60,7 @@ def test_malformed_url_is_refused(addon_module):
         addon_module("client").BackendClient("localhost:8765")
 
 
-def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_module, tmp_path):
+def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_module, tmp_path, protocol):
     import time
 
     import bpy
@@ -82,10 +82,10 @@ def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_modul
     camera = Camera(np.eye(4), 64, 48, 50, 50, 32, 24)
     with pytest.raises(client_module.BackendError) as error:
         selection.click_select(dead, obj, obj.clickgauss.scene_id, camera, (10.5, 10.5))
-    assert error.value.code == "unreachable"
+    assert error.value.code == protocol.UNREACHABLE
 
     # the operator's path: the error reaches the panel's state, the selection is untouched
-    backend_operators.start_click(dead, obj, camera, (10.5, 10.5), "coarse", None, "NEW")
+    backend_operators.start_click(dead, obj, camera, (10.5, 10.5), protocol.COARSE, None, "NEW")
     deadline = time.monotonic() + 10
     while obj.name not in session.STATE.errors and time.monotonic() < deadline:
         session.TASKS.deliver_finished()
@@ -101,7 +101,7 @@ def test_click_operator_passes_through_outside_a_viewport(clean_scene):
     assert bpy.ops.clickgauss.click_select("INVOKE_DEFAULT") == {"PASS_THROUGH"}
 
 
-def test_check_backend_operator_reports_connected_then_unreachable(backend, addon_module):
+def test_check_backend_operator_reports_connected_then_unreachable(backend, addon_module, protocol):
     import time
 
     import bpy
@@ -119,13 +119,13 @@ def test_check_backend_operator_reports_connected_then_unreachable(backend, addo
             time.sleep(0.01)
         return session.STATE.backend.state
 
-    assert check() == "connected" and session.STATE.backend.health["api"] == "v1"
+    assert check() == "connected" and session.STATE.backend.health["api"] == protocol.API_VERSION
     url = prefs.backend_url
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         prefs.backend_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     try:
-        assert check() == "unreachable"
+        assert check() == protocol.UNREACHABLE
         assert "not reachable" in session.STATE.backend.message
     finally:
         prefs.backend_url = url

@@ -66,7 +66,7 @@ def _train(session, obj):
     session.STATE.errors.pop(obj.name, None)
     assert bpy.ops.clickgauss.train_features() == {"FINISHED"}
     _deliver_until(session, lambda: obj.name in session.STATE.errors
-                   or session.STATE.jobs.get(obj.name, {}).get("state") in session.FINAL_JOB_STATES)
+                   or session.STATE.jobs.get(obj.name, {}).get("state") in session.FINISHED_STATES)
 
 
 def test_training_errors_say_what_to_do(backend, session, scene_copy, synthetic_scene, tmp_path):

@@ -99,7 +99,7 @@ def test_train_features_without_photos_then_click(name, clean_scene, addon_modul
         session.TASKS.deliver_finished()
         assert obj.name not in session.STATE.errors, session.STATE.errors[obj.name]
         job = session.STATE.jobs.get(obj.name)
-        if job is not None and job["state"] in session.FINAL_JOB_STATES:
+        if job is not None and job["state"] in session.FINISHED_STATES:
             break
         time.sleep(0.1)
     assert job is not None and job["state"] == "done", job
