@@ -6,11 +6,11 @@ the out-of-process backend (client.py) that trains the features and resolves cli
 
 from __future__ import annotations
 
-from .blender import (backend_operators, edit_operators, install_operators, io_operators, local_operators, panel,
-                      planned_views, preferences, selection_sync)
+from .blender import (backend_operators, click, edit_operators, install_operators, io_operators, local_operators,
+                      panel, planned_views, preferences, selection_sync)
 
 # Registered in this order, unregistered in reverse.
-MODULES = (preferences, io_operators, local_operators, backend_operators, install_operators, edit_operators,
+MODULES = (preferences, io_operators, local_operators, backend_operators, click, install_operators, edit_operators,
            planned_views, panel, selection_sync)
 
 

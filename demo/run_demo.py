@@ -210,7 +210,7 @@ class Demo:
         Shift+click does; no backend) -> selection on the mesh. Returns the selection in PLY order."""
         from clickgauss_core import wire
 
-        selection, local = self.addon("blender.selection"), self.addon("blender.local_operators")
+        selection, local = self.addon("blender.selection"), self.addon("blender.click")
         camera = wire.camera_from_dict(camera_dict)
         view, window = wire.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
         region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates

@@ -6,7 +6,7 @@ import bpy
 from clickgauss_core.protocol import COARSE, RESUMABLE_STATES, UNREACHABLE
 
 from ..messages import wrap
-from .backend_operators import masks_problem_of
+from .backend_tasks import masks_problem_of
 from .field_storage import has_stored_field
 from .mesh_io import is_splat_object
 from .planned_views import no_photos_sentence

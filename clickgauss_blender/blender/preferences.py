@@ -108,13 +108,13 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
 
 
 def _threshold_changed(settings, context):
-    from .local_operators import threshold_changed  # imported late: it needs the registered operators
+    from .click import threshold_changed  # imported late: click.py imports this module
 
     threshold_changed(settings, context)
 
 
 def _show_calibrated_threshold(settings, context):
-    from .local_operators import calibrated_threshold_shown
+    from .click import calibrated_threshold_shown
 
     calibrated_threshold_shown(settings, context)
 

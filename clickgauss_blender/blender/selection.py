@@ -1,18 +1,12 @@
-"""Selections on splat objects and the click code path after the viewport:
-camera + pixel -> backend request -> decoded mask (PLY order) -> mapped through `cg_id` onto the
-mesh (`.select_vert` and the displayed `cg_selected`), new / add / subtract."""
+"""Selections on splat objects: Blender's vertex selection read and written as arrays, values
+over the original file's Gaussians mapped through `cg_id` onto the mesh (`.select_vert` and the
+displayed `cg_selected`), new / add / subtract. The click that makes them is click.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import bpy
 import numpy as np
-from clickgauss_core import wire
-from clickgauss_core.cameras import Camera
-from clickgauss_core.protocol import COARSE
 
-from ..client import BackendClient
 from .mesh_io import (HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, VERTEX_SELECT_ATTRIBUTE, read_attribute,
                       write_attribute)
 
@@ -75,38 +69,3 @@ def apply_mask(obj, mask_in_file_order: np.ndarray, mode: str = "NEW") -> int:
     ensure_object_mode(obj)
     hit = per_vertex(obj, np.asarray(mask_in_file_order, dtype=bool))
     return set_selection(obj, combine(get_selection(obj), hit, mode))
-
-
-@dataclass
-class ClickResult:
-    selected_in_scene: int   # Gaussians of the whole file the backend selected
-    selected_now: int        # vertices selected on the object after combining with the mode
-    threshold: float
-
-
-def query_click(client: BackendClient, scene_id: str, camera: Camera, pixel_xy, level: str = COARSE,
-                threshold: float | None = None) -> tuple[np.ndarray, dict]:
-    """The network half of a click (no bpy: runs on a worker thread): the backend's selection
-    over the file's Gaussians, decoded, and its response. `camera` is in the object's local (PLY)
-    frame, `pixel_xy` in its pixels (origin top-left)."""
-    response = client.click(scene_id, wire.camera_to_dict(camera), pixel_xy, level, threshold)
-    return wire.decode_mask(response["mask"]), response
-
-
-def apply_click(obj, mask: np.ndarray, response: dict, mode: str = "NEW") -> ClickResult:
-    """The Blender half of a click (main thread): the mask onto the object's selection."""
-    count = apply_mask(obj, mask, mode)
-    return ClickResult(int(response.get("selected", mask.sum())), count, float(response["threshold"]))
-
-
-def click_select(client: BackendClient, obj, scene_id: str, camera: Camera, pixel_xy, level: str = COARSE,
-                 threshold: float | None = None, mode: str = "NEW") -> ClickResult:
-    """Both halves in one call (scripts, tests). Raises BackendError / WireFormatError / ValueError."""
-    mask, response = query_click(client, scene_id, camera, pixel_xy, level, threshold)
-    return apply_click(obj, mask, response, mode)
-
-
-def viewport_camera(region, region_3d, obj) -> Camera:
-    """The 3D viewport as a Camera in the object's local frame."""
-    return wire.camera_from_blender_view(np.array(region_3d.view_matrix), np.array(region_3d.window_matrix),
-                                         region.width, region.height, np.array(obj.matrix_world))

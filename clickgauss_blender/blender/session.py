@@ -38,7 +38,7 @@ class SessionState:
     reports: list[tuple[str, str]] = field(default_factory=list)  # the latest status-bar reports (level, text)
     segments: dict[str, dict] = field(default_factory=dict)      # scene id -> {"coarse": ids, "fine": ids}
     segment_requests: set = field(default_factory=set)           # scene ids whose segments are being fetched
-    pending_clicks: dict[str, tuple] = field(default_factory=dict)  # object name -> (mask, response, mode)
+    pending_clicks: dict[str, Any] = field(default_factory=dict)  # object name -> click.PendingClick
     clicks: dict[str, Any] = field(default_factory=dict)         # object name -> latest ClickResult
     local_process: Any = None                                     # subprocess.Popen of "Start local backend"
     local_log: str = ""

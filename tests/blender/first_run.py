@@ -41,7 +41,7 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
     assert bpy.ops.extensions.package_install_files(repo="user_default", filepath=addon_zip,
                                                     enable_on_install=True) == {"FINISHED"}
     session = importlib.import_module(f"{ADDON_MODULE}.blender.session")
-    operators = importlib.import_module(f"{ADDON_MODULE}.blender.backend_operators")
+    click = importlib.import_module(f"{ADDON_MODULE}.blender.click")
     selection = importlib.import_module(f"{ADDON_MODULE}.blender.selection")
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     result["preferences"] = {"backend_python": prefs.backend_python, "local_data_root": prefs.local_data_root,
@@ -83,8 +83,8 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
         view, window = viewport_matrices(eye, points.positions[truth].mean(axis=0), 320, 240, fov_deg=55)
         region_xy = visible_pixel(points.positions, radii, truth, view, window, 320, 240)
         camera = wire.camera_from_blender_view(view, window, 320, 240, np.eye(4))
-        client = operators.client_from_preferences(bpy.context)
-        operators.start_click(client, obj, camera, wire.blender_region_to_pixel(*region_xy, 240), "coarse", None, "NEW")
+        client = click.client_from_preferences(bpy.context)
+        click.start_click(client, obj, camera, wire.blender_region_to_pixel(*region_xy, 240), "coarse", None, "NEW")
         deliver_until(session, lambda: obj.name in session.STATE.clicks or obj.name in session.STATE.errors, "click")
         selected = selection.get_selection(obj)
         result["click"] = {"error": session.STATE.errors.get(obj.name), "selected": int(selected.sum()),

@@ -27,7 +27,7 @@ def run_sequence(module, obj, clicks, out: Path) -> dict:
     from clickgauss_core import wire
     from clickgauss_core.ply import read_gaussian_ply
 
-    local, selection, mesh_io = (module(name) for name in ("blender.local_operators", "blender.selection",
+    local, selection, mesh_io = (module(name) for name in ("blender.click", "blender.selection",
                                                             "blender.mesh_io"))
     out.mkdir(parents=True, exist_ok=True)
     bpy.context.view_layer.objects.active = obj

@@ -73,13 +73,13 @@ def test_train_features_operator_follows_the_job_to_the_end(training_run, synthe
 def connected_object(clean_scene, addon_module, backend, training_run, synthetic_scene):
     """A fresh import of the trained scene, placed with a move + rotation + uniform scale, opened
     on the backend (the features trained above are found by the scene's content hash)."""
-    backend_operators = addon_module("blender.backend_operators")
+    tasks, requests = addon_module("blender.backend_tasks"), addon_module("backend_requests")
     obj = _import_scene(synthetic_scene)
     obj.location = (3.0, -1.0, 0.5)
     obj.rotation_euler = (0.2, -0.1, 0.9)
     obj.scale = (1.5, 1.5, 1.5)
     bpy.context.view_layer.update()
-    backend_operators.record_scene(obj, backend_operators.open_scene(backend, obj["clickgauss_source"], None))
+    tasks.record_scene(obj, requests.open_scene(backend, obj["clickgauss_source"], None))
     assert obj.clickgauss.has_features
     return obj
 
@@ -118,9 +118,9 @@ def _click_object(addon_module, backend, obj, synthetic_scene, label, orthograph
 def _click_through_operator_path(addon_module, backend, obj, camera, pixel, level, mode):
     """What the Shift+click operator does after reading the viewport: the query on the worker
     thread, then (delivered like the UI timer would) the undoable apply operator."""
-    backend_operators, session = addon_module("blender.backend_operators"), addon_module("blender.session")
+    click, session = addon_module("blender.click"), addon_module("blender.session")
     session.STATE.clicks.pop(obj.name, None)
-    backend_operators.start_click(backend, obj, camera, pixel, level, None, mode)
+    click.start_click(backend, obj, camera, pixel, level, None, mode)
     deadline = time.monotonic() + 60
     while obj.name not in session.STATE.clicks and time.monotonic() < deadline:
         assert obj.name not in session.STATE.errors, session.STATE.errors[obj.name]
@@ -274,12 +274,12 @@ def test_cancel_training_operator(training_run, clean_scene, addon_module, synth
 
 
 def test_save_and_load_features_file(connected_object, addon_module, backend, tmp_path):
-    backend_operators = addon_module("blender.backend_operators")
+    requests = addon_module("backend_requests")
     obj = connected_object
     path = tmp_path / "features.npz"
-    size = backend_operators.save_features(backend, obj.clickgauss.scene_id, str(path))
+    size = requests.save_features(backend, obj.clickgauss.scene_id, str(path))
     assert size == path.stat().st_size > 0
     with np.load(path, allow_pickle=False) as field:  # a plain npz, no pickled objects
         assert len(field.files) > 0
-    scene = backend_operators.load_features(backend, obj["clickgauss_source"], None, str(path))
+    scene = requests.load_features(backend, obj["clickgauss_source"], None, str(path))
     assert scene["scene_id"] == obj.clickgauss.scene_id and scene["has_features"]

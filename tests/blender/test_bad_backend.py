@@ -134,7 +134,7 @@ def test_field_download_must_be_a_feature_field(addon_module):
 
 # -- Blender's main thread ------------------------------------------------------------------------
 def test_stalled_backend_leaves_the_main_thread_free(clean_scene, addon_module, session, bad_backend, tmp_path):
-    backend_operators = addon_module("blender.backend_operators")
+    click = addon_module("blender.click")
     first = splat_object(tmp_path, "first", SCENE_A)
     second = splat_object(tmp_path, "second", SCENE_B)
     before = {obj.name: snapshot(obj, addon_module) for obj in (first, second)}
@@ -167,8 +167,8 @@ def test_stalled_backend_leaves_the_main_thread_free(clean_scene, addon_module, 
         "load features": on(second, lambda: bpy.ops.clickgauss.load_features(filepath=str(tmp_path / "saved.npz"))),
         "cancel training": cancel_then_resume("running"),
         "resume training": cancel_then_resume("cancelled"),
-        "click": on(first, lambda: backend_operators.start_click(
-            backend_operators.client_from_preferences(), first, camera, (10.0, 10.0), "coarse", None, "NEW")
+        "click": on(first, lambda: click.start_click(
+            click.client_from_preferences(), first, camera, (10.0, 10.0), "coarse", None, "NEW")
             or {"FINISHED"}),
     }
     for label, step in steps.items():
@@ -215,7 +215,7 @@ def test_stalled_backend_leaves_the_main_thread_free(clean_scene, addon_module, 
 ])
 def test_bad_answers_are_clear_errors_and_change_nothing(clean_scene, addon_module, session, bad_backend, tmp_path,
                                                          mode, words):
-    backend_operators = addon_module("blender.backend_operators")
+    click = addon_module("blender.click")
     bad_backend.mode = mode
     obj = splat_object(tmp_path, "scene", SCENE_A)
     selection = np.zeros(40, dtype=bool)
@@ -237,8 +237,8 @@ def test_bad_answers_are_clear_errors_and_change_nothing(clean_scene, addon_modu
     grown = run(lambda: bpy.ops.clickgauss.grow_selection(level="coarse"))
     session.STATE.segments.pop(SCENE_A, None)
     split = run(lambda: bpy.ops.clickgauss.segment_everything(level="coarse"))
-    clicked = run(lambda: backend_operators.start_click(
-        backend_operators.client_from_preferences(), obj, _camera(), (3.0, 4.0), "coarse", None, "NEW")
+    clicked = run(lambda: click.start_click(
+        click.client_from_preferences(), obj, _camera(), (3.0, 4.0), "coarse", None, "NEW")
         or {"FINISHED"})
     segment_errors = (grown, split)
     if mode == "short_segments":  # well-formed ids, but for another scene's Gaussians

@@ -71,7 +71,7 @@ def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_modul
     from splat_fixtures import make_cloud
 
     client_module, selection = addon_module("client"), addon_module("blender.selection")
-    backend_operators, session = addon_module("blender.backend_operators"), addon_module("blender.session")
+    click, session = addon_module("blender.click"), addon_module("blender.session")
     write_gaussian_ply(tmp_path / "s.ply", make_cloud(20, 0, False, False))
     obj = addon_module("blender.io_operators").import_splats(bpy.context, str(tmp_path / "s.ply"))
     obj.clickgauss.scene_id = "0" * 64
@@ -81,11 +81,11 @@ def test_click_against_dead_backend_reports_unreachable(clean_scene, addon_modul
     dead = client_module.BackendClient(f"http://127.0.0.1:{port}")
     camera = Camera(np.eye(4), 64, 48, 50, 50, 32, 24)
     with pytest.raises(client_module.BackendError) as error:
-        selection.click_select(dead, obj, obj.clickgauss.scene_id, camera, (10.5, 10.5))
+        click.click_select(dead, obj, obj.clickgauss.scene_id, camera, (10.5, 10.5))
     assert error.value.code == protocol.UNREACHABLE
 
     # the operator's path: the error reaches the panel's state, the selection is untouched
-    backend_operators.start_click(dead, obj, camera, (10.5, 10.5), protocol.COARSE, None, "NEW")
+    click.start_click(dead, obj, camera, (10.5, 10.5), protocol.COARSE, None, "NEW")
     deadline = time.monotonic() + 10
     while obj.name not in session.STATE.errors and time.monotonic() < deadline:
         session.TASKS.deliver_finished()

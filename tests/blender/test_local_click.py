@@ -52,7 +52,7 @@ def _deliver_until(condition, timeout=TRAINING_TIMEOUT_S, name=None):
 def stored_object(addon, backend, synthetic_scene):
     """The tiny scene imported, trained (or found trained) on the backend, and its field stored on
     the object by the add-on's own code path (watch_job -> fetch_field on the worker thread)."""
-    backend_operators, storage = _module("blender.backend_operators"), _module("blender.field_storage")
+    tasks, storage = _module("blender.backend_tasks"), _module("blender.field_storage")
     for collection in (bpy.data.objects, bpy.data.meshes):
         bpy.data.batch_remove(list(collection))
     assert bpy.ops.import_scene.clickgauss_splats(filepath=str(synthetic_scene / "point_cloud.ply"),
@@ -60,10 +60,10 @@ def stored_object(addon, backend, synthetic_scene):
     obj = bpy.context.active_object
     obj.clickgauss.masks_source, obj.clickgauss.preset = "FOLDER", "tiny"
     obj.clickgauss.masks_path = str(synthetic_scene / "masks")
-    backend_operators.record_scene(obj, backend_operators.open_scene(backend, str(synthetic_scene / "point_cloud.ply"),
+    tasks.record_scene(obj, _module("backend_requests").open_scene(backend, str(synthetic_scene / "point_cloud.ply"),
                                                                       None))
     if obj.clickgauss.has_features:  # trained by another test module of this session
-        backend_operators.fetch_field_if_new(backend, obj)
+        tasks.fetch_field_if_new(backend, obj)
     else:
         assert bpy.ops.clickgauss.train_features() == {"FINISHED"}
     _deliver_until(lambda: storage.has_stored_field(obj), name=obj.name)
@@ -219,7 +219,7 @@ def _run_sequence(object_name, clicks, out: Path) -> dict:
 def test_live_threshold_rethresholds_the_last_click(stored_object):
     from clickgauss_core import wire
 
-    storage, local = _module("blender.field_storage"), _module("blender.local_operators")
+    storage, local = _module("blender.field_storage"), _module("blender.click")
     selection = _module("blender.selection")
     obj = stored_object
     settings = bpy.context.scene.clickgauss
@@ -280,7 +280,7 @@ def test_a_failed_field_download_stores_nothing_and_says_so(addon, tmp_path):
     from splat_fixtures import make_cloud
 
     storage, session = _module("blender.field_storage"), _module("blender.session")
-    assert "UNDO" in bpy.types.CLICKGAUSS_OT_apply_local_click.bl_options  # a click is one undo step
+    assert "UNDO" in bpy.types.CLICKGAUSS_OT_apply_click.bl_options  # a click is one undo step
     path = tmp_path / "scene.ply"
     write_gaussian_ply(path, make_cloud(40, 1, False, False, seed=3))
     assert bpy.ops.import_scene.clickgauss_splats(filepath=str(path), orientation="KEEP") == {"FINISHED"}
@@ -306,7 +306,7 @@ def test_a_failed_field_download_stores_nothing_and_says_so(addon, tmp_path):
 def test_a_click_in_edit_mode_reads_the_current_mesh(stored_object):
     from clickgauss_core import wire
 
-    storage, local, selection = (_module(n) for n in ("blender.field_storage", "blender.local_operators",
+    storage, local, selection = (_module(n) for n in ("blender.field_storage", "blender.click",
                                                         "blender.selection"))
     obj = stored_object
     click = _click_sequence(obj, np.random.default_rng(21), count=1)[0]

@@ -116,7 +116,7 @@ def test_the_sentence_follows_what_is_missing(addon_module, tmp_path):
 
 
 def test_start_local_passes_the_sam_preferences_to_the_backend(clean_scene, addon_module, session, prefs, tmp_path):
-    backend_operators = addon_module("blender.backend_operators")
+    backend_tasks = addon_module("blender.backend_tasks")
     import socket
 
     saved = session.STATE.local_process, session.STATE.backend.state, session.STATE.backend.health
@@ -144,7 +144,7 @@ def test_start_local_passes_the_sam_preferences_to_the_backend(clean_scene, addo
         assert health["sam_checkpoint_configured"] is True and health["sam_model"] == "vit_b"
         obj = _splat(tmp_path)
         obj.clickgauss.masks_source, obj.clickgauss.masks_path = "SAM", ""
-        assert backend_operators.masks_problem_of(obj) is None
+        assert backend_tasks.masks_problem_of(obj) is None
     finally:
         if session.STATE.local_process is not None:
             bpy.ops.clickgauss.stop_backend()

@@ -121,7 +121,7 @@ def test_training_errors_say_what_to_do(backend, session, scene_copy, synthetic_
 
 def test_feature_file_and_click_errors_and_successes(backend, session, addon_module, clean_scene, synthetic_scene,
                                                     tmp_path):
-    backend_operators = addon_module("blender.backend_operators")
+    click = addon_module("blender.click")
     cache_dir = bpy.utils.extension_path_user(ADDON_MODULE, path="cache")
     obj = _import(synthetic_scene / "point_cloud.ply")
     assert bpy.ops.clickgauss.connect_scene() == {"FINISHED"}
@@ -140,7 +140,7 @@ def test_feature_file_and_click_errors_and_successes(backend, session, addon_mod
     from clickgauss_core.datasets import load_dataset
 
     camera = load_dataset(synthetic_scene).views[0].camera
-    backend_operators.start_click(backend, obj, camera, (10.0, 10.0), "coarse", None, "NEW")
+    click.start_click(backend, obj, camera, (10.0, 10.0), "coarse", None, "NEW")
     _deliver_until(session, lambda: obj.name in session.STATE.errors)
     text = _shown(session, obj, cache_dir, "0" * 64)
     assert text.startswith("Click failed") and "open the scene again" in text

@@ -59,7 +59,7 @@ def _masks_for_planned_views(splat: Path, out: Path) -> tuple[Path, Path]:
 def test_train_features_without_photos_then_click(name, clean_scene, addon_module, backend, tmp_path_factory):
     from clickgauss_core.datasets import load_poses
 
-    session, backend_operators, views_module = (addon_module("blender.session"), addon_module("blender.backend_operators"),
+    session, click, views_module = (addon_module("blender.session"), addon_module("blender.click"),
                                                 addon_module("blender.planned_views"))
     work = tmp_path_factory.mktemp(f"no_photos_{name}")  # inside the backend's data root
     splat = work / SPLATS[name].name
@@ -113,7 +113,7 @@ def test_train_features_without_photos_then_click(name, clean_scene, addon_modul
     ys, xs = np.nonzero(silhouette)
     pixel = (float(xs[len(xs) // 2]) + 0.5, float(ys[len(ys) // 2]) + 0.5)
     session.STATE.clicks.pop(obj.name, None)
-    backend_operators.start_click(backend, obj, camera, pixel, "coarse", None, "NEW")
+    click.start_click(backend, obj, camera, pixel, "coarse", None, "NEW")
     deadline = time.monotonic() + 120
     while obj.name not in session.STATE.clicks and time.monotonic() < deadline:
         assert obj.name not in session.STATE.errors, session.STATE.errors[obj.name]

@@ -77,7 +77,8 @@ def test_one_undo_step_per_click_and_per_edit(splats, addon_module):
     bpy.ops.ed.undo_push(message="before the click")
     mask = np.zeros(N, dtype=bool)
     mask[:5] = True
-    state.pending_clicks[obj.name] = (mask, {"threshold": 0.8, "selected": 5}, "NEW")
+    pending = addon_module("blender.click").PendingClick("NEW", mask=mask, response={"threshold": 0.8, "selected": 5})
+    state.pending_clicks[obj.name] = pending
     assert bpy.ops.clickgauss.apply_click("EXEC_DEFAULT", True, object_name=obj.name) == {"FINISHED"}
     # undo=True: as when the user runs it (a script's operator call pushes no undo step otherwise)
     assert bpy.ops.clickgauss.delete_selected("EXEC_DEFAULT", True) == {"FINISHED"}
