@@ -225,57 +225,52 @@ class BackendClient:
         except AnswerError as exc:
             raise client_error(BAD_ANSWER, self.url, str(exc), request) from None
 
+    def _call(self, method: str, path: str, check: Callable, body: Any = None):
+        """One JSON request and its answer, checked."""
+        return self._checked(self._request(method, path, body), check, f"{method} {path}")
+
     # -- endpoints (docs/protocol.md); every answer checked before it is returned -----------------
     def health(self) -> dict:
-        return self._checked(self._request("GET", f"{API_PREFIX}/health"), check_health, f"GET {API_PREFIX}/health")
+        return self._call("GET", f"{API_PREFIX}/health", check_health)
 
     def open_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                    resolution: int | None = None) -> dict:
-        answer = self._request("POST", f"{API_PREFIX}/scenes", {"ply_path": ply_path, "dataset_path": dataset_path,
-                                                      "images": images, "resolution": resolution})
-        return self._checked(answer, check_scene, f"POST {API_PREFIX}/scenes")
+        return self._call("POST", f"{API_PREFIX}/scenes", check_scene, {
+            "ply_path": ply_path, "dataset_path": dataset_path, "images": images, "resolution": resolution})
 
     def upload_scene(self, ply_path: str, dataset_path: str | None = None, images: str | None = None,
                      resolution: int | None = None) -> dict:
-        answer = self._upload(f"{API_PREFIX}/scenes/upload", ply_path,
-                              {"dataset_path": dataset_path, "images": images, "resolution": resolution})
-        return self._checked(answer, check_scene, f"POST {API_PREFIX}/scenes/upload")
+        path = f"{API_PREFIX}/scenes/upload"
+        answer = self._upload(path, ply_path, {"dataset_path": dataset_path, "images": images, "resolution": resolution})
+        return self._checked(answer, check_scene, f"POST {path}")
 
     def scene(self, scene_id: str) -> dict:
-        path = f"{API_PREFIX}/scenes/{quote(scene_id)}"
-        return self._checked(self._request("GET", path), check_scene, f"GET {path}")
+        return self._call("GET", f"{API_PREFIX}/scenes/{quote(scene_id)}", check_scene)
 
     def start_training(self, scene_id: str, masks: dict, preset: str | None = None,
                        settings: dict | None = None, seed: int = 0, views: dict | None = None) -> dict:
         body = {"scene_id": scene_id, "masks": masks, "preset": preset, "settings": settings or {}, "seed": seed}
         if views is not None:  # where the views come from (no photos: rendered from the splat)
             body["views"] = views
-        answer = self._request("POST", f"{API_PREFIX}/jobs", body)
-        return self._checked(answer, check_job, f"POST {API_PREFIX}/jobs")
+        return self._call("POST", f"{API_PREFIX}/jobs", check_job, body)
 
     def job(self, job_id: str) -> dict:
-        path = f"{API_PREFIX}/jobs/{quote(job_id)}"
-        return self._checked(self._request("GET", path), check_job, f"GET {path}")
+        return self._call("GET", f"{API_PREFIX}/jobs/{quote(job_id)}", check_job)
 
     def cancel_job(self, job_id: str) -> dict:
-        path = f"{API_PREFIX}/jobs/{quote(job_id)}/cancel"
-        return self._checked(self._request("POST", path), check_job, f"POST {path}")
+        return self._call("POST", f"{API_PREFIX}/jobs/{quote(job_id)}/cancel", check_job)
 
     def resume_job(self, job_id: str) -> dict:
-        path = f"{API_PREFIX}/jobs/{quote(job_id)}/resume"
-        return self._checked(self._request("POST", path), check_job, f"POST {path}")
+        return self._call("POST", f"{API_PREFIX}/jobs/{quote(job_id)}/resume", check_job)
 
     def click(self, scene_id: str, camera: dict, pixel: tuple[float, float], level: str,
               threshold: float | None = None) -> dict:
-        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/click"
-        answer = self._request("POST", path, {"camera": camera, "pixel": [float(pixel[0]), float(pixel[1])],
-                                              "level": level, "threshold": threshold})
-        return self._checked(answer, check_click, f"POST {path}")
+        return self._call("POST", f"{API_PREFIX}/scenes/{quote(scene_id)}/click", check_click, {
+            "camera": camera, "pixel": [float(pixel[0]), float(pixel[1])], "level": level, "threshold": threshold})
 
     def segments(self, scene_id: str) -> dict:
         """Segment ids per Gaussian (PLY order), decoded: {"coarse": (N,) int32, "fine": (N,) int32}."""
-        path = f"{API_PREFIX}/scenes/{quote(scene_id)}/segments"
-        return self._checked(self._request("GET", path), decode_segments, f"GET {path}")
+        return self._call("GET", f"{API_PREFIX}/scenes/{quote(scene_id)}/segments", decode_segments)
 
     def download_field(self, scene_id: str) -> bytes:
         """The scene's feature-field .npz, checked to be one."""

@@ -81,106 +81,102 @@ class CLICKGAUSS_OT_stop_backend(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class CLICKGAUSS_OT_connect_scene(bpy.types.Operator):
-    """Open this scene on the backend (features trained before are used right away)"""
-    bl_idname = "clickgauss.connect_scene"
-    bl_label = "Open on Backend"
+class _SplatTaskOperator(bpy.types.Operator):
+    """Runs `task(client, active splat object)` of backend_tasks; a refusal (ValueError) is reported."""
+    task = None
 
     @classmethod
     def poll(cls, context):
         return tasks.active_splat(context) is not None
 
     def execute(self, context):
+        obj = context.active_object
         try:
-            tasks.connect_scene(client_from_preferences(context), context.active_object)
+            self.run(client_from_preferences(context), obj)
         except ValueError as exc:
-            self.report({"ERROR"}, str(exc))
+            self.refused(obj, exc)
+            self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
         return {"FINISHED"}
 
+    def run(self, client, obj) -> None:
+        type(self).task(client, obj)
 
-class CLICKGAUSS_OT_train_features(bpy.types.Operator):
+    def refused(self, obj, error: ValueError) -> None:
+        """Beyond the status bar: where else the refusal shows (nowhere by default)."""
+
+
+class CLICKGAUSS_OT_connect_scene(_SplatTaskOperator):
+    """Open this scene on the backend (features trained before are used right away)"""
+    bl_idname = "clickgauss.connect_scene"
+    bl_label = "Open on Backend"
+    task = tasks.connect_scene
+
+
+class CLICKGAUSS_OT_train_features(_SplatTaskOperator):
     """Train Click-Gaussian features for the active splat object on the backend"""
     bl_idname = "clickgauss.train_features"
     bl_label = "Train Features"
+    task = tasks.start_training
 
     @classmethod
     def poll(cls, context):
         return tasks.active_splat(context) is not None and _job_state(context) not in ACTIVE_JOB_STATES
 
-    def execute(self, context):
-        obj = context.active_object
-        try:
-            tasks.start_training(client_from_preferences(context), obj)
-        except ValueError as exc:
-            if str(exc) != tasks.masks_problem_of(obj):  # the panel shows the masks' problem live, while it lasts
-                show_error(obj.name, exc)
-            self.report({"ERROR"}, describe(exc))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+    def refused(self, obj, error):
+        if str(error) != tasks.masks_problem_of(obj):  # the panel shows the masks' problem live, while it lasts
+            show_error(obj.name, error)
 
 
-class CLICKGAUSS_OT_cancel_training(bpy.types.Operator):
+class CLICKGAUSS_OT_cancel_training(_SplatTaskOperator):
     """Stop the running training of the active splat object"""
     bl_idname = "clickgauss.cancel_training"
     bl_label = "Cancel Training"
+    task = tasks.cancel_training
 
     @classmethod
     def poll(cls, context):
         return _job_state(context) in ACTIVE_STATES
 
-    def execute(self, context):
-        tasks.cancel_training(client_from_preferences(context), context.active_object)
-        return {"FINISHED"}
 
-
-class CLICKGAUSS_OT_resume_training(bpy.types.Operator):
+class CLICKGAUSS_OT_resume_training(_SplatTaskOperator):
     """Continue the active splat object's cancelled, failed or interrupted training from its last checkpoint"""
     bl_idname = "clickgauss.resume_training"
     bl_label = "Resume Training"
+    task = tasks.resume_training
 
     @classmethod
     def poll(cls, context):
         return bool(_job_state(context) in RESUMABLE_STATES and context.active_object.clickgauss.job_id)
 
-    def execute(self, context):
-        tasks.resume_training(client_from_preferences(context), context.active_object)
-        return {"FINISHED"}
+
+class _FeatureFile:
+    """The file browser of a feature field file (the backend's .npz)."""
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
 
-class CLICKGAUSS_OT_save_features(bpy.types.Operator, ExportHelper):
+class CLICKGAUSS_OT_save_features(_SplatTaskOperator, _FeatureFile, ExportHelper):
     """Save the trained features of the active splat object to a file (to use them on another backend)"""
     bl_idname = "clickgauss.save_features"
     bl_label = "Save Features"
-
-    filename_ext = ".npz"
-    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
 
     @classmethod
     def poll(cls, context):
         obj = tasks.active_splat(context)
         return obj is not None and obj.clickgauss.scene_id and obj.clickgauss.has_features
 
-    def execute(self, context):
-        tasks.save_features_of(client_from_preferences(context), context.active_object, self.filepath)
-        return {"FINISHED"}
+    def run(self, client, obj):
+        tasks.save_features_of(client, obj, self.filepath)
 
 
-class CLICKGAUSS_OT_load_features(bpy.types.Operator, ImportHelper):
+class CLICKGAUSS_OT_load_features(_SplatTaskOperator, _FeatureFile, ImportHelper):
     """Give the active splat object's scene features saved earlier (no training needed)"""
     bl_idname = "clickgauss.load_features"
     bl_label = "Load Features"
 
-    filename_ext = ".npz"
-    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
-
-    @classmethod
-    def poll(cls, context):
-        return tasks.active_splat(context) is not None
-
-    def execute(self, context):
-        tasks.load_features_into(client_from_preferences(context), context.active_object, self.filepath)
-        return {"FINISHED"}
+    def run(self, client, obj):
+        tasks.load_features_into(client, obj, self.filepath)
 
 
 CLASSES = (CLICKGAUSS_OT_check_backend, CLICKGAUSS_OT_report, CLICKGAUSS_OT_start_backend, CLICKGAUSS_OT_stop_backend,

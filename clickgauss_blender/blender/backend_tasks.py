@@ -299,21 +299,30 @@ def connect_scene(client: BackendClient, obj) -> None:
         raise ValueError(f"The file {obj.name} was imported from is gone ({ply_path or 'no path recorded'}): the "
                          "backend needs it to connect, so import the scene again from where it is now; features "
                          "stored in the .blend still click without it")
-    dataset = dataset_of(obj)
+    _open_then_record(client, obj, lambda ply, dataset: open_scene(client, ply, dataset),
+                      "Opening the scene on the backend failed")
+
+
+def _open_then_record(client: BackendClient, obj, request, doing: str, notice: str = "") -> None:
+    """`request(ply_path, dataset)` (a request that opens the object's scene) on the worker thread,
+    after restarting the local backend when it cannot read the object's folders; then the scene
+    answered is recorded on the object and its field fetched when new."""
+    name, ply_path, dataset = obj.name, source_path(obj), dataset_of(obj)
     restarted = local_backend_for(bpy.context, folders_of(obj))
-    name = obj.name
 
     def work():
         wait_for(client, restarted)
-        return open_scene(client, ply_path, dataset)
+        return request(ply_path, dataset)
 
     def done(scene, error):
         obj_now = bpy.data.objects.get(name)
         if error is not None:
-            show_error(name, error, "Opening the scene on the backend failed")
+            show_error(name, error, doing)
         elif obj_now is not None:
             clear_error(name)
             record_scene(obj_now, scene)
+            if notice:
+                notify("INFO", notice)
             fetch_field_if_new(client, obj_now)
 
     TASKS.submit(work, done)
@@ -367,24 +376,9 @@ def save_features_of(client: BackendClient, obj, path: str) -> None:
 
 def load_features_into(client: BackendClient, obj, field_path: str) -> None:
     """Give the object's scene on the backend the feature field saved in `field_path`."""
-    name, ply_path, dataset = obj.name, source_path(obj), dataset_of(obj)
-    restarted = local_backend_for(bpy.context, folders_of(obj))
-
-    def work():
-        wait_for(client, restarted)
-        return load_features(client, ply_path, dataset, field_path)
-
-    def done(scene, error):
-        obj_now = bpy.data.objects.get(name)
-        if error is not None:
-            show_error(name, error, "Loading features failed")
-        elif obj_now is not None:
-            clear_error(name)
-            record_scene(obj_now, scene)
-            notify("INFO", f"Loaded the features of {name} from {os.path.basename(field_path)}: Shift+click to select")
-            fetch_field_if_new(client, obj_now)
-
-    TASKS.submit(work, done)
+    notice = f"Loaded the features of {obj.name} from {os.path.basename(field_path)}: Shift+click to select"
+    _open_then_record(client, obj, lambda ply, dataset: load_features(client, ply, dataset, field_path),
+                      "Loading features failed", notice)
 
 
 def shutdown() -> None:
