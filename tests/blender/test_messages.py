@@ -189,3 +189,18 @@ def test_long_messages_are_wrapped_whole_for_the_panel(addon_module):
     lines = messages.wrap(text, 40)
     assert len(lines) > 3 and all(len(line) <= 40 for line in lines)
     assert " ".join(lines).replace(" ", "") == text.replace(" ", "")  # nothing cut
+
+
+def test_a_finished_training_says_what_happened_and_what_next(addon_module, protocol):
+    """The status bar's words when a job ends (backend_requests.training_outcome, no bpy)."""
+    outcome = addon_module("backend_requests").training_outcome
+    assert outcome("Tree", {"state": protocol.DONE}) == (
+        "INFO", "Training finished for Tree: Shift+click in the viewport to select")
+    assert outcome("Tree", {"state": protocol.CANCELLED}) == (
+        "INFO", "Training of Tree cancelled: Resume continues from its last checkpoint")
+    failed = {"state": protocol.FAILED, "error": {"code": protocol.INVALID_MASKS, "message": "The masks are empty"}}
+    assert outcome("Tree", failed) == ("ERROR", "The masks are empty")  # the backend's own words
+    level, text = outcome("Tree", {"state": protocol.INTERRUPTED, "error": None})
+    assert level == "ERROR" and text == "the training was interrupted: press Resume to continue it"
+    for _level, text in (outcome("Tree", {"state": state}) for state in protocol.FINISHED_STATES):
+        assert not problems_for_people(text), text
