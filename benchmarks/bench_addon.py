@@ -7,7 +7,7 @@ computed inside Blender from the stored features at 100k / 1M / 5M, in real Blen
 Builds and installs the extension zip (scripts/build-addon) into a throw-away Blender user folder,
 writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgauss_core, then times
 - import: File > Import operator (PLY read + mesh + every attribute + display modifier);
-- click (add-on side): `selection.click_select` = camera to JSON, HTTP request, mask decode and
+- click (add-on side): `click.click_select` = camera to JSON, HTTP request, mask decode and
   applying it through cg_id onto the mesh. The answer comes from a small local HTTP responder that
   returns a precomputed real `wire.encode_mask` payload (10% of the Gaussians selected), so the
   number is the add-on's share only (the backend's click time is in its own benchmark);
@@ -16,7 +16,7 @@ writes synthetic INRIA PLYs (SH degree 3, normals: 62 properties) with clickgaus
 - export: File > Export operator with an object transform to bake.
 - local click (`--local-sizes`): the scene of benchmarks/click_scene.py (the backend's click
   benchmark uses the same), imported, random 24-dim features stored on the object
-  (`field_storage.store_field`, as after training), then `local_operators.click_locally` = the
+  (`field_storage.store_field`, as after training), then `click.click_locally` = the
   Shift+click with the features in the .blend: the pixel's Gaussians found through the grid and
   composited, cosine over every Gaussian, threshold, the selection written; p50 / p99 over
   `--clicks` views (with_undo: the same click through the undoable operator, as Shift+click runs
@@ -105,7 +105,7 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
     from clickgauss_core import wire
     from clickgauss_core.cameras import Camera
 
-    client_module, selection = addon_module("client"), addon_module("blender.selection")
+    client_module, click = addon_module("client"), addon_module("blender.click")
     ply = work / f"scene_{n}.ply"
     write_scene(ply, n)
     for collection in (bpy.data.objects, bpy.data.meshes):
@@ -127,7 +127,7 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
     try:
         for _ in range(CLICK_REPEATS):
             start = time.perf_counter()
-            result = selection.click_select(client, obj, "0" * 64, camera, (640.5, 360.5), "coarse", None, "NEW")
+            result = click.click_select(client, obj, "0" * 64, camera, (640.5, 360.5), "coarse", None, "NEW")
             click_times.append(time.perf_counter() - start)
     finally:
         server.close()
@@ -186,7 +186,7 @@ def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
     from clickgauss_core.ply import write_gaussian_ply
     from clickgauss_core.stored_field import FieldRecord
 
-    storage, local = addon_module("blender.field_storage"), addon_module("blender.local_operators")
+    storage, local = addon_module("blender.field_storage"), addon_module("blender.click")
     selection = addon_module("blender.selection")
     cloud = room_scene(n)
     ply = work / f"room_{n}.ply"
