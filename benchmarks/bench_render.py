@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "render", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},  # not vocabulary: the GPU's name
             "rows": rows,
         }
         with open(args.out, "w") as handle:

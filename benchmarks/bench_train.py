@@ -44,6 +44,7 @@ import torch
 from clickgauss_core import wire
 from clickgauss_core.cameras import Camera
 from clickgauss_core.gaussians import GaussianCloud
+from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field
@@ -170,7 +171,7 @@ def click_latency(sizes: list[int], device: str, repeats: int = 20, warmup: int 
         pixels = rng.uniform([400, 200], [880, 520], (repeats + warmup, 2))
         click_ms, server_ms, floor_ms = [], [], []
         for index, pixel in enumerate(pixels):
-            level = "coarse" if index % 2 else "fine"
+            level = COARSE if index % 2 else FINE
             started = time.perf_counter()
             decoded = wire.camera_from_dict(camera_json)
             before_click = time.perf_counter()
@@ -209,16 +210,16 @@ def print_tables(report: dict) -> None:
     print("|---|---|---|---|---|---|---|")
     for name in [n for n in VARIANTS if n in training]:
         entry = training[name]
-        c, f = entry["calibrated"]["coarse"], entry["calibrated"]["fine"]
+        c, f = entry["calibrated"][COARSE], entry["calibrated"][FINE]
         print(f"| {name} | {entry['train_seconds']:.0f} | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
               f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
     if "full" in training:
         for label in ("default_thresholds", "snapped"):
-            c, f = training["full"][label]["coarse"], training["full"][label]["fine"]
+            c, f = training["full"][label][COARSE], training["full"][label][FINE]
             print(f"| full, {label.replace('_', ' ')} | - | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
                   f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
         print("\nthreshold sweep (mean 3D IoU, full method):")
-        for level in ("coarse", "fine"):
+        for level in (COARSE, FINE):
             sweep = training["full"]["calibrated"][level]["sweep_3d"]
             print(f"  {level}: " + "  ".join(f"{t}:{v:.3f}" for t, v in sweep.items()))
     print("\n| Gaussians | click median ms | p90 ms | server path p50 / p99 ms | floor ms |")
@@ -231,7 +232,7 @@ def print_tables(report: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--preset", default=PRESET_CPU_FAST)
     parser.add_argument("--work", default="/tmp/clickgauss-bench-train")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_train_cpu.json"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

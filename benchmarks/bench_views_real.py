@@ -38,6 +38,7 @@ from clickgauss_backend.scene import Scene
 from clickgauss_backend.synthetic.label_masks import json_label_masks
 from clickgauss_backend.synthetic.sam_like import MaskNoise
 from clickgauss_backend.views import ViewSettings, plan_scene_views, training_views
+from clickgauss_core.protocol import PRESET_CPU_FAST
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FRUIT = REPO_ROOT / "tests" / "data" / "real" / "supersplat-fruit-labels"
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", default=str(FRUIT / "fruit_drops_minimal.json"))
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--preset", default=PRESET_CPU_FAST)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/clickgauss-bench-views-real")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_views_fruit_cpu.json"))

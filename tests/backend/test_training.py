@@ -10,6 +10,7 @@ import torch
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_TINY
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, visible_gaussians
@@ -19,7 +20,7 @@ from clickgauss_backend.features.query import click
 from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges, train_feature_field
 from clickgauss_backend.scene import Scene
 
-CONFIG = TrainConfig.preset("tiny")
+CONFIG = TrainConfig.preset(PRESET_TINY)
 # Determinism and resume need several runs; a short schedule (GFL included) keeps them cheap.
 SHORT = CONFIG.with_changes(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
 
@@ -62,7 +63,7 @@ def trained(setup):
 def test_progress_reports_every_stage_and_the_losses(trained):
     field, events = trained
     stages = [e.stage for e in events]
-    assert stages[0] == "masks" and stages[-1] == "done"
+    assert stages[0] == "masks" and stages[-1] == DONE
     assert "clustering" in stages and "training" in stages
     last_training = [e for e in events if e.stage == "training"][-1]
     assert last_training.iteration == last_training.total == CONFIG.iterations
@@ -87,7 +88,7 @@ def short_run(setup):
 def test_same_seed_gives_identical_features_and_another_seed_does_not(short_run, setup):
     again = setup.train(config=SHORT, seed=0)
     np.testing.assert_array_equal(again.features, short_run.features)
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         np.testing.assert_array_equal(again.clusters[level], short_run.clusters[level])
     other = setup.train(config=SHORT, seed=1)
     assert not np.array_equal(other.features, short_run.features)
@@ -112,7 +113,7 @@ def test_resume_after_cancel_equals_uninterrupted_training(short_run, setup, tmp
     first = [e.iteration for e in resumed_events if e.stage == "training"][0]
     assert first == 21  # continued after the checkpoint of iteration 20, not from zero
     np.testing.assert_array_equal(resumed.features, field.features)
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         np.testing.assert_array_equal(resumed.clusters[level], field.clusters[level])
 
 
@@ -126,20 +127,20 @@ def test_trained_click_selects_the_clicked_object(trained, setup):
     field, _ = trained
     synthetic = setup.synthetic
     counted = visible_gaussians(setup.scene.gaussians, synthetic.cameras)
-    result = evaluate_level(field, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+    result = evaluate_level(field, setup.scene.gaussians, synthetic, COARSE, synthetic.test_indices, counted,
                             threshold=0.8)
     assert len(result.per_target_3d) >= 2
     assert result.iou_3d >= 0.6 and result.iou_2d >= 0.6, result.to_dict()
 
     # the same field's features shuffled between Gaussians select nothing coherent
     shuffled = FeatureField(np.random.default_rng(0).permutation(field.features), field.clusters, field.metadata)
-    baseline = evaluate_level(shuffled, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+    baseline = evaluate_level(shuffled, setup.scene.gaussians, synthetic, COARSE, synthetic.test_indices, counted,
                               threshold=0.8)
     assert baseline.iou_3d < result.iou_3d - 0.3
 
-    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
-    selection = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
-    truth = synthetic.gaussian_labels("coarse") == target.label
+    target = plan_clicks(synthetic, COARSE, synthetic.test_indices)[0]
+    selection = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, COARSE)
+    truth = synthetic.gaussian_labels(COARSE) == target.label
     assert (selection & truth & counted).sum() > 0.5 * (truth & counted).sum()
 
 
@@ -147,31 +148,31 @@ def test_cli_train_click_segment_all(setup, backend_cli, tmp_path):
     synthetic = setup.synthetic
     out = tmp_path / "field.npz"
     subprocess.run([*backend_cli, "train", str(synthetic.ply_path), "--dataset", str(synthetic.dataset_path),
-                    "--masks", str(synthetic.masks_dir), "--preset", "tiny", "--out", str(out)],
+                    "--masks", str(synthetic.masks_dir), "--preset", PRESET_TINY, "--out", str(out)],
                    check=True, capture_output=True, text=True)
     field = FeatureField.load(out)
     assert field.metadata["scene_hash"] == setup.scene.content_hash
 
-    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
+    target = plan_clicks(synthetic, COARSE, synthetic.test_indices)[0]
     camera_json = tmp_path / "camera.json"
     camera_json.write_text(json.dumps(wire.camera_to_dict(synthetic.cameras[target.view_index])))
     mask_path = tmp_path / "mask.npy"
     subprocess.run([*backend_cli, "click", str(out), str(synthetic.ply_path), "--camera", str(camera_json),
-                    "--pixel", str(target.pixel[0]), str(target.pixel[1]), "--level", "coarse",
+                    "--pixel", str(target.pixel[0]), str(target.pixel[1]), "--level", COARSE,
                     "--out", str(mask_path)], check=True, capture_output=True, text=True)
     selection = np.load(mask_path)
-    expected = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
+    expected = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, COARSE)
     np.testing.assert_array_equal(selection, expected)
     assert selection.any()
 
     ids_path = tmp_path / "ids.npz"
     subprocess.run([*backend_cli, "segment-all", str(out), "--out", str(ids_path)], check=True, capture_output=True)
     with np.load(ids_path) as ids:
-        np.testing.assert_array_equal(ids["coarse"], field.cluster_ids("coarse"))
-        assert ids["fine"].shape == (len(field),)
+        np.testing.assert_array_equal(ids[COARSE], field.cluster_ids(COARSE))
+        assert ids[FINE].shape == (len(field),)
 
     bad = subprocess.run([*backend_cli, "click", str(tmp_path / "nope.npz"), str(synthetic.ply_path), "--camera",
-                          str(camera_json), "--pixel", "1", "1", "--level", "coarse", "--out", str(mask_path)],
+                          str(camera_json), "--pixel", "1", "1", "--level", COARSE, "--out", str(mask_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.npz" in bad.stderr
 
@@ -202,12 +203,12 @@ def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):
     assert np.array_equal(paper.sampling_weight > 0, coarse > 0)
     assert np.isclose(paper.sampling_weight.sum(), len(np.unique(coarse[coarse > 0])) + len(np.unique(fine[fine > 0])))
     # edges dropped at each level; what no mask covers is sampled with the mass of one mask per level
-    for level, ids in (("coarse", coarse), ("fine", fine)):
+    for level, ids in ((COARSE, coarse), (FINE, fine)):
         edges = mask_edges(ids.reshape(np.asarray(raw.coarse).shape)).reshape(-1)
         assert edges.any() and not robust.ids[level][edges].any()
         assert np.array_equal(robust.ids[level][~edges], ids[~edges])
     assert robust.unmasked.any() and not (robust.unmasked & (coarse > 0)).any()
-    masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in ("coarse", "fine"))
+    masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in (COARSE, FINE))
     assert np.isclose(robust.sampling_weight[robust.unmasked].sum(), 2.0)
     assert np.isclose(robust.sampling_weight.sum(), masked_mass + 2.0)
 

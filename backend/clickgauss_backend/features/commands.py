@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, FINE
 
 from .config import LEVELS, PRESETS, TrainConfig, default_preset
 from ..views.commands import add_view_arguments, view_settings_from_args
@@ -102,8 +103,8 @@ def run_train(args: argparse.Namespace) -> int:
                                 checkpoint_dir=checkpoint_dir, seed=args.seed, views=chosen.views)
     out.parent.mkdir(parents=True, exist_ok=True)
     field.save(out)
-    print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters['coarse'])} coarse / "
-          f"{len(field.clusters['fine'])} fine clusters)")
+    print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters[COARSE])} coarse / "
+          f"{len(field.clusters[FINE])} fine clusters)")
     return 0
 
 

@@ -23,6 +23,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, DONE, FINE
 
 from ..render import rasterize
 from . import gfl as gfl_module
@@ -93,7 +94,7 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
         coarse_edges, fine_edges = mask_edges(coarse), mask_edges(fine)
         unmasked &= ~coarse_edges.reshape(-1)
         coarse, fine = np.where(coarse_edges, 0, coarse), np.where(fine_edges, 0, fine)
-    ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
+    ids = {COARSE: coarse.reshape(-1), FINE: fine.reshape(-1)}
     weight = np.zeros(coarse.size, dtype=np.float64)
     mask_mass = []
     for level, level_ids in ids.items():
@@ -171,7 +172,7 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
             ys, xs = np.meshgrid(np.arange(stride // 2, height, stride), np.arange(stride // 2, width, stride),
                                  indexing="ij")
             flat = (ys * width + xs).reshape(-1)
-            flat = flat[(view.ids["coarse"][flat] > 0) | (view.ids["fine"][flat] > 0)]
+            flat = flat[(view.ids[COARSE][flat] > 0) | (view.ids[FINE][flat] > 0)]
             if flat.size == 0:
                 continue
             rendered = torch.cat([
@@ -294,7 +295,7 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
         if config.hypersphere:
             terms["hypersphere"] = config.lambda_hypersphere * losses.hypersphere_loss(features, config)
         # Only pixels that take part in contrastive pairs: a pixel that sees no surface has no feature.
-        in_pairs = (segment_ids["coarse"] != 0) | (segment_ids["fine"] != 0)
+        in_pairs = (segment_ids[COARSE] != 0) | (segment_ids[FINE] != 0)
         if config.rendered_norm and bool(in_pairs.any()):
             terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered[in_pairs], config)
         if config.spatial and neighbours.shape[1] > 0:
@@ -329,5 +330,5 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
                   "gaussians": gaussian_count, "views": [v.name for v in views_in_dataset],
                   "mask_source": mask_store.describe(), "settings": config.to_dict(), "seed": seed,
                   "final_losses": last_losses})
-    report(TrainingProgress("done", config.iterations, config.iterations, dict(last_losses), 0.0))
+    report(TrainingProgress(DONE, config.iterations, config.iterations, dict(last_losses), 0.0))
     return field_

@@ -27,11 +27,14 @@ from starlette.concurrency import run_in_threadpool
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.ply import SPLAT_SUFFIXES, sniff_splat_suffix
-
+from clickgauss_core.protocol import (
+    API_VERSION, BAD_CAMERA, BAD_PIXEL, BAD_REQUEST, BAD_TOKEN, INVALID_DATASET, INVALID_FIELD, JOB_STATES, LEVELS,
+    PRESET_NAMES, SAM_NOT_CONFIGURED, TOKEN_ENV, TRAINING_RUNNING,
+)
 from clickgauss_core.view_planning import DEFAULT_COUNT as DEFAULT_VIEW_COUNT
 from clickgauss_core.view_planning import DEFAULT_RESOLUTION as DEFAULT_VIEW_RESOLUTION
 
-from ..features.config import LEVELS, PRESETS, default_preset
+from ..features.config import default_preset
 from ..features.field import FeatureField
 from ..features.query import DEFAULT_THRESHOLDS, click_with_feature, segment_all
 from ..features.trainer import TrainingCancelled
@@ -48,7 +51,6 @@ from .store import Store
 from .training import make_training_runner
 from .uploads import receive_file_upload
 
-API_VERSION = "v1"
 # A plain folder name: `images` picks a sub-folder of the dataset and must not climb out of it.
 FOLDER_NAME_PATTERN = r"^[^/\\\x00]+$"
 SettingValue = bool | int | float
@@ -98,7 +100,7 @@ class StartJobRequest(StrictModel):
     scene_id: str
     masks: MaskSpec
     views: ViewSpec = Field(default_factory=ViewSpec, description="where the training views come from")
-    preset: Literal[tuple(PRESETS)] | None = None  # type: ignore[valid-type]  # the preset names, one list
+    preset: Literal[PRESET_NAMES] | None = None  # type: ignore[valid-type]
     settings: TrainSettings = Field(default_factory=TrainSettings, description="TrainConfig overrides")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
@@ -106,7 +108,7 @@ class StartJobRequest(StrictModel):
 class ClickRequest(StrictModel):
     camera: dict[str, Any] = Field(description="clickgauss_core.wire.camera_to_dict(camera)")
     pixel: tuple[float, float] = Field(description="[x, y] pixel, origin top-left")
-    level: Literal["coarse", "fine"]
+    level: Literal[LEVELS]  # type: ignore[valid-type]
     threshold: float | None = Field(None, ge=-1.0, le=1.0)
 
 
@@ -144,7 +146,7 @@ class SceneListResponse(BaseModel):
 class JobResponse(BaseModel):
     job_id: str
     scene_id: str
-    state: Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+    state: Literal[JOB_STATES]  # type: ignore[valid-type]
     stage: str | None
     iteration: int
     total: int
@@ -211,11 +213,11 @@ class TokenMiddleware:
             if not hmac.compare_digest(provided, self.expected):
                 if not provided:
                     message = ("this backend needs a token and none was sent: put the backend's token (the one it was "
-                               "started with, --token or CLICKGAUSS_TOKEN) in the add-on's preferences")
+                               f"started with, --token or {TOKEN_ENV}) in the add-on's preferences")
                 else:
                     message = ("the token sent does not match this backend's: put the token the backend was started "
-                               "with (--token or CLICKGAUSS_TOKEN) in the add-on's preferences")
-                response = error_response(401, "bad_token", message)
+                               f"with (--token or {TOKEN_ENV}) in the add-on's preferences")
+                response = error_response(401, BAD_TOKEN, message)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return
@@ -301,7 +303,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             form = OpenSceneRequest(ply_path="upload", **{k: (v or None) for k, v in received.fields.items()})
         except ValueError as exc:
             received.path.unlink(missing_ok=True)
-            raise ApiError(422, "bad_request", f"the uploaded scene's form fields are not usable ({exc}): "
+            raise ApiError(422, BAD_REQUEST, f"the uploaded scene's form fields are not usable ({exc}): "
                                                "send them as docs/protocol.md describes") from exc
         # The reader tells the formats apart by content, except the headerless antimatter15
         # `.splat`: that one is known by the extension the client gave it.
@@ -331,7 +333,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         record = scenes.record(body.scene_id)
         views = body.views.model_dump()
         if views["source"] == "photos" and record.n_views == 0:
-            raise ApiError(400, "invalid_dataset", no_training_views_message(scene_name(record))
+            raise ApiError(400, INVALID_DATASET, no_training_views_message(scene_name(record))
                            + ", or train on views rendered from the splat instead of its photos")
         if views["poses_path"] is not None:
             views["poses_path"] = os.fspath(resolve_inside_roots(views["poses_path"], settings.data_roots,
@@ -341,23 +343,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 try:
                     wire.camera_from_dict(camera)
                 except (ClickGaussInputError, KeyError, TypeError, ValueError) as exc:
-                    raise ApiError(422, "bad_request", f"camera {index + 1} of the views to train on is not valid "
+                    raise ApiError(422, BAD_REQUEST, f"camera {index + 1} of the views to train on is not valid "
                                                        f"({exc}): fix that camera or train on planned views") from None
         try:
             ViewSettings(**{key: views[key] for key in ("count", "resolution", "mode", "layout", "up")})
         except ValueError as exc:
-            raise ApiError(422, "bad_request", f"the views to train on: {exc}; choose other view settings") from None
+            raise ApiError(422, BAD_REQUEST, f"the views to train on: {exc}; choose other view settings") from None
         if views["source"] == "poses" and views["poses_path"] is None and not views["cameras"]:
-            raise ApiError(422, "bad_request", "training on known camera poses needs the poses: give a cameras.json "
+            raise ApiError(422, BAD_REQUEST, "training on known camera poses needs the poses: give a cameras.json "
                                                "or COLMAP model, or send the cameras, or train on planned views")
         masks: dict = {"source": body.masks.source}
         if body.masks.source == "folder":
             if body.masks.path is None:
-                raise ApiError(422, "bad_request", "masks.path: give the mask folder when the mask source is 'folder'")
+                raise ApiError(422, BAD_REQUEST, "masks.path: give the mask folder when the mask source is 'folder'")
             masks["path"] = os.fspath(resolve_inside_roots(body.masks.path, settings.data_roots, "the mask folder", kind="dir"))
         else:
             if settings.sam_checkpoint is None:
-                raise ApiError(400, "sam_not_configured", "this backend has no SAM model to make masks with: start it "
+                raise ApiError(400, SAM_NOT_CONFIGURED, "this backend has no SAM model to make masks with: start it "
                                                           "with --sam-checkpoint and a segment-anything checkpoint "
                                                           "file, or choose a folder of precomputed masks")
             check_overrides(body.masks.settings, sam_generator_defaults(), "masks.settings")
@@ -398,12 +400,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
         try:
             camera = wire.camera_from_dict(body.camera)
         except (ClickGaussInputError, ValueError, TypeError, KeyError) as exc:
-            raise ApiError(400, "bad_camera", f"the click's view cannot be used ({exc}): click again in a 3D view "
+            raise ApiError(400, BAD_CAMERA, f"the click's view cannot be used ({exc}): click again in a 3D view "
                                               "with a normal perspective or orthographic camera") from exc
         check_camera_limits(camera)
         x, y = body.pixel
         if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < camera.width and 0 <= y < camera.height):
-            raise ApiError(400, "bad_pixel", f"the click at ({x}, {y}) is outside the {camera.width}x{camera.height} "
+            raise ApiError(400, BAD_PIXEL, f"the click at ({x}, {y}) is outside the {camera.width}x{camera.height} "
                                              "view: click inside the view")
         field = scenes.field(scene_id)
         scene = scenes.scene(scene_id)
@@ -449,19 +451,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def install_uploaded_field(scene_id: str, path: Path, size: int, upload_name: str) -> None:
         try:
             if size == 0:  # np.load reports an empty file as EOFError, not as a bad file
-                raise ApiError(400, "invalid_field", f"{upload_name} is empty: {LOAD_SAVED_FEATURES}")
+                raise ApiError(400, INVALID_FIELD, f"{upload_name} is empty: {LOAD_SAVED_FEATURES}")
             field = FeatureField.load(path, expected_gaussians=scenes.record(scene_id).n_gaussians)
         except (ClickGaussInputError, ValueError, TypeError, KeyError, AttributeError) as exc:
             # An uploaded file is untrusted input: whatever the reader trips over is the file's fault.
             detail = exc.problem if isinstance(exc, ClickGaussInputError) else str(exc)  # not the temp file's path
-            raise ApiError(400, "invalid_field", f"{upload_name} is not a ClickGauss features file ({detail}): "
+            raise ApiError(400, INVALID_FIELD, f"{upload_name} is not a ClickGauss features file ({detail}): "
                                                  f"{LOAD_SAVED_FEATURES}") from exc
         if field.scene_hash != scene_id:
-            raise ApiError(400, "invalid_field", f"{upload_name} was trained for another scene (or another version "
+            raise ApiError(400, INVALID_FIELD, f"{upload_name} was trained for another scene (or another version "
                                                  f"of this file): {LOAD_SAVED_FEATURES}, or train this one")
         expected = scenes.record(scene_id).n_gaussians
         if len(field) != expected:
-            raise ApiError(400, "invalid_field", f"{upload_name} has {len(field):,} Gaussians but the scene has "
+            raise ApiError(400, INVALID_FIELD, f"{upload_name} has {len(field):,} Gaussians but the scene has "
                                                  f"{expected:,}: {LOAD_SAVED_FEATURES}")
         refuse_during_training(scene_id)
         scenes.install_field(scene_id, field, saved_at=path)
@@ -469,7 +471,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def refuse_during_training(scene_id: str) -> None:
         active = jobs.active_job_for(scene_id)
         if active is not None:
-            raise ApiError(409, "training_running", f"{scenes.name(scene_id)} is being trained right now: wait for "
+            raise ApiError(409, TRAINING_RUNNING, f"{scenes.name(scene_id)} is being trained right now: wait for "
                                                     "the training to finish, or cancel it, then load the features")
 
     return app
@@ -479,16 +481,16 @@ def check_overrides(overrides: dict, defaults: dict, where: str) -> None:
     """Each override must name a known setting and have its default's type (JSON blurs int/float/bool)."""
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise ApiError(422, "bad_request", f"{where}: unknown setting(s) {', '.join(unknown)}; "
+        raise ApiError(422, BAD_REQUEST, f"{where}: unknown setting(s) {', '.join(unknown)}; "
                                            f"use one of {', '.join(sorted(defaults))}")
     for name, value in overrides.items():
         expected = type(defaults[name])
         if expected is bool and not isinstance(value, bool):
-            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not true/false; send true or false")
+            raise ApiError(422, BAD_REQUEST, f"{where}.{name}: {value!r} is not true/false; send true or false")
         if expected is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not a positive integer; send one")
+            raise ApiError(422, BAD_REQUEST, f"{where}.{name}: {value!r} is not a positive integer; send one")
         if expected is float and (isinstance(value, bool) or not math.isfinite(value) or value < 0):
-            raise ApiError(422, "bad_request", f"{where}.{name}: {value!r} is not a finite number >= 0; send one")
+            raise ApiError(422, BAD_REQUEST, f"{where}.{name}: {value!r} is not a finite number >= 0; send one")
 
 
 def sam_generator_defaults() -> dict:

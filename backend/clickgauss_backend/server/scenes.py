@@ -14,6 +14,7 @@ from pathlib import Path
 
 from clickgauss_core.confinement import confined_to
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import NO_FEATURES, UNKNOWN_SCENE
 
 from ..features.field import FeatureField
 from ..scene import Scene
@@ -37,7 +38,7 @@ class SceneManager:
         with self._lock:
             record = self._records.get(scene_id) if SCENE_ID_PATTERN.match(scene_id) else None
         if record is None:
-            raise ApiError(404, "unknown_scene", "the backend does not know this scene (it was never opened here, "
+            raise ApiError(404, UNKNOWN_SCENE, "the backend does not know this scene (it was never opened here, "
                                                  "or the backend now uses another cache folder): open the scene again")
         return record
 
@@ -75,17 +76,17 @@ class SceneManager:
         record = self.record(scene_id)
         if not os.path.isfile(record.ply_path):
             if record.uploaded:
-                raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the backend's copy of the file is gone "
+                raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)}: the backend's copy of the file is gone "
                                                      "(its cache was cleared): open the scene again to send it again")
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the file is no longer at {record.ply_path}: "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)}: the file is no longer at {record.ply_path}: "
                                                  "open the scene again from where the file is now")
         try:
             scene = self._load(record.ply_path, record.dataset_path, record.images, record.resolution)
         except ClickGaussInputError as exc:
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)} can no longer be loaded ({exc.problem}): "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)} can no longer be loaded ({exc.problem}): "
                                                  "check the file and its dataset, then open the scene again") from exc
         if scene.content_hash != scene_id:
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)} has changed on disk since it was opened: "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)} has changed on disk since it was opened: "
                                                  "open the scene again (and train its features again)")
         return scene
 
@@ -105,7 +106,7 @@ class SceneManager:
                 return self._fields[scene_id]
             path = self.store.field_path(scene_id)
             if not path.is_file():
-                raise ApiError(409, "no_features", f"{scene_name(self._records[scene_id])} has no trained features "
+                raise ApiError(409, NO_FEATURES, f"{scene_name(self._records[scene_id])} has no trained features "
                                                    "yet: train its features first, or load features saved earlier")
             field = FeatureField.load(path)
             self._remember_field(scene_id, field)

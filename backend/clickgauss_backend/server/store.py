@@ -19,13 +19,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from clickgauss_core.protocol import QUEUED
+
 log = logging.getLogger("clickgauss.server")
 
 SCENE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")  # sha256 hex of the PLY bytes
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")    # uuid4 hex
-
-ACTIVE_STATES = ("queued", "running")
-RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
 
 
 @dataclass
@@ -47,7 +46,7 @@ class JobRecord:
     job_id: str
     scene_id: str
     request: dict                      # masks / preset / settings / seed as validated
-    state: str = "queued"              # queued running done failed cancelled interrupted
+    state: str = QUEUED                # one of protocol.JOB_STATES
     stage: str | None = None           # masks training clustering done
     iteration: int = 0
     total: int = 0

@@ -8,6 +8,7 @@ from typing import Callable
 import torch
 
 from clickgauss_core.confinement import confined_to
+from clickgauss_core.protocol import BAD_REQUEST, INVALID_DATASET
 
 from ..features.config import TrainConfig
 from ..features.masks import MaskStore, PrecomputedMasks
@@ -54,7 +55,7 @@ def job_training_views(scene, views: dict, store: Store, scene_id: str):
         return training_views(scene, store.scene_dir(scene_id), views.get("source", "auto"), settings,
                               poses)
     except ValueError as exc:
-        raise ApiError(422, "bad_request", f"the views to train on: {exc}; choose other view settings") from None
+        raise ApiError(422, BAD_REQUEST, f"the views to train on: {exc}; choose other view settings") from None
 
 
 def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings,
@@ -66,7 +67,7 @@ def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSet
         request = job.request
         scene = scenes.scene(job.scene_id)
         if not scene.views and (request.get("views") or {}).get("source") == "photos":
-            raise ApiError(400, "invalid_dataset", no_training_views_message(scenes.name(job.scene_id)))
+            raise ApiError(400, INVALID_DATASET, no_training_views_message(scenes.name(job.scene_id)))
         chosen = job_training_views(scene, request.get("views") or {}, store, job.scene_id)
         report("masks", 0, len(chosen.views))
 
