@@ -14,10 +14,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from clickgauss_core.files import file_sha256
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import read_splat_file
 
-from .features.masks import file_sha256
 from .render import GaussianTensors
 
 # Scenes kept in memory; a scene is a few hundred MB at most, the server rarely has more open.

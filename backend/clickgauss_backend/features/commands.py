@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.masks:
         source = PrecomputedMasks(args.masks)
     else:
-        from .masks import SamMaskGenerator
+        from .sam import SamMaskGenerator
         source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device,
                                   points_per_side=args.sam_points_per_side, input_size=args.sam_input_size,
                                   views_per_batch=args.sam_views_per_batch)

@@ -2,7 +2,7 @@
 
 A mask source turns one view into `TwoLevelMasks`: two int32 (H, W) id maps, 0 = no mask. Sources:
 - `PrecomputedMasks(folder)`: `<image stem>_coarse.png` / `_fine.png` (16-bit PNG) or `.npy`.
-- `SamMaskGenerator(checkpoint, ...)` (in `sam.py`, importable from here): SAM's automatic mask
+- `SamMaskGenerator(checkpoint, ...)` (in `sam.py`, imported only when SAM is used): SAM's automatic mask
   generator; per pixel the coarse id is the largest covering mask, the fine id the smallest.
 
 `MaskStore.build(source, views, size_of_view, cache_dir)` runs a source over every view once and
@@ -32,6 +32,7 @@ from PIL import Image
 
 from clickgauss_core.confinement import check_confined
 from clickgauss_core.errors import MaskError
+from clickgauss_core.files import file_sha256
 from clickgauss_core.protocol import COARSE, FINE, LEVELS
 
 MASK_SUFFIXES = (".png", ".npy")
@@ -150,14 +151,6 @@ def _view_label(view) -> str:
     return str(getattr(view, "name", None) or getattr(view, "image_path", None) or view)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # -- sources -------------------------------------------------------------------------------------
 
 class PrecomputedMasks:
@@ -208,14 +201,6 @@ class PrecomputedMasks:
                                              f"{want_width}x{want_height} (another aspect ratio: "
                                              "masks of another image?)")
         return TwoLevelMasks(resize_ids(maps[COARSE], size), resize_ids(maps[FINE], size))
-
-
-def __getattr__(name):
-    # SAM pulls in torch and segment_anything: import it only when asked for.
-    if name in ("SamMaskGenerator", "SamArchitecture", "SAM_ARCHITECTURES"):
-        from . import sam
-        return getattr(sam, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the on-disk cache ---------------------------------------------------------------------------

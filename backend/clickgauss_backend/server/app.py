@@ -495,7 +495,7 @@ def check_overrides(overrides: dict, defaults: dict, where: str) -> None:
 
 def sam_generator_defaults() -> dict:
     """The SAM generator's tunable keyword arguments and their defaults."""
-    from ..features.masks import SamMaskGenerator  # imports segment_anything: only when SAM is asked for
+    from ..features.sam import SamMaskGenerator  # imports segment_anything: only when SAM is asked for
 
     fixed = {"self", "checkpoint", "model_type", "device"}
     return {name: parameter.default for name, parameter in inspect.signature(SamMaskGenerator.__init__).parameters.items()

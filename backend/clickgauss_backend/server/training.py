@@ -29,7 +29,7 @@ def training_size(view) -> tuple[int, int]:
 def make_mask_source(masks: dict, settings: ServerSettings, device: str):
     if masks["source"] == "folder":
         return PrecomputedMasks(masks["path"])
-    from ..features.masks import SamMaskGenerator  # imports segment_anything: only when used
+    from ..features.sam import SamMaskGenerator  # imports segment_anything: only when used
 
     return SamMaskGenerator(settings.sam_checkpoint, model_type=settings.sam_model, device=device,
                             **masks.get("settings", {}))
