@@ -49,9 +49,9 @@ from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field
 from clickgauss_backend.features.field import FeatureField
-from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
+from clickgauss_backend.features.masks import PrecomputedMasks
+from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training, training_config
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, similarity_to
-from clickgauss_backend.features.trainer import train_feature_field
 from clickgauss_backend.render import GaussianTensors
 from clickgauss_backend.scene import Scene
 from clickgauss_backend.synthetic.label_masks import synthetic_label_masks
@@ -74,19 +74,15 @@ def peak_rss_mb() -> float:
 
 
 def training_inputs(work: Path, synthetic, scene, view_settings: ViewSettings | None):
-    """(training views, mask store): the scene's photos with its masks, or (view_settings given)
-    views planned around the splat with label masks rendered at them under the same noise."""
-    size = lambda view: (view.camera.width, view.camera.height)  # noqa: E731
+    """(training views, mask source) for `run_training`: the scene's photos (test views held out) with its masks, or
+    (view_settings given) views planned around the splat with label masks rendered at them under
+    the same noise."""
     if view_settings is None:
-        train_views = [scene.views[i] for i in synthetic.train_indices]
-        return train_views, MaskStore.build(PrecomputedMasks(synthetic.masks_dir), train_views, size,
-                                            work / "mask_cache")
+        return [scene.views[i] for i in synthetic.train_indices], PrecomputedMasks(synthetic.masks_dir)
     planned = training_views(scene, work / "views_cache", "planned", view_settings)
     print(f"{planned.sentence()}: {planned.plan['mode']}, {planned.plan['width']}x{planned.plan['height']}, "
           f"median distance {planned.plan['distance']:.2f}", flush=True)
-    masks = MaskStore.build(synthetic_label_masks(synthetic, scene.gaussians), planned.views, size,
-                            work / "mask_cache")
-    return planned.views, masks
+    return planned.views, synthetic_label_masks(synthetic, scene.gaussians)
 
 
 def train_variants(work: Path, preset: str, device: str, seed: int, variants: list[str], settings: dict,
@@ -101,14 +97,16 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         print(f"generated the {scene_preset} scene in {time.perf_counter() - started:.0f} s", flush=True)
     synthetic = load_synthetic(work)
     scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
-    train_views, masks = training_inputs(work, synthetic, scene, view_settings)
+    train_views, mask_source = training_inputs(work, synthetic, scene, view_settings)
+    places = TrainingPlaces(view_cache_dir=work / "views_cache", mask_cache_dir=work / "mask_cache", device=device)
     results = {}
     for name in variants:
-        config = TrainConfig.preset(preset).with_changes(**{**settings, **VARIANTS[name]})
+        request = TrainingRequest(masks=None, preset=preset, overrides={**settings, **VARIANTS[name]}, seed=seed)
+        config = training_config(preset, request.overrides)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
+        started = time.perf_counter()  # the masks come from the cache after the first variant
+        field = run_training(request, scene, places, views=train_views, masks=mask_source)
         seconds = time.perf_counter() - started
         cuda_peak_mb = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None
         file_stem = "".join(c if c.isalnum() else "_" for c in name) + (

@@ -392,9 +392,8 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
     import numpy as np
     import torch
 
-    from clickgauss_backend.features.config import TrainConfig
-    from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
-    from clickgauss_backend.features.trainer import train_feature_field
+    from clickgauss_backend.features.pipeline import (MASKS_FROM_FOLDER, MaskChoice, TrainingPlaces, TrainingRequest,
+                                                      run_training, training_config)
     from clickgauss_backend.render import GaussianTensors
     from clickgauss_backend.scene import Scene
     from clickgauss_backend.synthetic.geometry import build_room_cloud
@@ -402,10 +401,12 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
     device = context["device"]
     synthetic = ensure_scene(context, "steps")
     views = synthetic.dataset().views
-    masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), views, lambda v: (v.camera.width, v.camera.height),
-                            Path(context["work"]) / "steps_mask_cache")
     iterations = context["step_iterations"]
-    config = TrainConfig.preset(context["step_preset"]).with_changes(iterations=iterations, gfl=False, checkpoint_every=iterations + 1)
+    request = TrainingRequest(MaskChoice(MASKS_FROM_FOLDER, str(synthetic.masks_dir)), preset=context["step_preset"],
+                              overrides=dict(iterations=iterations, gfl=False, checkpoint_every=iterations + 1), seed=0)
+    places = TrainingPlaces(view_cache_dir=Path(context["work"]) / "steps_views",
+                            mask_cache_dir=Path(context["work"]) / "steps_mask_cache", device=device)
+    config = training_config(request.preset, request.overrides)
     rec.number("rasterizer", "gsplat" if device.startswith("cuda") and _gsplat_usable() else "torch")
     rec.note(f"{context['step_preset']} preset ({config.pixels_per_iteration} pixels per step, GFL refresh not included); the "
              f"same {len(views)} views' masks (of a {len(synthetic.gaussian_objects):,}-Gaussian room) are "
@@ -431,7 +432,7 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
 
         started = time.perf_counter()
         try:
-            train_feature_field(scene, masks, config, progress=progress, views=views, seed=0)
+            run_training(request, scene, places, progress, views=views)
         except _StopAfterSteps:
             pass
         steps_ms = np.diff(stamps) * 1000.0
@@ -440,8 +441,9 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
                           "image": f"{synthetic.config.width}x{synthetic.config.height}",
                           "pixels_per_step": config.pixels_per_iteration,
                           "step_ms_median": float(np.median(steady)), "step_ms_p90": float(np.percentile(steady, 90)),
-                          # from the call: every view's masks read once (streamed), then the features,
-                          # the KD-tree of the spatial term and the first step (with its warm-up)
+                          # from the call: the mask store built (from its cache after the first count),
+                          # then every view's masks read once, the features, the KD-tree of the spatial
+                          # term and the first step (with its warm-up)
                           "masks_read_s": round(masks_read[-1] - started, 2),
                           "first_step_done_s": round(stamps[0] - started, 2),
                           "cloud_build_s": round(cloud_s, 2), "peak_gpu_mib": _peak_gpu_mib(device),

@@ -17,25 +17,32 @@ from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, vi
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
-from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges, train_feature_field
+from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
+from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges
 from clickgauss_backend.scene import Scene
 
 CONFIG = TrainConfig.preset(PRESET_TINY)
 # Determinism and resume need several runs; a short schedule (GFL included) keeps them cheap.
-SHORT = CONFIG.with_changes(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
+SHORT_CHANGES = dict(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
+SHORT = CONFIG.with_changes(**SHORT_CHANGES)
 
 
 class Setup:
     def __init__(self, synthetic, cache_dir):
         self.synthetic = synthetic
+        self.cache_dir = cache_dir
         self.scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
         self.train_views = [self.scene.views[i] for i in synthetic.train_indices]
         self.masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), self.train_views,
                                      lambda view: (view.camera.width, view.camera.height), cache_dir)
 
-    def train(self, **kwargs):
-        return train_feature_field(self.scene, self.masks, kwargs.pop("config", CONFIG),
-                                   views=self.train_views, **kwargs)
+    def train(self, overrides=None, seed=0, checkpoint_dir=None, progress=None, should_stop=None):
+        """Through the one training pipeline, on the synthetic scene's training views (test views held out)."""
+        request = TrainingRequest(MaskChoice("folder", str(self.synthetic.masks_dir)), preset=PRESET_TINY,
+                                  overrides=overrides or {}, seed=seed)
+        places = TrainingPlaces(view_cache_dir=self.cache_dir / "views", mask_cache_dir=self.cache_dir,
+                                checkpoint_dir=checkpoint_dir)
+        return run_training(request, self.scene, places, progress, should_stop, views=self.train_views)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,10 +67,14 @@ def trained(setup):
     return field, events
 
 
-def test_progress_reports_every_stage_and_the_losses(trained):
+def test_progress_reports_every_stage_and_the_losses(trained, setup):
     field, events = trained
     stages = [e.stage for e in events]
     assert stages[0] == "masks" and stages[-1] == DONE
+    # The "masks" stage is counted once, 0..N, before any other stage (not once per pipeline step).
+    masks = [e.iteration for e in events if e.stage == "masks"]
+    assert masks[0] == 0 and masks[-1] == len(setup.train_views) and masks == sorted(set(masks))
+    assert stages[:len(masks)] == ["masks"] * len(masks)
     assert "clustering" in stages and "training" in stages
     last_training = [e for e in events if e.stage == "training"][-1]
     assert last_training.iteration == last_training.total == CONFIG.iterations
@@ -82,15 +93,15 @@ def test_field_metadata_describes_the_training(trained, setup):
 
 @pytest.fixture(scope="module")
 def short_run(setup):
-    return setup.train(config=SHORT, seed=0)
+    return setup.train(SHORT_CHANGES, seed=0)
 
 
 def test_same_seed_gives_identical_features_and_another_seed_does_not(short_run, setup):
-    again = setup.train(config=SHORT, seed=0)
+    again = setup.train(SHORT_CHANGES, seed=0)
     np.testing.assert_array_equal(again.features, short_run.features)
     for level in (COARSE, FINE):
         np.testing.assert_array_equal(again.clusters[level], short_run.clusters[level])
-    other = setup.train(config=SHORT, seed=1)
+    other = setup.train(SHORT_CHANGES, seed=1)
     assert not np.array_equal(other.features, short_run.features)
 
 
@@ -106,10 +117,10 @@ def test_resume_after_cancel_equals_uninterrupted_training(short_run, setup, tmp
             seen.append(event.iteration)
 
     with pytest.raises(TrainingCancelled):
-        setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=count, should_cancel=cancel_after_25)
+        setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path, progress=count, should_stop=cancel_after_25)
     assert max(seen) == 25 < SHORT.iterations
     resumed_events = []
-    resumed = setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=resumed_events.append)
+    resumed = setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path, progress=resumed_events.append)
     first = [e.iteration for e in resumed_events if e.stage == "training"][0]
     assert first == 21  # continued after the checkpoint of iteration 20, not from zero
     np.testing.assert_array_equal(resumed.features, field.features)
@@ -118,9 +129,9 @@ def test_resume_after_cancel_equals_uninterrupted_training(short_run, setup, tmp
 
 
 def test_checkpoint_of_other_settings_is_refused(setup, tmp_path):
-    setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT.with_changes(iterations=10))
+    setup.train({**SHORT_CHANGES, "iterations": 10}, seed=0, checkpoint_dir=tmp_path)
     with pytest.raises(ClickGaussInputError, match="checkpoint"):
-        setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT)
+        setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path)
 
 
 def test_trained_click_selects_the_clicked_object(trained, setup):

@@ -176,6 +176,15 @@ class TrainConfig:
                              "the fine level needs rest dims of its own")
 
     @classmethod
+    def from_preset(cls, preset: str, overrides: dict) -> "TrainConfig":
+        """The preset with the overrides, every setting's name, type and range checked (ValueError
+        "<setting>: <problem>"): the one check of training settings, on submit and before a run."""
+        check_setting_names(overrides)
+        config = cls.preset(preset).with_changes(**overrides)
+        config.check()
+        return config
+
+    @classmethod
     def preset(cls, name: str) -> "TrainConfig":
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")

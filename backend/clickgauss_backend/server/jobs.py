@@ -15,7 +15,6 @@ import time
 import traceback
 import uuid
 from collections import deque
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -25,6 +24,7 @@ from clickgauss_core.protocol import (
     RESUMABLE_STATES, RUNNING, TRAINING_RUNNING,
 )
 
+from ..features.pipeline import TrainingRequest
 from .errors import ApiError, bounded_message, describe_input_error, input_error_code, unexpected_error_message
 from .store import JobRecord, Store
 
@@ -112,12 +112,12 @@ class JobManager:
         return None
 
     def _describe(self, job: JobRecord) -> dict:
-        payload = asdict(job)
+        payload = job.to_json()
         payload["queue_position"] = (self._queue.index(job.job_id) + 1) if job.job_id in self._queue else None
         return payload
 
     # commands ----------------------------------------------------------------------------------
-    def submit(self, scene_id: str, request: dict) -> dict:
+    def submit(self, scene_id: str, request: TrainingRequest) -> dict:
         with self._lock:
             self._refuse_if_active(scene_id)
             job = JobRecord(job_id=uuid.uuid4().hex, scene_id=scene_id, request=request, created_at=utc_now())

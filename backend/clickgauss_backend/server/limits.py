@@ -13,9 +13,9 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model, model_validator
 
 from clickgauss_core.cameras import Camera
-from clickgauss_core.protocol import BAD_CAMERA, BAD_HOST, BAD_REQUEST, REQUEST_TOO_LARGE
+from clickgauss_core.protocol import BAD_CAMERA, BAD_HOST, REQUEST_TOO_LARGE
 
-from ..features.config import SETTING_RANGES, SETTING_TYPES, TrainConfig, check_setting_names
+from ..features.config import SETTING_RANGES, SETTING_TYPES, check_setting_names
 from .errors import ApiError, error_response
 
 # A click renders one pixel, but the tile grid over the whole image is allocated: 100,000^2
@@ -90,14 +90,6 @@ TrainSettings = create_model("TrainSettings", __base__=_KnownSettingNames,
 def training_overrides(settings: BaseModel) -> dict:
     """The settings a request named (null = the preset's value)."""
     return settings.model_dump(exclude_unset=True, exclude_none=True)
-
-
-def check_training_config(preset: str, settings: dict) -> None:
-    """422 bad_request naming the setting when the preset with these overrides does not fit together."""
-    try:
-        TrainConfig.preset(preset).with_changes(**settings).check()
-    except ValueError as exc:
-        raise ApiError(422, BAD_REQUEST, f"settings.{exc}") from exc
 
 
 def _header(scope, name: bytes) -> bytes | None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from clickgauss_core.protocol import QUEUED
 
+from ..features.pipeline import TrainingRequest
+
 log = logging.getLogger("clickgauss.server")
 
 SCENE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")  # sha256 hex of the PLY bytes
@@ -45,7 +47,7 @@ class SceneRecord:
 class JobRecord:
     job_id: str
     scene_id: str
-    request: dict                      # masks / preset / settings / seed as validated
+    request: TrainingRequest           # as validated on submit (a dict when read from disk)
     state: str = QUEUED                # one of protocol.JOB_STATES
     stage: str | None = None           # masks training clustering done
     iteration: int = 0
@@ -56,6 +58,13 @@ class JobRecord:
     started_at: str | None = None
     finished_at: str | None = None
     error: dict | None = None          # {"code", "message"} when failed
+
+    def __post_init__(self):
+        if not isinstance(self.request, TrainingRequest):  # read back from job.json
+            self.request = TrainingRequest.from_json(self.request)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "request": self.request.to_json()}
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -131,7 +140,7 @@ class Store:
         return records
 
     def save_job(self, record: JobRecord) -> None:
-        write_json_atomic(self.job_dir(record.job_id) / "job.json", asdict(record))
+        write_json_atomic(self.job_dir(record.job_id) / "job.json", record.to_json())
 
     def load_jobs(self) -> dict[str, JobRecord]:
         records = {}
