@@ -209,15 +209,15 @@ class Demo:
         """One click through the add-on's click path: viewport matrices -> camera in the object's
         frame -> the click computed in Blender from the features stored on the object (what
         Shift+click does; no backend) -> selection on the mesh. Returns the selection in PLY order."""
-        from clickgauss_core import wire
+        from clickgauss_core import blender_view, wire
 
         selection, local = self.addon("blender.selection"), self.addon("blender.local_operators")
         camera = wire.camera_from_dict(camera_dict)
-        view, window = wire.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
+        view, window = blender_view.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
         region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates
-        viewport = wire.camera_from_blender_view(view, window, camera.width, camera.height,
-                                                 np.array(self.obj.matrix_world))
-        local.click_locally(self.obj, viewport, wire.blender_region_to_pixel(region_x, region_y, camera.height),
+        viewport = blender_view.camera_from_blender_view(view, window, camera.width, camera.height,
+                                                         np.array(self.obj.matrix_world))
+        local.click_locally(self.obj, viewport, blender_view.blender_region_to_pixel(region_x, region_y, camera.height),
                             level, None, "NEW")
         selected = np.zeros(int(self.timings["gaussians"]), dtype=bool)
         selected[selection.splat_ids(self.obj)[selection.get_selection(self.obj)]] = True
