@@ -69,7 +69,7 @@ def bench_size(n: int, clicks: int) -> dict:
         for camera, pixel in views[1:BEFORE_CLICKS + 1]:
             start = time.perf_counter()
             with torch.no_grad():
-                rendered = rasterize(gaussians, features, camera, backend="torch",
+                rendered = rasterize(gaussians, features, camera, rasterizer="torch",
                                      pixels=torch.tensor([[int(pixel[0]), int(pixel[1])]])).features[0]
             (similarity_to(field, rendered[:12], COARSE) >= 0.6).numpy()
             before_ms.append((time.perf_counter() - start) * 1e3)

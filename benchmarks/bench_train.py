@@ -53,7 +53,7 @@ from clickgauss_backend.features.masks import PrecomputedMasks
 from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training, training_config
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, similarity_to
 from clickgauss_backend.render import GaussianTensors
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_backend.synthetic.label_masks import synthetic_label_masks
 from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
 from clickgauss_backend.views import ViewSettings, training_views
@@ -96,7 +96,7 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         generate_scene(work, preset=scene_preset, seed=0)
         print(f"generated the {scene_preset} scene in {time.perf_counter() - started:.0f} s", flush=True)
     synthetic = load_synthetic(work)
-    scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
+    scene = SplatScene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
     train_views, mask_source = training_inputs(work, synthetic, scene, view_settings)
     places = TrainingPlaces(view_cache_dir=work / "views_cache", mask_cache_dir=work / "mask_cache", device=device)
     results = {}

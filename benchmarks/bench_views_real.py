@@ -32,7 +32,7 @@ import torch
 from clickgauss_backend.features.evaluate import evaluate_field
 from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_backend.synthetic.label_masks import json_label_masks
 from clickgauss_backend.synthetic.sam_like import MaskNoise
 from clickgauss_backend.views import ViewSettings, plan_scene_views, training_views
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_views_fruit_cpu.json"))
     args = parser.parse_args(argv)
 
-    scene = Scene.load(args.scene)
+    scene = SplatScene.load(args.scene)
     work = Path(args.work)
     planned = training_views(scene, work, "planned", ViewSettings(args.count, args.resolution))
     source = json_label_masks(args.labels, scene.gaussians, MaskNoise(), seed=0)

@@ -267,7 +267,7 @@ def _smoke_render_ms(device: str, backend: str) -> float:
 
     gaussians, features = bench_render.synthetic_scene(2_000, seed=0, device=device)
     started = time.perf_counter()
-    rendered = rasterize(gaussians, features, bench_render.scene_camera(64), backend=backend)
+    rendered = rasterize(gaussians, features, bench_render.scene_camera(64), rasterizer=backend)
     _sync(device)
     if not bool(rendered.features.isfinite().all()):
         raise RuntimeError(f"the {backend} rasterizer rendered non-finite features")
@@ -315,7 +315,7 @@ def step_parity(context: dict, rec: Recorder) -> None:
                 geometry = gaussians64 if precision == torch.float64 else gaussians
                 _sync(device)
                 started = time.perf_counter()
-                out = rasterize(geometry, values, camera, backend=backend)
+                out = rasterize(geometry, values, camera, rasterizer=backend)
                 (out.features * upstream.to(precision)).sum().backward()
                 _sync(device)
                 return out, values.grad, (time.perf_counter() - started) * 1000.0
@@ -344,7 +344,7 @@ def step_parity(context: dict, rec: Recorder) -> None:
             expected = ours.features.detach()[clicked[:, 1], clicked[:, 0]]
             for backend in (["gsplat"] if with_gsplat else []) + ["torch"]:
                 with torch.no_grad():
-                    got = torch.stack([rasterize(gaussians, features, camera, backend=backend, pixels=pixel[None]).features[0]
+                    got = torch.stack([rasterize(gaussians, features, camera, rasterizer=backend, pixels=pixel[None]).features[0]
                                        for pixel in clicked])
                 label = f"click pixels: {backend} pixels= vs torch image"
                 rec.row("parity", {"gaussians": count, "projection": projection, "image": f"{side}x{side}",
@@ -395,7 +395,7 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
     from clickgauss_backend.features.pipeline import (MASKS_FROM_FOLDER, MaskChoice, TrainingPlaces, TrainingRequest,
                                                       run_training, training_config)
     from clickgauss_backend.render import GaussianTensors
-    from clickgauss_backend.scene import Scene
+    from clickgauss_backend.splat_scene import SplatScene
     from clickgauss_backend.synthetic.geometry import build_room_cloud
 
     device = context["device"]
@@ -416,7 +416,7 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
         cloud = build_room_cloud(count, np.random.default_rng(0)).cloud
         cloud_s = time.perf_counter() - started
         _reset_peak(device)
-        scene = Scene(ply_path=str(synthetic.ply_path), cloud=cloud, gaussians=GaussianTensors.from_cloud(cloud, device),
+        scene = SplatScene(ply_path=str(synthetic.ply_path), cloud=cloud, gaussians=GaussianTensors.from_cloud(cloud, device),
                       dataset=None, content_hash=f"room-{count}", device=device)
         stamps: list[float] = []
         masks_read: list[float] = []

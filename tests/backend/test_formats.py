@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clickgauss_backend.scene import Scene, clear_scene_cache
+from clickgauss_backend.splat_scene import SplatScene, clear_scene_cache
 from clickgauss_core.ply import read_splat_file
 from clickgauss_core.protocol import INVALID_PLY, PRESET_TINY
 
@@ -42,7 +42,7 @@ def server(start_module_server):
 def test_scene_load_reads_every_format_through_the_core_reader(kind):
     path = REAL_DATA / SPLAT_FILES[kind]
     clear_scene_cache()
-    scene = Scene.load(path)
+    scene = SplatScene.load(path)
     assert (len(scene.cloud), scene.cloud.sh_degree) == EXPECTED[kind]
     assert scene.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert scene.gaussians.means.shape == (EXPECTED[kind][0], 3)

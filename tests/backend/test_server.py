@@ -17,7 +17,7 @@ from clickgauss_backend.features.evaluate import iou, plan_clicks, visible_gauss
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
 from clickgauss_backend.features.query import click as engine_click
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_core import wire
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
 from clickgauss_core.protocol import (
@@ -121,7 +121,7 @@ def test_training_reports_progress_and_finishes(server, trained):
 @pytest.fixture(scope="module")
 def engine_scene(tiny_synthetic_scene):
     """The same scene loaded in the test process, to compare the server with the engine itself."""
-    scene = Scene.load(tiny_synthetic_scene.ply_path, tiny_synthetic_scene.dataset_path)
+    scene = SplatScene.load(tiny_synthetic_scene.ply_path, tiny_synthetic_scene.dataset_path)
     return scene, visible_gaussians(scene.gaussians, tiny_synthetic_scene.cameras)
 
 

@@ -19,7 +19,7 @@ from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
 from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
 from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 
 CONFIG = TrainConfig.preset(PRESET_TINY)
 # Determinism and resume need several runs; a short schedule (GFL included) keeps them cheap.
@@ -31,7 +31,7 @@ class Setup:
     def __init__(self, synthetic, cache_dir):
         self.synthetic = synthetic
         self.cache_dir = cache_dir
-        self.scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
+        self.scene = SplatScene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
         self.train_views = [self.scene.views[i] for i in synthetic.train_indices]
         self.masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), self.train_views,
                                      lambda view: (view.camera.width, view.camera.height), cache_dir)

@@ -20,7 +20,7 @@ PACKAGES = (("clickgauss_core", REPOSITORY / "core" / "clickgauss_core"),
             ("clickgauss_blender", REPOSITORY / "clickgauss_blender"))
 IMPORTED_FOR_REAL = ("clickgauss_core", "clickgauss_backend")
 ENGINE = ("clickgauss_backend.render", "clickgauss_backend.features", "clickgauss_backend.views",
-          "clickgauss_backend.synthetic", "clickgauss_backend.scene")
+          "clickgauss_backend.synthetic", "clickgauss_backend.splat_scene")
 # The add-on's cycle this branch leaves to the add-on half (issue 11, branch issue-11c): preferences
 # draws the install panel and the calibrated threshold lazily from the operator modules, which
 # import preferences. Listed so that the test fails on any other cycle and when this one is gone.

@@ -71,7 +71,7 @@ def _print_progress(event) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from clickgauss_core.datasets import find_dataset_for_ply
 
-    from ..scene import Scene
+    from ..splat_scene import SplatScene
     from .pipeline import (MASKS_FROM_FOLDER, MASKS_FROM_SAM, MaskChoice, TrainingPlaces, TrainingRequest,
                            TrainingRequestError, ViewChoice, choose_views, run_training)
 
@@ -92,7 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
     places = TrainingPlaces(view_cache_dir=cache_dir, mask_cache_dir=cache_dir / "masks",
                             checkpoint_dir=cache_dir / "checkpoint", device=args.device,
                             sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model)
-    scene = Scene.load(ply, dataset_path=dataset, device=args.device)
+    scene = SplatScene.load(ply, dataset_path=dataset, device=args.device)
     if not args.resume and places.checkpoint_dir.exists():
         shutil.rmtree(places.checkpoint_dir)  # a fresh run must not silently continue an old one
     try:
@@ -126,12 +126,12 @@ def _read_camera(path: str):
 
 
 def run_click(args: argparse.Namespace) -> int:
-    from ..scene import Scene
+    from ..splat_scene import SplatScene
     from .field import FeatureField
     from .query import click
 
     field = FeatureField.load(args.field)
-    scene = Scene.load(args.ply, device=args.device)
+    scene = SplatScene.load(args.ply, device=args.device)
     if field.scene_hash is not None and field.scene_hash != scene.content_hash:
         raise ClickGaussInputError(args.field, f"was trained for another PLY than {args.ply} (scene hash differs)")
     selection = click(field, scene.gaussians, _read_camera(args.camera), tuple(args.pixel), args.level,

@@ -22,10 +22,10 @@ from .errors import error_response, install_error_handlers
 from .jobs import JobManager
 from .limits import BodySizeLimitMiddleware, HostCheckMiddleware
 from .routes import field, health, jobs, queries, scenes
-from .scenes import SceneManager
+from .scene_registry import SceneRegistry
 from .service import Service, package_version
 from .settings import ServerSettings, resolve_device
-from .store import Store
+from .records import RecordStore
 from .training import make_training_runner
 
 ROUTERS = (health.router, scenes.router, jobs.router, queries.router, field.router)
@@ -61,8 +61,8 @@ class TokenMiddleware:
 
 def create_app(settings: ServerSettings) -> FastAPI:
     device = resolve_device(settings.device)
-    store = Store(settings.cache_dir)
-    scene_manager = SceneManager(store, device, settings.loaded_scene_capacity, data_roots=settings.data_roots)
+    store = RecordStore(settings.cache_dir)
+    scene_manager = SceneRegistry(store, device, settings.loaded_scene_capacity, data_roots=settings.data_roots)
     torch_threads = torch.get_num_threads()  # the process default, before any click sets its own
     job_manager = JobManager(store, make_training_runner(scene_manager, store, settings, torch_threads),
                              TrainingCancelled, scene_name=scene_manager.name)

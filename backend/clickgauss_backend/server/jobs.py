@@ -26,7 +26,7 @@ from clickgauss_core.protocol import (
 
 from ..features.pipeline import TrainingRequest
 from .errors import ApiError, bounded_message, describe_input_error, input_error_code, unexpected_error_message
-from .store import JobRecord, Store
+from .records import JobRecord, RecordStore
 
 log = logging.getLogger("clickgauss.server")
 
@@ -52,7 +52,7 @@ def finite_or_none(value) -> float | None:
 
 
 class JobManager:
-    def __init__(self, store: Store, runner: TrainingRunner, cancelled_error: type[BaseException],
+    def __init__(self, store: RecordStore, runner: TrainingRunner, cancelled_error: type[BaseException],
                  scene_name: Callable[[str], str] = lambda scene_id: "this scene"):
         self.store = store
         self.scene_name = scene_name  # scene id -> its file name, for messages

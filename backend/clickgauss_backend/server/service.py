@@ -1,7 +1,7 @@
 """The service's rules, one method per thing a client asks; the routes (`server/routes/`) only call these.
 
-`Service` holds what one server process has: its settings and device, the on-disk `Store`, the
-open scenes (`SceneManager`) and the training jobs (`JobManager`). It checks what a request names
+`Service` holds what one server process has: its settings and device, the on-disk `RecordStore`, the
+open scenes (`SceneRegistry`) and the training jobs (`JobManager`). It checks what a request names
 (paths inside the data roots, cameras, pixels, masks, training settings) and turns the engine's
 errors into `ApiError`s of the protocol.
 """
@@ -35,9 +35,9 @@ from .errors import LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, n
 from .jobs import JobManager
 from .limits import check_camera_limits, training_overrides
 from .paths import resolve_inside_roots
-from .scenes import SceneManager, detect_dataset, scene_name
+from .scene_registry import SceneRegistry, detect_dataset, scene_name
 from .settings import ServerSettings
-from .store import Store
+from .records import RecordStore
 from .uploads import ReceivedUpload
 
 
@@ -60,8 +60,8 @@ def _checked(check, *args):
 class Service:
     settings: ServerSettings
     device: str
-    store: Store
-    scenes: SceneManager
+    store: RecordStore
+    scenes: SceneRegistry
     jobs: JobManager
 
     # health ----------------------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from ..features.pipeline import TrainingPlaces, TrainingRequestError, run_traini
 from ..features.trainer import TrainingProgress
 from .errors import ApiError, no_training_views_message
 from .jobs import TrainingRunner
-from .scenes import SceneManager
+from .scene_registry import SceneRegistry
 from .settings import ServerSettings
-from .store import JobRecord, Store
+from .records import JobRecord, RecordStore
 
 
-def job_places(job: JobRecord, store: Store, settings: ServerSettings, device: str) -> TrainingPlaces:
+def job_places(job: JobRecord, store: RecordStore, settings: ServerSettings, device: str) -> TrainingPlaces:
     """A job's renders and masks are kept per scene (reused by the next job), its checkpoints per job."""
     return TrainingPlaces(view_cache_dir=store.scene_dir(job.scene_id), mask_cache_dir=store.mask_cache_dir(job.scene_id),
                           checkpoint_dir=store.checkpoint_dir(job.job_id), device=device,
@@ -25,7 +25,7 @@ def job_places(job: JobRecord, store: Store, settings: ServerSettings, device: s
                           data_roots=settings.data_roots)
 
 
-def make_training_runner(scenes: SceneManager, store: Store, settings: ServerSettings,
+def make_training_runner(scenes: SceneRegistry, store: RecordStore, settings: ServerSettings,
                          torch_threads: int) -> TrainingRunner:
     def run(job: JobRecord, report: Callable, should_cancel: Callable[[], bool]) -> None:
         # Clicks run with one torch thread each, and torch copies the last value set in any thread

@@ -178,7 +178,7 @@ def split_views(n_views: int, n_test: int) -> list[bool]:
 def render_view(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """RGB image (H, W, 3) in [0, 1] on the void colour, and the rendered region weights + alpha."""
     with torch.no_grad():
-        result = rasterize(gaussians, features, camera, backend="auto")
+        result = rasterize(gaussians, features, camera, rasterizer="auto")
     rendered = result.features.cpu().numpy()
     alpha = result.alpha.cpu().numpy()
     rgb = rendered[..., :3] + (1.0 - alpha[..., None]) * np.asarray(VOID_COLOR)

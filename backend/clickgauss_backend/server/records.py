@@ -91,7 +91,17 @@ def _read_record(path: Path, record_type):
         return None
 
 
-class Store:
+def _read_records(root: Path, file_name: str, record_type, id_of) -> dict:
+    """Every readable record under `root/<id>/file_name` whose id matches its folder, by id."""
+    records = {}
+    for path in sorted(root.glob(f"*/{file_name}")):
+        record = _read_record(path, record_type)
+        if record is not None and id_of(record) == path.parent.name:
+            records[id_of(record)] = record
+    return records
+
+
+class RecordStore:
     def __init__(self, cache_dir: Path):
         self.root = Path(cache_dir)
         for folder in (self.scenes_root, self.jobs_root, self.uploads_dir):
@@ -132,20 +142,10 @@ class Store:
         write_json_atomic(self.scene_dir(record.scene_id) / "scene.json", asdict(record))
 
     def load_scenes(self) -> dict[str, SceneRecord]:
-        records = {}
-        for path in sorted(self.scenes_root.glob("*/scene.json")):
-            record = _read_record(path, SceneRecord)
-            if record is not None and record.scene_id == path.parent.name:
-                records[record.scene_id] = record
-        return records
+        return _read_records(self.scenes_root, "scene.json", SceneRecord, lambda record: record.scene_id)
 
     def save_job(self, record: JobRecord) -> None:
         write_json_atomic(self.job_dir(record.job_id) / "job.json", record.to_json())
 
     def load_jobs(self) -> dict[str, JobRecord]:
-        records = {}
-        for path in sorted(self.jobs_root.glob("*/job.json")):
-            record = _read_record(path, JobRecord)
-            if record is not None and record.job_id == path.parent.name:
-                records[record.job_id] = record
-        return records
+        return _read_records(self.jobs_root, "job.json", JobRecord, lambda record: record.job_id)

@@ -1,6 +1,6 @@
 """The scenes the service knows: records on disk, scenes and feature fields loaded on demand.
 
-`Scene.load` keeps recently used scenes in memory itself; this keeps the feature fields next to
+`SplatScene.load` keeps recently used scenes in memory itself; this keeps the feature fields next to
 them (LRU by scene) so a click costs one 1-pixel render plus one vectorised similarity pass.
 """
 
@@ -17,13 +17,13 @@ from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.protocol import NO_FEATURES, UNKNOWN_SCENE
 
 from ..features.field import FeatureField
-from ..scene import Scene
+from ..splat_scene import SplatScene
 from .errors import ApiError
-from .store import SCENE_ID_PATTERN, SceneRecord, Store
+from .records import SCENE_ID_PATTERN, SceneRecord, RecordStore
 
 
-class SceneManager:
-    def __init__(self, store: Store, device: str, field_capacity: int = 4, data_roots: list[Path] | None = None):
+class SceneRegistry:
+    def __init__(self, store: RecordStore, device: str, field_capacity: int = 4, data_roots: list[Path] | None = None):
         """`data_roots`: every dataset file (cameras, images) must resolve inside them (None: anywhere)."""
         self.store = store
         self.device = device
@@ -71,7 +71,7 @@ class SceneManager:
         return record
 
     # loaded state ------------------------------------------------------------------------------
-    def scene(self, scene_id: str) -> Scene:
+    def scene(self, scene_id: str) -> SplatScene:
         """The loaded scene, reopened from its recorded path when it is not in memory."""
         record = self.record(scene_id)
         if not os.path.isfile(record.ply_path):
@@ -90,9 +90,9 @@ class SceneManager:
                                                  "open the scene again (and train its features again)")
         return scene
 
-    def _load(self, ply_path, dataset_path, images, resolution) -> Scene:
+    def _load(self, ply_path, dataset_path, images, resolution) -> SplatScene:
         with nullcontext() if self.data_roots is None else confined_to(self.data_roots):
-            return Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
+            return SplatScene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
 
     def has_field(self, scene_id: str) -> bool:
         with self._lock:
