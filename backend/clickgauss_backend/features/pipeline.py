@@ -8,7 +8,8 @@ does the rest and returns the `FeatureField`; the CLI (`features/commands.py`), 
 runner (`server/training.py`), the benchmarks and the tests all call it.
 
 A request that cannot be run as asked raises `TrainingRequestError` (a sentence naming the field);
-`check_request` finds those problems before anything runs (the server calls it on submit).
+`check_views`, `check_masks` and `training_config` find them before anything runs (the server
+calls them on submit, in that order); `run_training` meets the same checks again.
 """
 
 from __future__ import annotations
@@ -216,15 +217,6 @@ def check_masks(choice: MaskChoice) -> None:
         raise TrainingRequestError("masks.path: give the mask folder when the mask source is 'folder'")
     if choice.source == MASKS_FROM_SAM:
         check_sam_settings(choice.settings)
-
-
-def check_request(request: TrainingRequest, device: str) -> None:
-    """Every problem `run_training` would meet in the request itself, found before anything runs."""
-    check_views(request.views)
-    if request.masks is None:
-        raise TrainingRequestError("masks: say where the masks come from (a folder, or SAM)")
-    check_masks(request.masks)
-    training_config(request.with_preset_for(device).preset, request.overrides)
 
 
 # -- the pipeline -----------------------------------------------------------------------------------
