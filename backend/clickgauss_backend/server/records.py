@@ -91,6 +91,13 @@ def _read_record(path: Path, record_type):
         return None
 
 
+def _id_folder(root: Path, pattern: re.Pattern, kind: str, record_id: str) -> Path:
+    """`root/<id>`, the id checked first: a request can never name a path."""
+    if not pattern.match(record_id):
+        raise ValueError(f"not a {kind} id: {record_id!r}")
+    return root / record_id
+
+
 def _read_records(root: Path, file_name: str, record_type, id_of) -> dict:
     """Every readable record under `root/<id>/file_name` whose id matches its folder, by id."""
     records = {}
@@ -120,9 +127,7 @@ class RecordStore:
         return self.root / "uploads"
 
     def scene_dir(self, scene_id: str) -> Path:
-        if not SCENE_ID_PATTERN.match(scene_id):
-            raise ValueError(f"not a scene id: {scene_id!r}")
-        return self.scenes_root / scene_id
+        return _id_folder(self.scenes_root, SCENE_ID_PATTERN, "scene", scene_id)
 
     def field_path(self, scene_id: str) -> Path:
         return self.scene_dir(scene_id) / "field.npz"
@@ -131,9 +136,7 @@ class RecordStore:
         return self.scene_dir(scene_id) / "masks"
 
     def job_dir(self, job_id: str) -> Path:
-        if not JOB_ID_PATTERN.match(job_id):
-            raise ValueError(f"not a job id: {job_id!r}")
-        return self.jobs_root / job_id
+        return _id_folder(self.jobs_root, JOB_ID_PATTERN, "job", job_id)
 
     def checkpoint_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "checkpoints"
