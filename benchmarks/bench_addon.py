@@ -49,6 +49,7 @@ for _variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
+from clickgauss_core.protocol import COARSE, FINE
 
 ADDON_MODULE = "bl_ext.user_default.clickgauss"
 CLICK_REPEATS = 5
@@ -117,7 +118,7 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
     obj = bpy.context.active_object
 
     mask = np.random.default_rng(1).random(n) < 0.1
-    payload = {"scene_id": "0" * 64, "level": "coarse", "threshold": 0.8, "n_gaussians": n,
+    payload = {"scene_id": "0" * 64, "level": COARSE, "threshold": 0.8, "n_gaussians": n,
                "selected": int(mask.sum()), "mask": wire.encode_mask(mask)}
     body = json.dumps(payload).encode()
     server = CannedClickServer(body)
@@ -127,7 +128,7 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
     try:
         for _ in range(CLICK_REPEATS):
             start = time.perf_counter()
-            result = click.click_select(client, obj, "0" * 64, camera, (640.5, 360.5), "coarse", None, "NEW")
+            result = click.click_select(client, obj, "0" * 64, camera, (640.5, 360.5), COARSE, None, "NEW")
             click_times.append(time.perf_counter() - start)
     finally:
         server.close()
@@ -202,8 +203,8 @@ def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
     if n <= 1_000_000:
         bpy.ops.wm.save_as_mainfile(filepath=str(work / "without.blend"), copy=True)
     features = unit_features(n)
-    record = FieldRecord(clusters={"coarse": np.zeros((0, 12), np.float32), "fine": np.zeros((0, 24), np.float32)},
-                         level_slices={"coarse": (0, 12), "fine": (0, 24)}, thresholds={"coarse": 0.6, "fine": 0.9},
+    record = FieldRecord(clusters={COARSE: np.zeros((0, 12), np.float32), FINE: np.zeros((0, 24), np.float32)},
+                         level_slices={COARSE: (0, 12), FINE: (0, 24)}, thresholds={COARSE: 0.6, FINE: 0.9},
                          feature_dim=24, trained_from={"benchmark": True})
     storage.store_field(obj, features, record)
     if n <= 1_000_000:
@@ -215,20 +216,20 @@ def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
     unit = unit_rows(features[:, :12])
     del features
     start = time.perf_counter()
-    local.click_locally(obj, *views[0], "coarse", None, "NEW")
+    local.click_locally(obj, *views[0], COARSE, None, "NEW")
     first_click_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
     click_ms, undo_ms, floor_ms, selecting = [], [], [], 0
     for camera, pixel in views[1:]:
         # The add-on's click: compute from the stored field + write the selection.
         start = time.perf_counter()
-        clicked = storage.local_click(obj, camera, pixel, "coarse")
+        clicked = storage.local_click(obj, camera, pixel, COARSE)
         selection.set_selection(obj, clicked.selected)
         click_ms.append((time.perf_counter() - start) * 1e3)
         selecting += bool(clicked.selected.any())
         # The same through the operator, as Shift+click runs it: plus Blender's undo step.
         start = time.perf_counter()
-        local.click_locally(obj, camera, pixel, "coarse", None, "NEW")
+        local.click_locally(obj, camera, pixel, COARSE, None, "NEW")
         undo_ms.append((time.perf_counter() - start) * 1e3)
         query = rng.standard_normal(12).astype(np.float32)
         start = time.perf_counter()

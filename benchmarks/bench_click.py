@@ -36,6 +36,7 @@ from clickgauss_backend.features.field import FeatureField  # noqa: E402
 from clickgauss_backend.features.query import click, click_index, similarity_to  # noqa: E402
 from clickgauss_backend.render import GaussianTensors, rasterize  # noqa: E402
 from clickgauss_core.click import unit_rows  # noqa: E402
+from clickgauss_core.protocol import COARSE
 
 BEFORE_MAX_GAUSSIANS = 1_000_000
 BEFORE_CLICKS = 5
@@ -49,13 +50,13 @@ def bench_size(n: int, clicks: int) -> dict:
     start = time.perf_counter()
     click_index(gaussians)
     index_s = time.perf_counter() - start
-    click(field, gaussians, *views[0], "coarse")  # the unit level features, prepared once per field
-    unit = unit_rows(field.level_features("coarse"))
+    click(field, gaussians, *views[0], COARSE)  # the unit level features, prepared once per field
+    unit = unit_rows(field.level_features(COARSE))
     rng = np.random.default_rng(0)
     click_ms, floor_ms, selected = [], [], []
     for camera, pixel in views[1:]:
         start = time.perf_counter()
-        selection = click(field, gaussians, camera, pixel, "coarse")
+        selection = click(field, gaussians, camera, pixel, COARSE)
         click_ms.append((time.perf_counter() - start) * 1e3)
         selected.append(int(selection.sum()))
         query = rng.standard_normal(12).astype(np.float32)
@@ -68,9 +69,9 @@ def bench_size(n: int, clicks: int) -> dict:
         for camera, pixel in views[1:BEFORE_CLICKS + 1]:
             start = time.perf_counter()
             with torch.no_grad():
-                rendered = rasterize(gaussians, features, camera, backend="torch",
+                rendered = rasterize(gaussians, features, camera, rasterizer="torch",
                                      pixels=torch.tensor([[int(pixel[0]), int(pixel[1])]])).features[0]
-            (similarity_to(field, rendered[:12], "coarse") >= 0.6).numpy()
+            (similarity_to(field, rendered[:12], COARSE) >= 0.6).numpy()
             before_ms.append((time.perf_counter() - start) * 1e3)
     return {"gaussians": n, "clicks": clicks, "index_s": round(index_s, 2), **latency_summary(click_ms, floor_ms),
             "before_p50_ms": round(float(np.median(before_ms)), 1) if before_ms else None,

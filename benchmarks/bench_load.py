@@ -38,6 +38,7 @@ import numpy as np
 from clickgauss_core import wire
 from clickgauss_core.datasets import load_dataset
 from clickgauss_core.launcher import MODULE_CLI, free_port, spawn_backend, stop_backend, wait_until_healthy
+from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_TINY, QUEUED, RUNNING
 
 WARMUP_CLICKS = 8
 
@@ -54,7 +55,7 @@ def build_click_bodies(dataset_path: Path, count: int, seed: int) -> list[dict]:
     for index in range(count):
         camera = cameras[int(rng.integers(len(cameras)))]
         pixel = [float(rng.uniform(0, camera["width"])), float(rng.uniform(0, camera["height"]))]
-        bodies.append({"camera": camera, "pixel": pixel, "level": ("coarse", "fine")[index % 2], "threshold": None})
+        bodies.append({"camera": camera, "pixel": pixel, "level": (COARSE, FINE)[index % 2], "threshold": None})
     return bodies
 
 
@@ -99,19 +100,19 @@ def run_clients(url: str, scene_id: str, bodies: list[dict], clients: int) -> tu
 def train(http: httpx.Client, scene_id: str, masks_dir: Path, iterations: int) -> None:
     """A short real training through the API (preset "tiny", `iterations` iterations)."""
     job = http.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "folder", "path": str(masks_dir)},
-                                      "preset": "tiny", "settings": {"iterations": iterations}})
+                                      "preset": PRESET_TINY, "settings": {"iterations": iterations}})
     job.raise_for_status()
     job_id = job.json()["job_id"]
-    while (state := http.get(f"/v1/jobs/{job_id}").json())["state"] in ("queued", "running"):
+    while (state := http.get(f"/v1/jobs/{job_id}").json())["state"] in (QUEUED, RUNNING):
         time.sleep(0.5)
-    if state["state"] != "done":
+    if state["state"] != DONE:
         raise RuntimeError(f"training job ended {state['state']}: {state['error']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gaussians", type=int, default=100_000)
-    parser.add_argument("--scene-preset", default="tiny", help="synthetic preset for cameras/views (default tiny)")
+    parser.add_argument("--scene-preset", default="tiny", help="synthetic preset for cameras/views (default tiny)")  # not vocabulary: a synthetic scene size
     parser.add_argument("--clicks", type=int, default=1000)
     parser.add_argument("--clients", type=int, nargs="+", default=[4], help="concurrent clients, one run each")
     parser.add_argument("--train-iterations", type=int, default=20)
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             bodies = build_click_bodies(scene.dataset_path, args.clicks + WARMUP_CLICKS, args.seed)
             warmup_latencies, warmup_failures, _ = run_clients(url, scene_id, bodies[:WARMUP_CLICKS], 1)
             latencies, failures, wall_s = run_clients(url, scene_id, bodies[WARMUP_CLICKS:], clients)
-            rows.append({"clients": clients, "clicks": len(latencies), "failed": len(failures) + len(warmup_failures),
+            rows.append({"clients": clients, "clicks": len(latencies), "failed": len(failures) + len(warmup_failures),  # not vocabulary: a count of clicks
                          "failures": failures[:10], "first_warmup_click_ms": round(warmup_latencies[0], 2),
                          "latency_ms": {"p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
                                         "p99": percentile(latencies, 99), "max": max(latencies),
@@ -179,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         "server_startup_s": round(startup_s, 2), "train_s": None if train_s is None else round(train_s, 2),
         "runs": rows,
     }
-    print(f"{'gaussians':>10} {'clients':>7} {'clicks':>6} {'failed':>6} {'p50 ms':>8} {'p90 ms':>8} "
+    print(f"{'gaussians':>10} {'clients':>7} {'clicks':>6} {'failed':>6} {'p50 ms':>8} {'p90 ms':>8} "  # not vocabulary: a count of clicks
           f"{'p99 ms':>8} {'max ms':>8} {'clicks/s':>8}")
     for row in rows:
         latency = row["latency_ms"]
-        print(f"{results['gaussians']:>10} {row['clients']:>7} {row['clicks']:>6} {row['failed']:>6} "
+        print(f"{results['gaussians']:>10} {row['clients']:>7} {row['clicks']:>6} {row['failed']:>6} "  # not vocabulary: a count of clicks
               f"{latency['p50']:>8.1f} {latency['p90']:>8.1f} {latency['p99']:>8.1f} {latency['max']:>8.1f} "
               f"{row['throughput_clicks_per_s']:>8.1f}")
     trained = "reused the cached field" if train_s is None else f"{args.train_iterations}-iteration training in {train_s:.1f} s"
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
-    return 0 if all(row["failed"] == 0 for row in rows) else 1
+    return 0 if all(row["failed"] == 0 for row in rows) else 1  # not vocabulary: a count of clicks
 
 
 if __name__ == "__main__":

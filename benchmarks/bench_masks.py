@@ -166,7 +166,7 @@ def bench_sam_sized(scene, folder: Path, model: str, input_size: int, points_per
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gaussians", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--presets", nargs="*", default=["tiny", "demo"])
+    parser.add_argument("--presets", nargs="*", default=["tiny", "demo"])  # not vocabulary: synthetic scene sizes
     parser.add_argument("--scene-gaussians", type=int, nargs="*", default=[100_000],
                         help="also generate the tiny preset's views with this many Gaussians")
     parser.add_argument("--sam-points", type=int, nargs="*", default=[8, 16])
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
             rows.append(bench_cloud(n, folder))
             print(rows[-1], flush=True)
         for n in args.scene_gaussians:
-            rows.append(bench_scene("tiny", folder / "large", n)[0])
+            rows.append(bench_scene("tiny", folder / "large", n)[0])  # not vocabulary: a synthetic scene size
             print(rows[-1], flush=True)
         scene = None
         for preset in args.presets:

@@ -93,7 +93,7 @@ def run_configuration(config: dict) -> dict:
         features.grad = None
         synchronize()
         start, start_cpu = time.perf_counter(), time.process_time()
-        out = rasterize(gaussians, features, camera, backend=config["backend"], pixels=pixels)
+        out = rasterize(gaussians, features, camera, rasterizer=config["backend"], pixels=pixels)
         synchronize()
         middle = time.perf_counter()
         (out.features * out.features).sum().backward()
@@ -132,7 +132,7 @@ def run_configuration(config: dict) -> dict:
         row["contributions_per_pixel"] = weights.weights.numel() / requested.shape[0]
     if config["backend"] == "gsplat":
         with torch.no_grad():
-            reference = rasterize(gaussians, features, camera, backend="torch", pixels=pixels)
+            reference = rasterize(gaussians, features, camera, rasterizer="torch", pixels=pixels)
         difference = (out.features - reference.features).norm() / reference.features.norm().clamp_min(1e-12)
         row["relative_difference_vs_torch"] = float(difference)
         row["max_alpha_difference_vs_torch"] = float((out.alpha - reference.alpha).abs().max())
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "render", "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+                        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},  # not vocabulary: the GPU's name
             "rows": rows,
         }
         with open(args.out, "w") as handle:

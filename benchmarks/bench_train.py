@@ -44,15 +44,16 @@ import torch
 from clickgauss_core import wire
 from clickgauss_core.cameras import Camera
 from clickgauss_core.gaussians import GaussianCloud
+from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field
 from clickgauss_backend.features.field import FeatureField
-from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
+from clickgauss_backend.features.masks import PrecomputedMasks
+from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training, training_config
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, similarity_to
-from clickgauss_backend.features.trainer import train_feature_field
 from clickgauss_backend.render import GaussianTensors
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_backend.synthetic.label_masks import synthetic_label_masks
 from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_synthetic
 from clickgauss_backend.views import ViewSettings, training_views
@@ -73,19 +74,15 @@ def peak_rss_mb() -> float:
 
 
 def training_inputs(work: Path, synthetic, scene, view_settings: ViewSettings | None):
-    """(training views, mask store): the scene's photos with its masks, or (view_settings given)
-    views planned around the splat with label masks rendered at them under the same noise."""
-    size = lambda view: (view.camera.width, view.camera.height)  # noqa: E731
+    """(training views, mask source) for `run_training`: the scene's photos (test views held out) with its masks, or
+    (view_settings given) views planned around the splat with label masks rendered at them under
+    the same noise."""
     if view_settings is None:
-        train_views = [scene.views[i] for i in synthetic.train_indices]
-        return train_views, MaskStore.build(PrecomputedMasks(synthetic.masks_dir), train_views, size,
-                                            work / "mask_cache")
+        return [scene.views[i] for i in synthetic.train_indices], PrecomputedMasks(synthetic.masks_dir)
     planned = training_views(scene, work / "views_cache", "planned", view_settings)
     print(f"{planned.sentence()}: {planned.plan['mode']}, {planned.plan['width']}x{planned.plan['height']}, "
           f"median distance {planned.plan['distance']:.2f}", flush=True)
-    masks = MaskStore.build(synthetic_label_masks(synthetic, scene.gaussians), planned.views, size,
-                            work / "mask_cache")
-    return planned.views, masks
+    return planned.views, synthetic_label_masks(synthetic, scene.gaussians)
 
 
 def train_variants(work: Path, preset: str, device: str, seed: int, variants: list[str], settings: dict,
@@ -99,15 +96,17 @@ def train_variants(work: Path, preset: str, device: str, seed: int, variants: li
         generate_scene(work, preset=scene_preset, seed=0)
         print(f"generated the {scene_preset} scene in {time.perf_counter() - started:.0f} s", flush=True)
     synthetic = load_synthetic(work)
-    scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
-    train_views, masks = training_inputs(work, synthetic, scene, view_settings)
+    scene = SplatScene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path, device=device)
+    train_views, mask_source = training_inputs(work, synthetic, scene, view_settings)
+    places = TrainingPlaces(view_cache_dir=work / "views_cache", mask_cache_dir=work / "mask_cache", device=device)
     results = {}
     for name in variants:
-        config = TrainConfig.preset(preset).with_changes(**{**settings, **VARIANTS[name]})
+        request = TrainingRequest(masks=None, preset=preset, overrides={**settings, **VARIANTS[name]}, seed=seed)
+        config = training_config(preset, request.overrides)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        field = train_feature_field(scene, masks, config, views=train_views, seed=seed)
+        started = time.perf_counter()  # the masks come from the cache after the first variant
+        field = run_training(request, scene, places, views=train_views, masks=mask_source)
         seconds = time.perf_counter() - started
         cuda_peak_mb = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith("cuda") else None
         file_stem = "".join(c if c.isalnum() else "_" for c in name) + (
@@ -170,7 +169,7 @@ def click_latency(sizes: list[int], device: str, repeats: int = 20, warmup: int 
         pixels = rng.uniform([400, 200], [880, 520], (repeats + warmup, 2))
         click_ms, server_ms, floor_ms = [], [], []
         for index, pixel in enumerate(pixels):
-            level = "coarse" if index % 2 else "fine"
+            level = COARSE if index % 2 else FINE
             started = time.perf_counter()
             decoded = wire.camera_from_dict(camera_json)
             before_click = time.perf_counter()
@@ -209,16 +208,16 @@ def print_tables(report: dict) -> None:
     print("|---|---|---|---|---|---|---|")
     for name in [n for n in VARIANTS if n in training]:
         entry = training[name]
-        c, f = entry["calibrated"]["coarse"], entry["calibrated"]["fine"]
+        c, f = entry["calibrated"][COARSE], entry["calibrated"][FINE]
         print(f"| {name} | {entry['train_seconds']:.0f} | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
               f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
     if "full" in training:
         for label in ("default_thresholds", "snapped"):
-            c, f = training["full"][label]["coarse"], training["full"][label]["fine"]
+            c, f = training["full"][label][COARSE], training["full"][label][FINE]
             print(f"| full, {label.replace('_', ' ')} | - | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | "
                   f"{f['iou_3d']:.3f} | {f['iou_2d']:.3f} | {c['threshold']:.2f} / {f['threshold']:.2f} |")
         print("\nthreshold sweep (mean 3D IoU, full method):")
-        for level in ("coarse", "fine"):
+        for level in (COARSE, FINE):
             sweep = training["full"]["calibrated"][level]["sweep_3d"]
             print(f"  {level}: " + "  ".join(f"{t}:{v:.3f}" for t, v in sweep.items()))
     print("\n| Gaussians | click median ms | p90 ms | server path p50 / p99 ms | floor ms |")
@@ -231,7 +230,7 @@ def print_tables(report: dict) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--preset", default=PRESET_CPU_FAST)
     parser.add_argument("--work", default="/tmp/clickgauss-bench-train")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_train_cpu.json"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

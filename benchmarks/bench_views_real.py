@@ -29,15 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field
-from clickgauss_backend.features.masks import MaskStore
+from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
-from clickgauss_backend.features.trainer import train_feature_field
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_backend.synthetic.label_masks import json_label_masks
 from clickgauss_backend.synthetic.sam_like import MaskNoise
 from clickgauss_backend.views import ViewSettings, plan_scene_views, training_views
+from clickgauss_core.protocol import PRESET_CPU_FAST
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FRUIT = REPO_ROOT / "tests" / "data" / "real" / "supersplat-fruit-labels"
@@ -64,20 +63,26 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", default=str(FRUIT / "fruit_drops_minimal.json"))
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--resolution", type=int, default=256)
-    parser.add_argument("--preset", default="cpu-fast")
+    parser.add_argument("--preset", default=PRESET_CPU_FAST)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/clickgauss-bench-views-real")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_views_fruit_cpu.json"))
     args = parser.parse_args(argv)
 
-    scene = Scene.load(args.scene)
+    scene = SplatScene.load(args.scene)
     work = Path(args.work)
     planned = training_views(scene, work, "planned", ViewSettings(args.count, args.resolution))
     source = json_label_masks(args.labels, scene.gaussians, MaskNoise(), seed=0)
-    size = lambda view: (view.camera.width, view.camera.height)  # noqa: E731
-    masks = MaskStore.build(source, planned.views, size, work / "mask_cache")
-    started = time.perf_counter()
-    field = train_feature_field(scene, masks, TrainConfig.preset(args.preset), views=planned.views, seed=args.seed)
+    request = TrainingRequest(masks=None, preset=args.preset, seed=args.seed)  # the label masks are passed below
+    places = TrainingPlaces(view_cache_dir=work, mask_cache_dir=work / "mask_cache")
+    masks_done = []  # the training is timed from the end of the "masks" stage, as before the pipeline
+
+    def note_masks(event):
+        if event.stage == "masks":
+            masks_done.append(time.perf_counter())
+
+    field = run_training(request, scene, places, note_masks, views=planned.views, masks=source)
+    started = masks_done[-1]
     seconds = time.perf_counter() - started
 
     held_out, _ = plan_scene_views(scene.cloud, scene.gaussians,

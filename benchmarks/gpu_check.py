@@ -44,6 +44,7 @@ import sysconfig
 import time
 import traceback
 from pathlib import Path
+from clickgauss_core.protocol import COARSE, FINE, PRESET_GPU, PRESET_PAPER, PRESET_TINY
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO_ROOT = BENCHMARKS.parent
@@ -70,19 +71,20 @@ TABLE_ORDER = ["install", "scenes", "gsplat", "parity", "train", "train_steps", 
 SETTINGS = {
     "full": dict(
         parity_sizes=[10_000, 1_000_000], parity_side=256,
-        train_presets=["gpu", "paper"], train_scene="demo", train_settings={},
-        step_gaussians=[1_000_000, 5_000_000], step_views=104, step_side=512, step_iterations=25, step_preset="gpu",
+        train_presets=[PRESET_GPU, PRESET_PAPER], train_scene="demo", train_settings={},
+        step_gaussians=[1_000_000, 5_000_000], step_views=104, step_side=512, step_iterations=25, step_preset=PRESET_GPU,
         step_base_gaussians=200_000,
         click_sizes=[1_000_000, 10_000_000], click_repeats=100,
         sam_models=["vit_b", "vit_h", "vit_h:keep-all"], sam_side=1024, sam_points=32, sam_views=3),
     "quick": dict(
         parity_sizes=[2_000], parity_side=40,
-        train_presets=["tiny"], train_scene="tiny",
+        train_presets=[PRESET_TINY],
+        train_scene="tiny",  # not vocabulary: a synthetic scene size
         train_settings=dict(iterations=12, gfl_start=6, gfl_refresh_every=3, checkpoint_every=1000),
-        step_gaussians=[3_000, 6_000], step_views=6, step_side=48, step_iterations=5, step_preset="tiny",
+        step_gaussians=[3_000, 6_000], step_views=6, step_side=48, step_iterations=5, step_preset=PRESET_TINY,
         step_base_gaussians=2_000,
         click_sizes=[2_000, 20_000], click_repeats=8,
-        sam_models=["tiny"], sam_side=64, sam_points=1, sam_views=2),
+        sam_models=["tiny"], sam_side=64, sam_points=1, sam_views=2),  # not vocabulary: a SAM model size
 }
 TIME_BOXES = {
     # seconds; on an H200 the whole check is meant to take ~8 minutes (the `run` call's limit is 10)
@@ -162,10 +164,10 @@ def _bench_module(name: str):
 SCENE_SPECS = {
     # name -> (preset, overrides) from the context
     "train": lambda c: (c["train_scene"], {}),
-    "steps": lambda c: ("large" if not c["quick"] else "tiny",
+    "steps": lambda c: ("large" if not c["quick"] else "tiny",  # not vocabulary: a synthetic scene size
                         dict(n_gaussians=c["step_base_gaussians"], width=c["step_side"], height=c["step_side"],
                              n_train=c["step_views"], n_test=0)),
-    "sam": lambda c: ("tiny", dict(width=c["sam_side"], height=c["sam_side"] * 3 // 4, n_train=c["sam_views"], n_test=0)),
+    "sam": lambda c: ("tiny", dict(width=c["sam_side"], height=c["sam_side"] * 3 // 4, n_train=c["sam_views"], n_test=0)),  # not vocabulary: a synthetic scene size
 }
 
 
@@ -217,7 +219,7 @@ def step_gsplat(context: dict, rec: Recorder) -> None:
         rec.status("fallback", f"device {device}: gsplat runs on CUDA only; the steps use our torch rasterizer")
         return
     major, minor = torch.cuda.get_device_capability()
-    rec.number("gpu", torch.cuda.get_device_name())
+    rec.number("gpu", torch.cuda.get_device_name())  # not vocabulary: the GPU's name
     rec.number("capability", f"{major}.{minor}")
     # Compile for this GPU only (not every architecture torch knows), on every core.
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", f"{major}.{minor}")
@@ -265,7 +267,7 @@ def _smoke_render_ms(device: str, backend: str) -> float:
 
     gaussians, features = bench_render.synthetic_scene(2_000, seed=0, device=device)
     started = time.perf_counter()
-    rendered = rasterize(gaussians, features, bench_render.scene_camera(64), backend=backend)
+    rendered = rasterize(gaussians, features, bench_render.scene_camera(64), rasterizer=backend)
     _sync(device)
     if not bool(rendered.features.isfinite().all()):
         raise RuntimeError(f"the {backend} rasterizer rendered non-finite features")
@@ -313,7 +315,7 @@ def step_parity(context: dict, rec: Recorder) -> None:
                 geometry = gaussians64 if precision == torch.float64 else gaussians
                 _sync(device)
                 started = time.perf_counter()
-                out = rasterize(geometry, values, camera, backend=backend)
+                out = rasterize(geometry, values, camera, rasterizer=backend)
                 (out.features * upstream.to(precision)).sum().backward()
                 _sync(device)
                 return out, values.grad, (time.perf_counter() - started) * 1000.0
@@ -342,7 +344,7 @@ def step_parity(context: dict, rec: Recorder) -> None:
             expected = ours.features.detach()[clicked[:, 1], clicked[:, 0]]
             for backend in (["gsplat"] if with_gsplat else []) + ["torch"]:
                 with torch.no_grad():
-                    got = torch.stack([rasterize(gaussians, features, camera, backend=backend, pixels=pixel[None]).features[0]
+                    got = torch.stack([rasterize(gaussians, features, camera, rasterizer=backend, pixels=pixel[None]).features[0]
                                        for pixel in clicked])
                 label = f"click pixels: {backend} pixels= vs torch image"
                 rec.row("parity", {"gaussians": count, "projection": projection, "image": f"{side}x{side}",
@@ -368,13 +370,13 @@ def step_train(context: dict, rec: Recorder) -> None:
             rec.row("train", {
                 "preset": preset, "train_s": round(entry["train_seconds"], 1),
                 "peak_gpu_mib": entry["cuda_peak_mb"],
-                "coarse_3d": defaults["coarse"]["iou_3d"], "coarse_2d": defaults["coarse"]["iou_2d"],
-                "fine_3d": defaults["fine"]["iou_3d"], "fine_2d": defaults["fine"]["iou_2d"],
-                "calibrated_coarse_3d": calibrated["coarse"]["iou_3d"], "calibrated_fine_3d": calibrated["fine"]["iou_3d"],
+                "coarse_3d": defaults[COARSE]["iou_3d"], "coarse_2d": defaults[COARSE]["iou_2d"],
+                "fine_3d": defaults[FINE]["iou_3d"], "fine_2d": defaults[FINE]["iou_2d"],
+                "calibrated_coarse_3d": calibrated[COARSE]["iou_3d"], "calibrated_fine_3d": calibrated[FINE]["iou_3d"],
                 "iterations": entry["settings"]["iterations"], "pixels": entry["settings"]["pixels_per_iteration"]})
             rec.number(f"{preset}_train_s", round(entry["train_seconds"], 1))
-            rec.number(f"{preset}_coarse_3d_2d", [round(defaults["coarse"]["iou_3d"], 3), round(defaults["coarse"]["iou_2d"], 3)])
-            rec.number(f"{preset}_fine_3d_2d", [round(defaults["fine"]["iou_3d"], 3), round(defaults["fine"]["iou_2d"], 3)])
+            rec.number(f"{preset}_coarse_3d_2d", [round(defaults[COARSE]["iou_3d"], 3), round(defaults[COARSE]["iou_2d"], 3)])
+            rec.number(f"{preset}_fine_3d_2d", [round(defaults[FINE]["iou_3d"], 3), round(defaults[FINE]["iou_2d"], 3)])
 
         bench_train.train_variants(work, preset, device, seed=0, variants=["full"], settings=context["train_settings"],
                                    scene_preset=context["train_scene"], progress=record)
@@ -390,20 +392,21 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
     import numpy as np
     import torch
 
-    from clickgauss_backend.features.config import TrainConfig
-    from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
-    from clickgauss_backend.features.trainer import train_feature_field
+    from clickgauss_backend.features.pipeline import (MASKS_FROM_FOLDER, MaskChoice, TrainingPlaces, TrainingRequest,
+                                                      run_training, training_config)
     from clickgauss_backend.render import GaussianTensors
-    from clickgauss_backend.scene import Scene
+    from clickgauss_backend.splat_scene import SplatScene
     from clickgauss_backend.synthetic.geometry import build_room_cloud
 
     device = context["device"]
     synthetic = ensure_scene(context, "steps")
     views = synthetic.dataset().views
-    masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), views, lambda v: (v.camera.width, v.camera.height),
-                            Path(context["work"]) / "steps_mask_cache")
     iterations = context["step_iterations"]
-    config = TrainConfig.preset(context["step_preset"]).with_changes(iterations=iterations, gfl=False, checkpoint_every=iterations + 1)
+    request = TrainingRequest(MaskChoice(MASKS_FROM_FOLDER, str(synthetic.masks_dir)), preset=context["step_preset"],
+                              overrides=dict(iterations=iterations, gfl=False, checkpoint_every=iterations + 1), seed=0)
+    places = TrainingPlaces(view_cache_dir=Path(context["work"]) / "steps_views",
+                            mask_cache_dir=Path(context["work"]) / "steps_mask_cache", device=device)
+    config = training_config(request.preset, request.overrides)
     rec.number("rasterizer", "gsplat" if device.startswith("cuda") and _gsplat_usable() else "torch")
     rec.note(f"{context['step_preset']} preset ({config.pixels_per_iteration} pixels per step, GFL refresh not included); the "
              f"same {len(views)} views' masks (of a {len(synthetic.gaussian_objects):,}-Gaussian room) are "
@@ -413,7 +416,7 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
         cloud = build_room_cloud(count, np.random.default_rng(0)).cloud
         cloud_s = time.perf_counter() - started
         _reset_peak(device)
-        scene = Scene(ply_path=str(synthetic.ply_path), cloud=cloud, gaussians=GaussianTensors.from_cloud(cloud, device),
+        scene = SplatScene(ply_path=str(synthetic.ply_path), cloud=cloud, gaussians=GaussianTensors.from_cloud(cloud, device),
                       dataset=None, content_hash=f"room-{count}", device=device)
         stamps: list[float] = []
         masks_read: list[float] = []
@@ -429,7 +432,7 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
 
         started = time.perf_counter()
         try:
-            train_feature_field(scene, masks, config, progress=progress, views=views, seed=0)
+            run_training(request, scene, places, progress, views=views)
         except _StopAfterSteps:
             pass
         steps_ms = np.diff(stamps) * 1000.0
@@ -438,8 +441,9 @@ def step_train_steps(context: dict, rec: Recorder) -> None:
                           "image": f"{synthetic.config.width}x{synthetic.config.height}",
                           "pixels_per_step": config.pixels_per_iteration,
                           "step_ms_median": float(np.median(steady)), "step_ms_p90": float(np.percentile(steady, 90)),
-                          # from the call: every view's masks read once (streamed), then the features,
-                          # the KD-tree of the spatial term and the first step (with its warm-up)
+                          # from the call: the mask store built (from its cache after the first count),
+                          # then every view's masks read once, the features, the KD-tree of the spatial
+                          # term and the first step (with its warm-up)
                           "masks_read_s": round(masks_read[-1] - started, 2),
                           "first_step_done_s": round(stamps[0] - started, 2),
                           "cloud_build_s": round(cloud_s, 2), "peak_gpu_mib": _peak_gpu_mib(device),
@@ -481,7 +485,7 @@ def step_sam(context: dict, rec: Recorder) -> None:
     scene = ensure_scene(context, "sam")
     checkpoints = Path(context["work"]) / "sam_checkpoints"  # random weights, written once per model
     checkpoints.mkdir(parents=True, exist_ok=True)
-    known = {"tiny": bench_masks.TINY_SAM, **SAM_ARCHITECTURES}
+    known = {"tiny": bench_masks.TINY_SAM, **SAM_ARCHITECTURES}  # not vocabulary: a SAM model size
     for entry in context["sam_models"]:
         name, _, mode = entry.partition(":")
         if name not in known or mode not in ("", "keep-all"):
@@ -517,7 +521,7 @@ def run_step_here(name: str, context_path: Path, result_path: Path, block_gsplat
         STEPS[name](context, rec)
     except Exception as exc:
         traceback.print_exc()
-        rec.status("failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
+        rec.status("failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")  # not vocabulary: a step's status
         return 1
     if rec.data["status"] is None:
         rec.status("ok")
@@ -550,7 +554,7 @@ class Check:
         self.steps = [s for s in ORDER if s in args.steps]
         self.block_gsplat = False
         self.log = open(self.out / LOG_NAME, "a", buffering=1)
-        self.report = {"check": "gpu", "issue": 18, "mode": mode,
+        self.report = {"check": "gpu", "issue": 18, "mode": mode,  # not vocabulary: this check's name
                        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
                        "machine": machine_info(), "budget_s": args.budget or BUDGET_S[mode],
@@ -589,7 +593,7 @@ class Check:
         print(markdown, flush=True)
         # The summary table once more at the very end: a caller that keeps only the output's tail sees it.
         print("\n".join(line for line in markdown.split("\n\n**", 1)[0].splitlines() if line.startswith("|")), flush=True)
-        bad = [n for n, s in self.report["steps"].items() if s.get("status") in ("failed", "timeout")]
+        bad = [n for n, s in self.report["steps"].items() if s.get("status") in ("failed", "timeout")]  # not vocabulary: steps' statuses
         return 1 if bad else 0
 
     def start(self, name: str, block_gsplat: bool) -> dict:
@@ -640,10 +644,10 @@ class Check:
                             else {"status": None, "reason": None, "numbers": {}, "tables": {}, "notes": []})
                 entry.update(recorded, seconds=round(time.monotonic() - handle["started"], 1))
                 if timed_out:
-                    entry.update(status="timeout", reason=f"killed at its time box ({handle['box']:.0f} s); "
+                    entry.update(status="timeout", reason=f"killed at its time box ({handle['box']:.0f} s); "  # not vocabulary: a step's status
                                                           "the numbers are what it had measured by then")
                 elif recorded["status"] is None:
-                    entry.update(status="failed", reason=f"the step process ended ({code}) without a result "
+                    entry.update(status="failed", reason=f"the step process ended ({code}) without a result "  # not vocabulary: a step's status
                                                          f"(see {LOG_NAME})")
             self.report["steps"][name] = entry
             if name == "gsplat":
@@ -699,7 +703,7 @@ def preload() -> list[str]:
 def render_markdown(report: dict) -> str:
     machine = report["machine"]
     lines = [f"# GPU check ({report['mode']}), {report['date']}", "",
-             f"Machine: {machine.get('gpu') or 'no GPU'}; {machine['cpu_count']} CPUs; Python {machine['python']}; "
+             f"Machine: {machine.get('gpu') or 'no GPU'}; {machine['cpu_count']} CPUs; Python {machine['python']}; "  # not vocabulary: the GPU's name
              f"{machine['platform']}. Rasterizer for steps 2-4: {report['rasterizer'] or 'not decided (gsplat step not run)'}. "
              f"Elapsed {report.get('elapsed_s', 0):.0f} s of a {report['budget_s']:.0f} s budget.", "",
              "| step | status | s (box) | numbers |", "|---|---|---|---|"]
@@ -739,11 +743,11 @@ def _cell(text: str) -> str:
 
 def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "gpu": None}
+            "gpu": None}  # not vocabulary: the GPU's name
     if shutil.which("nvidia-smi"):
         query = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
                                capture_output=True, text=True)
-        info["gpu"] = query.stdout.strip().splitlines()[0] if query.returncode == 0 and query.stdout.strip() else None
+        info["gpu"] = query.stdout.strip().splitlines()[0] if query.returncode == 0 and query.stdout.strip() else None  # not vocabulary: the GPU's name
     return info
 
 
@@ -774,7 +778,7 @@ def install_wheels(wheels: Path, site: Path, out: Path, python: str) -> int:
     entry = {"title": STEP_TITLES["install"], "status": None, "reason": None, "numbers": {}, "tables": {}, "notes": []}
     files = sorted(wheels.glob("*.whl"))
     if not files:
-        entry.update(status="failed", reason=f"no wheels in {wheels}: run scripts/gpu-wheels first (on a machine "
+        entry.update(status="failed", reason=f"no wheels in {wheels}: run scripts/gpu-wheels first (on a machine "  # not vocabulary: a step's status
                                              "with PyPI) and carry the folder")
         return _write_install(entry, out, started)
     numpy_wheels = [f for f in files if f.name.startswith("numpy-")]
@@ -794,7 +798,7 @@ def install_wheels(wheels: Path, site: Path, out: Path, python: str) -> int:
     entry["numbers"]["pip_s"] = round(time.monotonic() - started, 1)
     entry["tables"]["wheels"] = [{"wheel": f.name, "mib": round(f.stat().st_size / 2 ** 20, 2)} for f in chosen]
     if pip.returncode != 0:
-        entry.update(status="failed", reason=f"pip install failed: {(pip.stderr or pip.stdout).strip()[-600:]}")
+        entry.update(status="failed", reason=f"pip install failed: {(pip.stderr or pip.stdout).strip()[-600:]}")  # not vocabulary: a step's status
         return _write_install(entry, out, started)
     pythonpath = os.pathsep.join([str(site), str(REPO_ROOT / "core"), str(REPO_ROOT / "backend")])
     check = _import_check(python, pythonpath, NUMPY_USERS + BACKEND_IMPORTS)
@@ -811,7 +815,7 @@ def install_wheels(wheels: Path, site: Path, out: Path, python: str) -> int:
     entry["numbers"]["numpy_used"] = check["numpy"]
     entry["numbers"]["install_s"] = round(time.monotonic() - started, 1)
     if check["errors"]:
-        entry.update(status="failed", reason="imports fail: " + "; ".join(f"{k}: {v}" for k, v in check["errors"].items()))
+        entry.update(status="failed", reason="imports fail: " + "; ".join(f"{k}: {v}" for k, v in check["errors"].items()))  # not vocabulary: a step's status
     else:
         entry["status"] = "ok"
     return _write_install(entry, out, started)

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_TINY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADDON_MODULE = "bl_ext.user_default.clickgauss"
@@ -44,9 +45,9 @@ class StepFailed(Exception):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ClickGauss demo on the built-in synthetic scene.")
     parser.add_argument("--out", default=str(REPO_ROOT / "out" / "demo"), help="output folder (default out/demo)")
-    parser.add_argument("--scene-preset", default="demo", choices=("tiny", "demo", "large"),
+    parser.add_argument("--scene-preset", default="demo", choices=("tiny", "demo", "large"),  # not vocabulary: synthetic scene sizes
                         help="size of the synthetic scene (tiny is for the test suite)")
-    parser.add_argument("--train-preset", default="auto", choices=("auto", "tiny", "cpu-fast", "gpu", "paper"),
+    parser.add_argument("--train-preset", default="auto", choices=("auto", PRESET_TINY, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER),
                         help="training preset (auto: cpu-fast on CPU, gpu on CUDA)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="backend device")
     parser.add_argument("--backend-python", default=str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"),
@@ -190,7 +191,7 @@ class Demo:
                       + (f", about {eta:.0f} s left" if eta else ""), flush=True)
                 last_print = time.perf_counter()
             time.sleep(0.1)
-        if not job or job.get("state") != "done":
+        if not job or job.get("state") != DONE:
             raise RuntimeError(f"training ended as {job and job.get('state')}: {job}")
         # The add-on then downloads the trained field onto the object (it goes into the .blend).
         storage = self.addon("blender.field_storage")
@@ -208,15 +209,15 @@ class Demo:
         """One click through the add-on's click path: viewport matrices -> camera in the object's
         frame -> the click computed in Blender from the features stored on the object (what
         Shift+click does; no backend) -> selection on the mesh. Returns the selection in PLY order."""
-        from clickgauss_core import wire
+        from clickgauss_core import blender_view, wire
 
         selection, local = self.addon("blender.selection"), self.addon("blender.click")
         camera = wire.camera_from_dict(camera_dict)
-        view, window = wire.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
+        view, window = blender_view.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
         region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates
-        viewport = wire.camera_from_blender_view(view, window, camera.width, camera.height,
-                                                 np.array(self.obj.matrix_world))
-        local.click_locally(self.obj, viewport, wire.blender_region_to_pixel(region_x, region_y, camera.height),
+        viewport = blender_view.camera_from_blender_view(view, window, camera.width, camera.height,
+                                                         np.array(self.obj.matrix_world))
+        local.click_locally(self.obj, viewport, blender_view.blender_region_to_pixel(region_x, region_y, camera.height),
                             level, None, "NEW")
         selected = np.zeros(int(self.timings["gaussians"]), dtype=bool)
         selected[selection.splat_ids(self.obj)[selection.get_selection(self.obj)]] = True
@@ -242,7 +243,7 @@ class Demo:
 
         io_operators, session = self.addon("blender.io_operators"), self.addon("blender.session")
         bpy.context.view_layer.objects.active = self.obj
-        if bpy.ops.clickgauss.segment_everything(level="coarse") != {"FINISHED"}:
+        if bpy.ops.clickgauss.segment_everything(level=COARSE) != {"FINISHED"}:
             raise RuntimeError("Segment Everything did not finish")
         # The operator fetches the segment ids on a worker thread; the timer applies them.
         deadline = time.monotonic() + 300
@@ -271,13 +272,13 @@ class Demo:
     def edit_and_export(self) -> None:
         import bpy
 
-        coarse = [item for item in self.plan if item["level"] == "coarse"]
+        coarse = [item for item in self.plan if item["level"] == COARSE]
         deleted, recoloured = coarse[0], coarse[1]
         scene_settings = bpy.context.scene.clickgauss
         bpy.context.view_layer.objects.active = self.obj
-        self.click(deleted["camera"], deleted["pixel"], "coarse")
+        self.click(deleted["camera"], deleted["pixel"], COARSE)
         assert bpy.ops.clickgauss.delete_selected() == {"FINISHED"}
-        self.click(recoloured["camera"], recoloured["pixel"], "coarse")
+        self.click(recoloured["camera"], recoloured["pixel"], COARSE)
         scene_settings.recolor = RECOLOR_RGB
         assert bpy.ops.clickgauss.recolor_selected() == {"FINISHED"}
         bpy.ops.clickgauss.clear_selection()
@@ -297,7 +298,7 @@ class Demo:
         from clickgauss_core import wire
 
         views = self.addon("blender.views")
-        coarse = [item for item in self.plan if item["level"] == "coarse"]
+        coarse = [item for item in self.plan if item["level"] == COARSE]
         shown = coarse[1]  # the held-out view of the recoloured object
         camera = wire.camera_from_dict(shown["camera"])
         scene = bpy.context.scene
@@ -308,7 +309,7 @@ class Demo:
         scene.render.engine = views.engine_name("BLENDER_EEVEE")
         bpy.context.view_layer.objects.active = self.obj
         selected_item = coarse[2 % len(coarse)]
-        self.click(selected_item["camera"], selected_item["pixel"], "coarse")  # the orange highlight shows
+        self.click(selected_item["camera"], selected_item["pixel"], COARSE)  # the orange highlight shows
         self.blend = self.out / "clickgauss_demo.blend"
         bpy.ops.wm.save_as_mainfile(filepath=str(self.blend))
 
@@ -330,9 +331,9 @@ class Demo:
     def print_next_steps(self, summary: dict) -> None:
         levels = summary["levels"]
         print("\nClickGauss demo finished. Everything is in", self.out)
-        print(f"  summary.md / summary.json  IoU per object and part: coarse 3D {levels['coarse']['mean_iou_3d']:.3f} "
-              f"2D {levels['coarse']['mean_iou_2d']:.3f}, fine 3D {levels['fine']['mean_iou_3d']:.3f} "
-              f"2D {levels['fine']['mean_iou_2d']:.3f}; training {self.timings['training_seconds']} s; click "
+        print(f"  summary.md / summary.json  IoU per object and part: coarse 3D {levels[COARSE]['mean_iou_3d']:.3f} "
+              f"2D {levels[COARSE]['mean_iou_2d']:.3f}, fine 3D {levels[FINE]['mean_iou_3d']:.3f} "
+              f"2D {levels[FINE]['mean_iou_2d']:.3f}; training {self.timings['training_seconds']} s; click "
               f"{self.timings['click_latency_ms']['median']} ms median")
         print("  scene.png, clicks_coarse.png, clicks_fine.png   pictures of the scene and of every click")
         print("  edited.ply                  the edited scene (one object deleted, one recoloured)")

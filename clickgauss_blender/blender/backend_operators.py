@@ -11,7 +11,7 @@ from clickgauss_core.protocol import ACTIVE_STATES, RESUMABLE_STATES
 
 from ..messages import describe
 from . import backend_tasks as tasks
-from .preferences import client_from_preferences
+from .preferences_access import client_from_preferences
 from .session import ACTIVE_JOB_STATES, STATE, show_error
 
 

@@ -27,7 +27,7 @@ from ..messages import describe, sentence
 from .field_storage import field_record
 from .local_operators import fetch_field, source_path
 from .mesh_io import is_splat_object
-from .preferences import ADDON_PACKAGE, AUTO_PRESET, client_from_preferences, preferences
+from .preferences_access import ADDON_PACKAGE, AUTO_PRESET, client_from_preferences, preferences
 from .session import (JOB_POLL_INTERVAL, OPENING, STATE, TASKS, clear_connection_errors, clear_error, notify, show_error,
                       stop_timer)
 

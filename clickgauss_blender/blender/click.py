@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 from bpy.app.handlers import persistent
 from bpy.props import EnumProperty, StringProperty
-from clickgauss_core import wire
+from clickgauss_core import blender_view, wire
 from clickgauss_core.cameras import Camera
 from clickgauss_core.protocol import COARSE
 
@@ -29,7 +29,7 @@ from ..messages import describe
 from .backend_tasks import active_splat
 from .field_storage import field_record, has_stored_field, local_click
 from .mesh_io import is_splat_object
-from .preferences import client_from_preferences
+from .preferences_access import client_from_preferences
 from .selection import combine, ensure_object_mode, get_selection, per_vertex, set_selection
 from .session import STATE, TASKS, clear_error, show_error
 
@@ -71,13 +71,13 @@ _showing_threshold = False  # set while the add-on itself writes the slider (no 
 # -- 1. the viewport ----------------------------------------------------------------------------
 def viewport_camera(region, region_3d, obj) -> Camera:
     """The 3D viewport as a Camera in the object's local frame."""
-    return wire.camera_from_blender_view(np.array(region_3d.view_matrix), np.array(region_3d.window_matrix),
+    return blender_view.camera_from_blender_view(np.array(region_3d.view_matrix), np.array(region_3d.window_matrix),
                                          region.width, region.height, np.array(obj.matrix_world))
 
 
 def viewport_click(region, region_3d, obj, mouse_x: float, mouse_y: float) -> tuple[Camera, tuple]:
     """(camera, pixel) of a mouse position in a 3D viewport region."""
-    return viewport_camera(region, region_3d, obj), wire.blender_region_to_pixel(mouse_x, mouse_y, region.height)
+    return viewport_camera(region, region_3d, obj), blender_view.blender_region_to_pixel(mouse_x, mouse_y, region.height)
 
 
 # -- 2. what the click hits -----------------------------------------------------------------------

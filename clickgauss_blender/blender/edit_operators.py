@@ -14,7 +14,7 @@ from clickgauss_core.protocol import COARSE
 from ..client import BackendClient
 from . import editing, field_storage
 from .mesh_io import is_splat_object
-from .preferences import LEVEL_ITEMS, client_from_preferences
+from .preferences_access import LEVEL_ITEMS, client_from_preferences
 from .session import STATE, TASKS, clear_error, show_error
 
 SEGMENT_ACTIONS = (("GROW", "Grow", ""), ("SPLIT", "Split", ""))

@@ -15,7 +15,7 @@ from clickgauss_core.protocol import CANCELLED, DONE, RUNNING
 
 from ..backend_installer import (BUNDLE_DIR_NAME, INSTALLED_ENV_NAME, InstallRun, find_uv, install_steps,
                                  uv_bootstrap_step)
-from .preferences import ADDON_PACKAGE
+from .preferences_access import ADDON_PACKAGE
 from .session import STATE, notify
 
 POLL_INTERVAL = 0.5

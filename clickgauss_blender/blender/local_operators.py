@@ -66,7 +66,7 @@ class CLICKGAUSS_OT_fetch_field(bpy.types.Operator):
         return is_splat_object(obj) and obj.clickgauss.scene_id and obj.clickgauss.has_features
 
     def execute(self, context):
-        from .preferences import client_from_preferences
+        from .preferences_access import client_from_preferences
 
         fetch_field(client_from_preferences(context), context.active_object)
         return {"FINISHED"}

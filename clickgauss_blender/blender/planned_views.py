@@ -12,7 +12,7 @@ import bpy
 from mathutils import Matrix
 import numpy as np
 
-from clickgauss_core import wire
+from clickgauss_core import blender_view, wire
 from clickgauss_core.cameras import OPENGL_TO_OPENCV
 from clickgauss_core.view_planning import plan_views, views_sentence
 
@@ -40,7 +40,7 @@ def scene_camera_dicts(context, obj) -> list[dict]:
     for camera_object in sorted((o for o in context.scene.objects if o.type == "CAMERA"), key=lambda o: o.name):
         projection = camera_object.calc_matrix_camera(depsgraph, x=width, y=height,
                                                       scale_x=render.pixel_aspect_x, scale_y=render.pixel_aspect_y)
-        camera = wire.camera_from_blender_view(np.array(camera_object.matrix_world.inverted()), np.array(projection),
+        camera = blender_view.camera_from_blender_view(np.array(camera_object.matrix_world.inverted()), np.array(projection),
                                                width, height, np.array(obj.matrix_world))
         camera.name = f"{bpy.path.clean_name(camera_object.name)}.png"
         cameras.append(wire.camera_to_dict(camera))

@@ -6,19 +6,13 @@ from __future__ import annotations
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
-from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_TINY
+from clickgauss_core.protocol import COARSE
 
-from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
-
-ADDON_PACKAGE = __package__.rpartition(".")[0]  # this file lives in <add-on>/blender/
-LEVEL_ITEMS = ((COARSE, "Coarse", "Whole objects"), (FINE, "Fine", "Parts of objects"))
-AUTO_PRESET = "AUTO"  # no preset sent: the backend's default for its device
-PRESET_ITEMS = (
-    (AUTO_PRESET, "Auto", "The backend's default for its device"),
-    (PRESET_TINY, "Tiny", "Seconds; for trying things out"),
-    (PRESET_CPU_FAST, "CPU Fast", "Shorter training that runs on a CPU"),
-    (PRESET_GPU, "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
-    (PRESET_PAPER, "Paper", "The paper's settings, exactly (GPU)"))
+from ..client import DEFAULT_TIMEOUT, DEFAULT_URL
+from .click import calibrated_threshold_shown, threshold_changed
+from .display import apply_display_mode
+from .install_operators import draw_install
+from .preferences_access import ADDON_PACKAGE, AUTO_PRESET, LEVEL_ITEMS, PRESET_ITEMS
 
 
 class ClickGaussPreferences(bpy.types.AddonPreferences):
@@ -47,8 +41,6 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
                                                "whole answer; uploads and downloads get extra time for their size)")
 
     def draw(self, context):
-        from .install_operators import draw_install
-
         layout = self.layout
         draw_install(layout)
         layout.prop(self, "backend_url")
@@ -60,15 +52,6 @@ class ClickGaussPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "request_timeout")
 
 
-def preferences(context=None) -> ClickGaussPreferences:
-    return (context or bpy.context).preferences.addons[ADDON_PACKAGE].preferences
-
-
-def client_from_preferences(context=None) -> BackendClient:
-    prefs = preferences(context)
-    return BackendClient(prefs.backend_url, prefs.token or None, timeout=prefs.request_timeout)
-
-
 # Folders saved relative to the .blend ("//..."): Blender 5.0+ wants path properties to say they
 # accept that (else it warns); 4.2 has no such option.
 RELATIVE_PATH_OPTIONS = {"ANIMATABLE"} | ({"PATH_SUPPORTS_BLEND_RELATIVE"}  # ANIMATABLE: the default
@@ -77,7 +60,6 @@ RELATIVE_PATH_OPTIONS = {"ANIMATABLE"} | ({"PATH_SUPPORTS_BLEND_RELATIVE"}  # AN
 
 
 def _display_mode_changed(settings, context):
-    from .display import apply_display_mode
     apply_display_mode(settings.id_data)
 
 
@@ -107,23 +89,11 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
     job_id: StringProperty(default="")
 
 
-def _threshold_changed(settings, context):
-    from .click import threshold_changed  # imported late: click.py imports this module
-
-    threshold_changed(settings, context)
-
-
-def _show_calibrated_threshold(settings, context):
-    from .click import calibrated_threshold_shown
-
-    calibrated_threshold_shown(settings, context)
-
-
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
-    level: EnumProperty(name="Level", default=COARSE, update=_show_calibrated_threshold, items=LEVEL_ITEMS)
-    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=_show_calibrated_threshold,
+    level: EnumProperty(name="Level", default=COARSE, update=calibrated_threshold_shown, items=LEVEL_ITEMS)
+    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=calibrated_threshold_shown,
                                 description="Off: the calibrated default of the level (shown on the slider)")
-    threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=_threshold_changed,
+    threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=threshold_changed,
                              description="Cosine similarity a Gaussian's feature needs to be selected. Shows the "
                                          "threshold of the last click; moving it re-thresholds that click live")
     click_mode: EnumProperty(name="Click", default="NEW", items=(

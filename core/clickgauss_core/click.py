@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cameras import Camera
+from .protocol import COARSE, FINE, LEVELS
 
 # The rasterizer's constants (render/projection.py, render/torch_rasterizer.py import them from here).
 LOW_PASS_VARIANCE = 0.3        # px^2 added to the 2D covariance (gsplat eps2d)
@@ -41,8 +42,7 @@ MIN_TRANSMITTANCE = 1e-4       # a pixel is done once T would drop to this (excl
 SIGMA_CUTOFF = 6.0             # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
 
 # Calibrated default thresholds per level (see backend features/query.py for the calibration).
-DEFAULT_THRESHOLDS = {"coarse": 0.60, "fine": 0.90}
-LEVELS = ("coarse", "fine")
+DEFAULT_THRESHOLDS = {COARSE: 0.60, FINE: 0.90}
 # A Gaussian belongs to a global cluster when its level feature is at least this similar to the
 # cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
 SEGMENT_MIN_SIMILARITY = 0.75
@@ -57,9 +57,9 @@ _LOOSE = 1e-3                  # the same for the per-Gaussian test, computed in
 def level_slice(level: str, coarse_dim: int = 12, feature_dim: int = 24, granularity_prior: bool = True) -> slice:
     """Which dims of a feature make up the feature of `level` (coarse: the first `coarse_dim`;
     fine: all of them with the granularity prior, else the rest)."""
-    if level == "coarse":
+    if level == COARSE:
         return slice(0, coarse_dim)
-    if level == "fine":
+    if level == FINE:
         return slice(0 if granularity_prior else coarse_dim, feature_dim)
     raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
 

@@ -1,7 +1,8 @@
-"""Writing files so that a failure never leaves a half-written one (or the old one destroyed)."""
+"""Files: written so that a failure never leaves a half-written one (or the old one destroyed); hashed by content."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -35,3 +36,12 @@ def _new_file_mode(path: str) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks (scene ids, mask cache keys)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

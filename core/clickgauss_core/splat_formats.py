@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import PlyFormatError
 from .gaussians import SH_C0, GaussianCloud
-from .ply import REST_COUNT_TO_SH_DEGREE, is_compressed_ply_header, read_ply_data, read_ply_header, require_gaussians
+from .ply_container import (REST_COUNT_TO_SH_DEGREE, is_compressed_ply_header, read_ply_data, read_ply_header,
+                            require_gaussians)
 
 CHUNK_SIZE = 256
 CHUNK_PROPERTIES = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",

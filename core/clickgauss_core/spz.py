@@ -35,9 +35,11 @@ import numpy as np
 from .errors import PlyFormatError
 from .files import atomic_write
 from .gaussians import REQUIRED_PROPERTIES, GaussianCloud
-from .ply import GZIP_MAGIC, NORMAL_PROPERTIES, SPZ_MAGIC
+from .ply_container import NORMAL_PROPERTIES
 from .splat_formats import _logit
 
+GZIP_MAGIC = b"\x1f\x8b"   # versions 1-3: a gzip stream
+SPZ_MAGIC = b"NGSP"         # version 4: uint32 0x5053474e, little endian
 LEGACY_HEADER = struct.Struct("<4sIIBBBB")           # versions 1-3, inside the gzip stream
 STREAMS_HEADER = struct.Struct("<4sIIBBBBI12x")      # version 4: + stream count, TOC offset
 TOC_ENTRY = struct.Struct("<QQ")                     # compressed size, uncompressed size

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .click import DEFAULT_THRESHOLDS, LEVELS, SEGMENT_MIN_SIMILARITY, assign_to_clusters, level_slice
+from .click import DEFAULT_THRESHOLDS, SEGMENT_MIN_SIMILARITY, assign_to_clusters, level_slice
 from .errors import ClickGaussInputError
+from .protocol import COARSE, FINE, LEVELS
 
 RECORD_VERSION = 1
 FIELD_ARRAYS = ("features", "clusters_coarse", "clusters_fine", "metadata_json")
@@ -82,7 +83,7 @@ def read_field_archive(data: bytes, where: str | None = None) -> tuple[np.ndarra
             if missing:
                 raise StoredFieldError(where, f"not a ClickGauss feature field (missing {', '.join(missing)})")
             features = np.asarray(archive["features"], dtype=np.float32)
-            clusters = {"coarse": archive["clusters_coarse"], "fine": archive["clusters_fine"]}
+            clusters = {COARSE: archive["clusters_coarse"], FINE: archive["clusters_fine"]}
             metadata = json.loads(str(archive["metadata_json"]))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise StoredFieldError(where, f"not a readable feature-field .npz ({exc})") from None

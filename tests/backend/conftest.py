@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from clickgauss_core.launcher import MODULE_CLI, free_port, spawn_backend, stop_backend, wait_until_healthy
-from clickgauss_core.protocol import TOKEN_ENV, TOKEN_HEADER
+from clickgauss_core.protocol import CANCELLED, DONE, FAILED, INTERRUPTED, TOKEN_ENV, TOKEN_HEADER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", sys.executable)
@@ -81,7 +81,7 @@ class ServerProcess:
             time.sleep(0.1)
         raise AssertionError(f"job {job_id}: condition not met in {timeout} s; last: {job}\n{self.log()[-3000:]}")
 
-    def wait_for_job(self, job_id: str, states=("done", "failed", "cancelled", "interrupted"),
+    def wait_for_job(self, job_id: str, states=(DONE, FAILED, CANCELLED, INTERRUPTED),
                      timeout: float = 300.0, on_poll=None) -> dict:
         """Poll the job until its state is one of `states`; `on_poll(job)` sees every snapshot."""
         def reached(job: dict) -> bool:

@@ -59,7 +59,7 @@ def _compare(cloud, features, rng, threshold=0.6):
     for camera in cameras:
         x, y = int(rng.integers(0, camera.width)), int(rng.integers(0, camera.height))
         with torch.no_grad():
-            reference = rasterize(gaussians, features_t, camera, backend="torch",
+            reference = rasterize(gaussians, features_t, camera, rasterizer="torch",
                                   pixels=torch.tensor([[x, y]])).features[0].double().numpy()
         composite = index.composite(camera, (x + 0.25, y + 0.75))
         ours = composite.feature(features)

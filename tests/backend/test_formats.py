@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from clickgauss_backend.scene import Scene, clear_scene_cache
+from clickgauss_backend.splat_scene import SplatScene, clear_scene_cache
 from clickgauss_core.ply import read_splat_file
+from clickgauss_core.protocol import INVALID_PLY, PRESET_TINY
 
 REAL_DATA = Path(__file__).resolve().parents[1] / "data" / "real"
 SPLAT_FILES = {
@@ -41,7 +42,7 @@ def server(start_module_server):
 def test_scene_load_reads_every_format_through_the_core_reader(kind):
     path = REAL_DATA / SPLAT_FILES[kind]
     clear_scene_cache()
-    scene = Scene.load(path)
+    scene = SplatScene.load(path)
     assert (len(scene.cloud), scene.cloud.sh_degree) == EXPECTED[kind]
     assert scene.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert scene.gaussians.means.shape == (EXPECTED[kind][0], 3)
@@ -70,7 +71,7 @@ def test_an_upload_is_recognised_by_content_not_by_its_name(server):
     assert answer.status_code == 200, answer.text
     assert answer.json()["n_gaussians"] == 4721
     junk = server.post("/v1/scenes/upload", files={"file": ("junk.splat", b"\x00" * 31)})
-    assert junk.status_code == 400 and junk.json()["error"]["code"] == "invalid_ply"
+    assert junk.status_code == 400 and junk.json()["error"]["code"] == INVALID_PLY
     assert "not a multiple of 32" in junk.json()["error"]["message"]
 
 
@@ -86,7 +87,7 @@ def test_cli_trains_on_an_spz_scene(backend_cli, tiny_synthetic_scene, tmp_path)
     write_spz(spz, read_splat_file(tiny_synthetic_scene.ply_path))
     out = tmp_path / "field.npz"
     result = subprocess.run([*backend_cli, "train", str(spz), "--dataset", str(tiny_synthetic_scene.dataset_path),
-                             "--masks", str(tiny_synthetic_scene.masks_dir), "--preset", "tiny", "--out", str(out),
+                             "--masks", str(tiny_synthetic_scene.masks_dir), "--preset", PRESET_TINY, "--out", str(out),
                              "--device", "cpu"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     field = FeatureField.load(out)

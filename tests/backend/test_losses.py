@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from clickgauss_backend.features import gfl, losses
 from clickgauss_backend.features.config import TrainConfig
+from clickgauss_core.protocol import COARSE, FINE, PRESET_CPU_FAST, PRESET_PAPER
 
 CONFIG = TrainConfig()
 
@@ -27,7 +28,7 @@ def feature(coarse, rest):
 
 
 def ids(coarse, fine):
-    return {"coarse": torch.tensor(coarse), "fine": torch.tensor(fine)}
+    return {COARSE: torch.tensor(coarse), FINE: torch.tensor(fine)}
 
 
 def test_positive_term_pulls_same_mask_pixels_together():
@@ -97,7 +98,7 @@ def test_without_granularity_prior_the_fine_level_is_the_rest_only():
     negative.backward()
     assert torch.count_nonzero(rendered.grad[:, :12]) == 0
     assert torch.count_nonzero(rendered.grad[:, 12:]) > 0
-    assert math.isclose(config.rendered_norm_target("fine"), 1.0)
+    assert math.isclose(config.rendered_norm_target(FINE), 1.0)
 
 
 def test_gfl_pulls_a_feature_toward_its_cluster_and_away_from_others():
@@ -175,11 +176,11 @@ def test_hdbscan_finds_the_repeated_segments_and_leaves_outliers_as_noise():
 
 
 def test_presets_and_level_slices():
-    assert TrainConfig() == TrainConfig.preset("paper")
+    assert TrainConfig() == TrainConfig.preset(PRESET_PAPER)
     assert TrainConfig().iterations == 3000 and TrainConfig().gfl_start == 2000
-    fast = TrainConfig.preset("cpu-fast")
+    fast = TrainConfig.preset(PRESET_CPU_FAST)
     assert fast.gfl_start < fast.iterations and fast.pixels_per_iteration < 10_000
-    assert CONFIG.level_slice("fine") == slice(0, 24)
+    assert CONFIG.level_slice(FINE) == slice(0, 24)
     assert TrainConfig.from_dict(fast.to_dict()) == fast
 
 
@@ -221,11 +222,11 @@ def test_fine_clusters_on_rest_dims_keep_sibling_parts_apart():
                             segments(axes[0], share * head + (1 - share) * hat, 7),  # merged masks
                             segments(axes[5], axes[2], 15)])  # another object
     config = TrainConfig(fine_clusters_on_rest=True)
-    assert config.cluster_dims("fine") == slice(12, 24) and config.cluster_dims("coarse") is None
-    assert TrainConfig(fine_clusters_on_rest=True, granularity_prior=False).cluster_dims("fine") is None
+    assert config.cluster_dims(FINE) == slice(12, 24) and config.cluster_dims(COARSE) is None
+    assert TrainConfig(fine_clusters_on_rest=True, granularity_prior=False).cluster_dims(FINE) is None
 
     over_all_dims = gfl.cluster_centres(means, epsilon=1e-3, min_size=6)
-    by_rest = gfl.cluster_centres(means, epsilon=1e-3, min_size=6, cluster_dims=config.cluster_dims("fine"))
+    by_rest = gfl.cluster_centres(means, epsilon=1e-3, min_size=6, cluster_dims=config.cluster_dims(FINE))
     assert len(over_all_dims) == 2  # head and hat in one cluster
     assert by_rest.shape == (3, 24)
     rest_of_centres = by_rest[:, 12:] / np.linalg.norm(by_rest[:, 12:], axis=1, keepdims=True)

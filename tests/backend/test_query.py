@@ -9,6 +9,7 @@ import torch
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.gaussians import GaussianCloud
+from clickgauss_core.protocol import COARSE, FINE
 
 from clickgauss_backend.features.field import FeatureField, FeatureFieldError
 from clickgauss_backend.features.config import TrainConfig
@@ -37,8 +38,8 @@ def two_objects_scene():
     coarse = {"A1": direction(0), "A2": direction(0), "B": direction(1)}
     rest = {"A1": direction(0), "A2": direction(1), "B": direction(2)}
     features = np.stack([np.concatenate([coarse[l], rest[l]]) for l in labels])
-    field = FeatureField(features, clusters={"coarse": np.stack([direction(0), direction(1)]),
-                                             "fine": np.stack([features[0], features[100], features[200]]) / np.sqrt(2)},
+    field = FeatureField(features, clusters={COARSE: np.stack([direction(0), direction(1)]),
+                                             FINE: np.stack([features[0], features[100], features[200]]) / np.sqrt(2)},
                          metadata={"scene_hash": "abc", "settings": TrainConfig().to_dict()})
     # camera 3 units in front (OpenCV: +z forward), world y down = image down
     camera = Camera(world_to_camera=np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3.0], [0, 0, 0, 1]]),
@@ -53,51 +54,51 @@ def pixel_of(camera, point):
 
 def test_click_coarse_selects_the_whole_object_and_fine_only_the_part():
     gaussians, field, labels, camera = two_objects_scene()
-    coarse = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), "coarse")
+    coarse = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), COARSE)
     assert coarse.dtype == bool and coarse.shape == (300,)
     assert np.array_equal(coarse, np.isin(labels, ["A1", "A2"]))
-    fine = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), "fine")
+    fine = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), FINE)
     assert np.array_equal(fine, labels == "A1")
-    right = click(field, gaussians, camera, pixel_of(camera, (0.6, 0, 0)), "coarse")
+    right = click(field, gaussians, camera, pixel_of(camera, (0.6, 0, 0)), COARSE)
     assert np.array_equal(right, labels == "B")
 
 
 def test_threshold_controls_the_selection():
     gaussians, field, labels, camera = two_objects_scene()
     # sibling parts have fine cosine 0.5 (shared coarse half): a threshold below that takes both
-    loose = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), "fine", threshold=0.4)
+    loose = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), FINE, threshold=0.4)
     assert np.array_equal(loose, np.isin(labels, ["A1", "A2"]))
-    assert 0.5 < DEFAULT_THRESHOLDS["fine"] < 1.0 and 0.0 < DEFAULT_THRESHOLDS["coarse"] < 1.0
+    assert 0.5 < DEFAULT_THRESHOLDS[FINE] < 1.0 and 0.0 < DEFAULT_THRESHOLDS[COARSE] < 1.0
 
 
 def test_similarity_is_cosine_against_every_gaussian_at_the_level():
     _, field, labels, _ = two_objects_scene()
     query = np.concatenate([direction(0), direction(1)])  # the A2 feature
-    fine = similarity_to(field, query, "fine").numpy()
+    fine = similarity_to(field, query, FINE).numpy()
     np.testing.assert_allclose(fine[labels == "A2"], 1.0, atol=1e-6)
     np.testing.assert_allclose(fine[labels == "A1"], 0.5, atol=1e-6)
     np.testing.assert_allclose(fine[labels == "B"], 0.0, atol=1e-6)
-    coarse = similarity_to(field, query, "coarse").numpy()
+    coarse = similarity_to(field, query, COARSE).numpy()
     np.testing.assert_allclose(coarse[labels != "B"], 1.0, atol=1e-6)
 
 
 def test_click_outside_the_image_or_on_another_scene_is_a_clear_error():
     gaussians, field, _, camera = two_objects_scene()
     with pytest.raises(ClickGaussInputError, match="outside"):
-        click(field, gaussians, camera, (80, 10), "coarse")
+        click(field, gaussians, camera, (80, 10), COARSE)
     with pytest.raises(ClickGaussInputError, match="level"):
         click(field, gaussians, camera, (10, 10), "medium")
     smaller = gaussians.subset(torch.arange(10))
     with pytest.raises(ClickGaussInputError, match="another PLY"):
-        click(field, smaller, camera, (10, 10), "coarse")
+        click(field, smaller, camera, (10, 10), COARSE)
 
 
 def test_segment_all_assigns_global_clusters():
     _, field, labels, _ = two_objects_scene()
     ids = segment_all(field)
-    assert len(set(ids["coarse"][labels != "B"])) == 1 and ids["coarse"][0] != ids["coarse"][-1]
-    assert len({ids["fine"][0], ids["fine"][100], ids["fine"][200]}) == 3
-    assert (ids["coarse"] >= 0).all()
+    assert len(set(ids[COARSE][labels != "B"])) == 1 and ids[COARSE][0] != ids[COARSE][-1]
+    assert len({ids[FINE][0], ids[FINE][100], ids[FINE][200]}) == 3
+    assert (ids[COARSE] >= 0).all()
 
 
 def test_field_save_load_round_trip(tmp_path):
@@ -107,7 +108,7 @@ def test_field_save_load_round_trip(tmp_path):
     field.save(path)
     loaded = FeatureField.load(path)
     np.testing.assert_array_equal(loaded.features, field.features)
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         np.testing.assert_array_equal(loaded.clusters[level], field.clusters[level])
     assert loaded.metadata == json.loads(json.dumps(field.metadata))
     assert loaded.scene_hash == "abc" and loaded.config == TrainConfig()

@@ -67,7 +67,7 @@ def gaussian_image(width, height, centre, covariance, opacity):
 def test_isotropic_gaussian_peaks_at_opacity_times_feature_and_falls_off_as_computed():
     g = gaussians([0.0, 0.0, 5.0], [0.1, 0.1, 0.1], [0.8])
     feature = torch.tensor([[2.0, -1.0, 0.5]])
-    out = rasterize(g, feature, camera(), backend="torch")
+    out = rasterize(g, feature, camera(), rasterizer="torch")
     assert isinstance(out, RenderResult)
     assert out.features.shape == (32, 32, 3) and out.alpha.shape == (32, 32) and out.depth.shape == (32, 32)
     torch.testing.assert_close(out.features[16, 16], 0.8 * feature[0])
@@ -84,7 +84,7 @@ def test_rotated_anisotropic_gaussian_matches_the_projected_covariance():
     angle = math.radians(30)
     quat = [math.cos(angle / 2), 0.0, 0.0, math.sin(angle / 2)]  # rotation about the view axis
     g = gaussians([0.0, 0.0, 5.0], [0.2, 0.05, 0.1], [0.6], quats=[quat])
-    out = rasterize(g, torch.ones(1, 1), camera(48, 48), backend="torch")
+    out = rasterize(g, torch.ones(1, 1), camera(48, 48), rasterizer="torch")
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     covariance = 400 * rotation @ np.diag([0.2 ** 2, 0.05 ** 2]) @ rotation.T + 0.3 * np.eye(2)
     expected = gaussian_image(48, 48, (24.5, 24.5), covariance, 0.6)
@@ -96,7 +96,7 @@ def test_off_axis_gaussian_uses_the_perspective_jacobian():
     # carries the depth extent (sigma_z = 0.3) into the image: var_u = 20^2 0.05^2 + 4^2 0.3^2 + 0.3.
     g = gaussians([1.0, 0.0, 5.0], [0.05, 0.05, 0.3], [0.9])
     cam = camera(64, 32, cx=12.5)
-    out = rasterize(g, torch.ones(1, 1), cam, backend="torch")
+    out = rasterize(g, torch.ones(1, 1), cam, rasterizer="torch")
     covariance = np.diag([400 * 0.05 ** 2 + 16 * 0.3 ** 2 + 0.3, 400 * 0.05 ** 2 + 0.3])
     expected = gaussian_image(64, 32, (32.5, 16.5), covariance, 0.9)
     np.testing.assert_allclose(out.features[..., 0].numpy(), expected, atol=2e-6)
@@ -108,7 +108,7 @@ def test_two_overlapping_gaussians_composite_front_to_back():
     # Listed back first: the rasterizer must sort by depth.
     g = gaussians([[0.0, 0.0, 6.0], [0.0, 0.0, 3.0]], [[0.3] * 3, [0.1] * 3], [0.7, 0.4])
     f_back, f_front = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
-    out = rasterize(g, torch.stack([f_back, f_front]), camera(), backend="torch")
+    out = rasterize(g, torch.stack([f_back, f_front]), camera(), rasterizer="torch")
     a_front, a_back = 0.4, 0.7  # both peak on the centre pixel
     torch.testing.assert_close(out.features[16, 16], a_front * f_front + (1 - a_front) * a_back * f_back)
     assert out.alpha[16, 16].item() == pytest.approx(1 - (1 - a_front) * (1 - a_back), rel=1e-6)
@@ -122,7 +122,7 @@ def test_opaque_layers_saturate_and_hide_what_is_behind():
     depths = [2.0, 3.0, 4.0, 5.0, 6.0]
     g = gaussians([[0.0, 0.0, z] for z in depths], [[0.5] * 3] * 5, [1.0] * 5)
     features = torch.eye(5)
-    out = rasterize(g, features, camera(), backend="torch")
+    out = rasterize(g, features, camera(), rasterizer="torch")
     torch.testing.assert_close(out.features[16, 16], torch.tensor([0.999, 0, 0, 0, 0]))
     assert out.alpha[16, 16].item() == pytest.approx(0.999, rel=1e-6)
 
@@ -131,7 +131,7 @@ def test_compositing_stops_once_transmittance_would_fall_below_1e4():
     # alpha 0.8 per layer: T = 0.2^k; 0.2^5 = 3.2e-4 still counts, 0.2^6 = 6.4e-5 does not, so
     # layers 0..4 contribute 0.8 * 0.2^k and layers 5, 6 nothing.
     g = gaussians([[0.0, 0.0, 2.0 + k] for k in range(7)], [[1.0] * 3] * 7, [0.8] * 7)
-    out = rasterize(g, torch.eye(7), camera(), backend="torch")
+    out = rasterize(g, torch.eye(7), camera(), rasterizer="torch")
     expected = torch.tensor([0.8 * 0.2 ** k if k < 5 else 0.0 for k in range(7)])
     torch.testing.assert_close(out.features[16, 16], expected)
     assert out.alpha[16, 16].item() == pytest.approx(1 - 0.2 ** 5, rel=1e-5)
@@ -140,7 +140,7 @@ def test_compositing_stops_once_transmittance_would_fall_below_1e4():
 def test_background_fills_the_remaining_transmittance():
     g = gaussians([0.0, 0.0, 5.0], [0.1, 0.1, 0.1], [0.8])
     background = torch.tensor([0.25, -1.0])
-    out = rasterize(g, torch.tensor([[1.0, 1.0]]), camera(), backend="torch", background=background)
+    out = rasterize(g, torch.tensor([[1.0, 1.0]]), camera(), rasterizer="torch", background=background)
     torch.testing.assert_close(out.features[16, 16], 0.8 + 0.2 * background)
     torch.testing.assert_close(out.features[0, 0], background)
 
@@ -154,20 +154,20 @@ def test_gaussians_behind_the_camera_or_before_the_near_plane_contribute_nothing
     both = GaussianTensors(*(torch.cat([getattr(visible, k), getattr(hidden, k)])
                              for k in ("means", "quats", "scales", "opacities")))
     features = torch.tensor([[1.0], [100.0], [100.0], [100.0]])
-    alone = rasterize(visible, features[:1], camera(), backend="torch")
-    together = rasterize(both, features, camera(), backend="torch")
+    alone = rasterize(visible, features[:1], camera(), rasterizer="torch")
+    together = rasterize(both, features, camera(), rasterizer="torch")
     torch.testing.assert_close(together.features, alone.features)
     torch.testing.assert_close(together.alpha, alone.alpha)
 
 
 def test_empty_scene_and_fully_culled_scene_render_zeros():
     empty = gaussians(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
-    out = rasterize(empty, torch.zeros(0, 5), camera(), backend="torch")
+    out = rasterize(empty, torch.zeros(0, 5), camera(), rasterizer="torch")
     assert out.features.shape == (32, 32, 5)
     assert not out.features.any() and not out.alpha.any() and not out.depth.any()
     behind = gaussians([[0.0, 0.0, -3.0], [100.0, 0.0, 5.0]], [[0.5] * 3] * 2, [0.9, 0.9])
     features = torch.ones(2, 4, requires_grad=True)
-    out = rasterize(behind, features, camera(), backend="torch", background=torch.full((4,), 0.5))
+    out = rasterize(behind, features, camera(), rasterizer="torch", background=torch.full((4,), 0.5))
     torch.testing.assert_close(out.features, torch.full((32, 32, 4), 0.5))
     assert not out.alpha.any()
     out.features.sum().backward()
@@ -180,13 +180,13 @@ def test_orthographic_footprint_does_not_depend_on_depth_but_perspective_does():
     near_and_far = [[[0.0, 0.0, 2.0]], [[0.0, 0.0, 8.0]]]
     ortho = camera(projection="orthographic", f=20.0)
     persp = camera(f=40.0)
-    ortho_images = [rasterize(gaussians(m, [0.1] * 3, [0.9]), torch.ones(1, 1), ortho, backend="torch")
+    ortho_images = [rasterize(gaussians(m, [0.1] * 3, [0.9]), torch.ones(1, 1), ortho, rasterizer="torch")
                     .features[..., 0] for m in near_and_far]
     torch.testing.assert_close(ortho_images[0], ortho_images[1])
     # orthographic: variance = (20 px/unit * 0.1)^2 + 0.3 = 4.3, at any depth
     expected = gaussian_image(32, 32, (16.5, 16.5), 4.3 * np.eye(2), 0.9)
     np.testing.assert_allclose(ortho_images[0].numpy(), expected, atol=1e-6)
-    persp_images = [rasterize(gaussians(m, [0.1] * 3, [0.9]), torch.ones(1, 1), persp, backend="torch")
+    persp_images = [rasterize(gaussians(m, [0.1] * 3, [0.9]), torch.ones(1, 1), persp, rasterizer="torch")
                     .features[..., 0] for m in near_and_far]
     for image, z in zip(persp_images, (2.0, 8.0)):
         variance = (40.0 / z * 0.1) ** 2 + 0.3
@@ -197,7 +197,7 @@ def test_orthographic_footprint_does_not_depend_on_depth_but_perspective_does():
 def test_orthographic_offsets_move_the_centre_by_fx_pixels_per_unit():
     ortho = camera(projection="orthographic", f=10.0)
     g = gaussians([0.5, -0.3, 50.0], [0.1] * 3, [0.9])
-    out = rasterize(g, torch.ones(1, 1), ortho, backend="torch")
+    out = rasterize(g, torch.ones(1, 1), ortho, rasterizer="torch")
     expected = gaussian_image(32, 32, (16.5 + 5.0, 16.5 - 3.0), (1.0 + 0.3) * np.eye(2), 0.9)
     np.testing.assert_allclose(out.features[..., 0].numpy(), expected, atol=1e-6)
 
@@ -244,7 +244,7 @@ def test_random_scene_matches_gsplats_projection_and_compositing_loop(projection
                  9.0 if projection == "orthographic" else 40.0, 15.0, 12.0, projection=projection)
     features = torch.randn(60, 3, generator=torch.Generator().manual_seed(1))
     expected, expected_alpha = sequential_reference(g, features, cam)
-    out = rasterize(g, features, cam, backend="torch")
+    out = rasterize(g, features, cam, rasterizer="torch")
     assert expected_alpha.max() > 0.9  # the scene really covers the image
     torch.testing.assert_close(out.features, expected, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(out.alpha, expected_alpha, atol=2e-5, rtol=1e-4)
@@ -256,12 +256,12 @@ def test_pixel_subset_equals_the_same_pixels_of_the_full_image():
     g = random_scene(n=400, seed=5)
     cam = camera(70, 45, f=60.0)
     features = torch.randn(400, 6)
-    full = rasterize(g, features, cam, backend="torch")
+    full = rasterize(g, features, cam, rasterizer="torch")
     gen = torch.Generator().manual_seed(2)
     pixels = torch.stack([torch.randint(0, 70, (500,), generator=gen),
                           torch.randint(0, 45, (500,), generator=gen)], dim=1)
     pixels = torch.cat([pixels, pixels[:7]])  # repeats are allowed and answered in request order
-    subset = rasterize(g, features, cam, backend="torch", pixels=pixels)
+    subset = rasterize(g, features, cam, rasterizer="torch", pixels=pixels)
     assert subset.features.shape == (507, 6) and subset.alpha.shape == (507,)
     torch.testing.assert_close(subset.features, full.features[pixels[:, 1], pixels[:, 0]])
     torch.testing.assert_close(subset.alpha, full.alpha[pixels[:, 1], pixels[:, 0]])
@@ -274,11 +274,11 @@ def test_cropped_orthographic_camera_renders_the_crop_of_the_full_image():
     g = random_scene(n=400, seed=6, spread=0.6)
     cam = camera(64, 48, f=25.0, projection="orthographic")
     features = torch.randn(400, 3)
-    full = rasterize(g, features, cam, backend="torch")
-    crop = rasterize(g, features, cam.cropped(20, 10, 30, 25), backend="torch")
+    full = rasterize(g, features, cam, rasterizer="torch")
+    crop = rasterize(g, features, cam.cropped(20, 10, 30, 25), rasterizer="torch")
     torch.testing.assert_close(crop.features, full.features[10:35, 20:50])
     torch.testing.assert_close(crop.alpha, full.alpha[10:35, 20:50])
-    single = rasterize(g, features, cam.cropped(33, 21, 1, 1), backend="torch")
+    single = rasterize(g, features, cam.cropped(33, 21, 1, 1), rasterizer="torch")
     torch.testing.assert_close(single.features[0, 0], full.features[21, 33])
 
 
@@ -295,9 +295,9 @@ def test_cropped_perspective_camera_renders_the_crop_of_the_full_image():
     z = g.means[:, 2]
     g.means[:, 0], g.means[:, 1] = (u - cam.cx) * z / cam.fx, (v - cam.cy) * z / cam.fy
     features = torch.randn(300, 3)
-    full = rasterize(g, features, cam, backend="torch")
+    full = rasterize(g, features, cam, rasterizer="torch")
     assert full.alpha[:8].max() > 0.1 and full.alpha[:, 46:].max() > 0.1  # footprints cross the border
-    crop = rasterize(g, features, crop_camera, backend="torch")
+    crop = rasterize(g, features, crop_camera, rasterizer="torch")
     torch.testing.assert_close(crop.features, full.features[8:33, 16:46])
     torch.testing.assert_close(crop.depth, full.depth[8:33, 16:46])
 
@@ -307,9 +307,9 @@ def test_any_channel_count_renders_each_channel_independently(channels):
     g = random_scene(n=200, seed=7)
     cam = camera(40, 30, f=50.0)
     features = torch.randn(200, channels, generator=torch.Generator().manual_seed(channels))
-    out = rasterize(g, features, cam, backend="torch")
+    out = rasterize(g, features, cam, rasterizer="torch")
     assert out.features.shape == (30, 40, channels)
-    last = rasterize(g, features[:, -1:].contiguous(), cam, backend="torch")
+    last = rasterize(g, features[:, -1:].contiguous(), cam, rasterizer="torch")
     torch.testing.assert_close(out.features[..., -1:], last.features)
     torch.testing.assert_close(out.alpha, last.alpha)
 
@@ -318,16 +318,16 @@ def test_feature_gradients_pass_gradcheck_in_double_precision():
     g = random_scene(n=12, seed=8, spread=0.3)
     cam = camera(6, 5, f=15.0)
     features = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda f: rasterize(g, f, cam, backend="torch").features, (features,))
+    assert torch.autograd.gradcheck(lambda f: rasterize(g, f, cam, rasterizer="torch").features, (features,))
     pixels = torch.tensor([[0, 0], [3, 2], [5, 4], [3, 2]])
-    assert torch.autograd.gradcheck(lambda f: rasterize(g, f, cam, backend="torch", pixels=pixels).features,
+    assert torch.autograd.gradcheck(lambda f: rasterize(g, f, cam, rasterizer="torch", pixels=pixels).features,
                                     (features,))
 
 
 def test_feature_gradient_is_the_compositing_weight():
     g = gaussians([[0.0, 0.0, 6.0], [0.0, 0.0, 3.0]], [[0.3] * 3, [0.1] * 3], [0.7, 0.4])
     features = torch.zeros(2, 2, requires_grad=True)
-    out = rasterize(g, features, camera(), backend="torch", pixels=torch.tensor([[16, 16]]))
+    out = rasterize(g, features, camera(), rasterizer="torch", pixels=torch.tensor([[16, 16]]))
     out.features[0, 1].backward()
     torch.testing.assert_close(features.grad, torch.tensor([[0.0, (1 - 0.4) * 0.7], [0.0, 0.4]]))
 
@@ -350,28 +350,28 @@ def test_bad_arguments_are_rejected_with_a_clear_message():
     g = gaussians([0.0, 0.0, 5.0], [0.1] * 3, [0.8])
     cam = camera()
     with pytest.raises(ValueError, match=r"features must have shape \(N=1"):
-        rasterize(g, torch.ones(2, 3), cam, backend="torch")
+        rasterize(g, torch.ones(2, 3), cam, rasterizer="torch")
     with pytest.raises(ValueError, match="outside the 32x32 image"):
-        rasterize(g, torch.ones(1, 3), cam, backend="torch", pixels=torch.tensor([[0, 0], [32, 5]]))
+        rasterize(g, torch.ones(1, 3), cam, rasterizer="torch", pixels=torch.tensor([[0, 0], [32, 5]]))
     with pytest.raises(ValueError, match="integer"):
-        rasterize(g, torch.ones(1, 3), cam, backend="torch", pixels=torch.tensor([[0.5, 0.5]]))
-    with pytest.raises(ValueError, match="unknown rasterizer backend"):
-        rasterize(g, torch.ones(1, 3), cam, backend="vulkan")
+        rasterize(g, torch.ones(1, 3), cam, rasterizer="torch", pixels=torch.tensor([[0.5, 0.5]]))
+    with pytest.raises(ValueError, match="unknown rasterizer"):
+        rasterize(g, torch.ones(1, 3), cam, rasterizer="vulkan")
     with pytest.raises(ValueError, match="CUDA"):
-        rasterize(g, torch.ones(1, 3), cam, backend="gsplat")
+        rasterize(g, torch.ones(1, 3), cam, rasterizer="gsplat")
 
 
-def test_auto_backend_on_cpu_tensors_is_the_torch_rasterizer():
+def test_auto_rasterizer_on_cpu_tensors_is_the_torch_one():
     g = random_scene(n=50, seed=9)
     features = torch.randn(50, 2)
     cam = camera(20, 20, f=30.0)
     torch.testing.assert_close(rasterize(g, features, cam).features,
-                               rasterize(g, features, cam, backend="torch").features)
+                               rasterize(g, features, cam, rasterizer="torch").features)
 
 
 def test_no_requested_pixels_gives_empty_results():
     g = random_scene(n=20, seed=10)
-    out = rasterize(g, torch.ones(20, 4), camera(), backend="torch", pixels=torch.zeros(0, 2, dtype=torch.int64))
+    out = rasterize(g, torch.ones(20, 4), camera(), rasterizer="torch", pixels=torch.zeros(0, 2, dtype=torch.int64))
     assert out.features.shape == (0, 4) and out.alpha.shape == (0,) and out.depth.shape == (0,)
 
 
@@ -384,7 +384,7 @@ def test_gaussian_tensors_reject_mismatched_shapes():
 def test_orthographic_camera_with_negative_near_plane_sorts_negative_depths_front_to_back():
     cam = Camera(look_down_z(), 32, 32, 20.0, 20.0, 16.5, 16.5, projection="orthographic", near=-100.0)
     g = gaussians([[0.0, 0.0, -1.0], [0.0, 0.0, -2.0]], [[0.2] * 3] * 2, [0.5, 0.6])
-    out = rasterize(g, torch.eye(2), cam, backend="torch")
+    out = rasterize(g, torch.eye(2), cam, rasterizer="torch")
     # z = -2 is in front of z = -1: F = 0.6 f_front + 0.4 * 0.5 f_back
     torch.testing.assert_close(out.features[16, 16], torch.tensor([0.4 * 0.5, 0.6]))
 
@@ -395,10 +395,10 @@ def test_renders_without_autograd_go_in_bands_with_the_same_result(monkeypatch):
     g = random_scene(n=300, seed=11)
     cam = camera(48, 40, f=50.0)
     features = torch.randn(300, 5, requires_grad=True)
-    with_grad = rasterize(g, features, cam, backend="torch", background=torch.ones(5))
+    with_grad = rasterize(g, features, cam, rasterizer="torch", background=torch.ones(5))
     monkeypatch.setattr(rasterizer_module, "NO_GRAD_PIXELS_PER_BAND", 100)  # 20 bands
     with torch.no_grad():
-        banded = rasterize(g, features, cam, backend="torch", background=torch.ones(5))
+        banded = rasterize(g, features, cam, rasterizer="torch", background=torch.ones(5))
     torch.testing.assert_close(banded.features, with_grad.features.detach())
     torch.testing.assert_close(banded.alpha, with_grad.alpha)
     torch.testing.assert_close(banded.depth, with_grad.depth)

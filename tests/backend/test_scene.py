@@ -1,4 +1,4 @@
-"""Scene.load: the PLY's Gaussians on a device, its content hash, the in-memory cache."""
+"""SplatScene.load: the PLY's Gaussians on a device, its content hash, the in-memory cache."""
 
 import hashlib
 
@@ -9,7 +9,7 @@ from clickgauss_core.errors import PlyFormatError
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import write_gaussian_ply
 
-from clickgauss_backend.scene import Scene, clear_scene_cache
+from clickgauss_backend.splat_scene import SplatScene, clear_scene_cache
 
 
 def small_cloud(count=5, offset=0.0):
@@ -25,7 +25,7 @@ def test_load_reads_gaussians_and_hashes_the_ply_bytes(tmp_path):
     cloud = small_cloud()
     write_gaussian_ply(path, cloud)
     clear_scene_cache()
-    scene = Scene.load(path)
+    scene = SplatScene.load(path)
     assert scene.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
     assert len(scene.cloud) == 5 and scene.dataset is None and scene.views == []
     np.testing.assert_allclose(scene.gaussians.means.numpy(), cloud.positions)
@@ -37,10 +37,10 @@ def test_load_is_cached_until_the_file_changes(tmp_path):
     path = tmp_path / "scene.ply"
     write_gaussian_ply(path, small_cloud())
     clear_scene_cache()
-    first = Scene.load(path)
-    assert Scene.load(str(path)) is first
+    first = SplatScene.load(path)
+    assert SplatScene.load(str(path)) is first
     write_gaussian_ply(path, small_cloud(count=7, offset=1.0))
-    second = Scene.load(path)
+    second = SplatScene.load(path)
     assert second is not first and len(second.cloud) == 7
     assert second.content_hash != first.content_hash
 
@@ -49,4 +49,4 @@ def test_bad_ply_names_the_file(tmp_path):
     path = tmp_path / "broken.ply"
     path.write_bytes(b"not a ply at all")
     with pytest.raises(PlyFormatError, match="broken.ply"):
-        Scene.load(path)
+        SplatScene.load(path)

@@ -17,12 +17,16 @@ from clickgauss_backend.features.evaluate import iou, plan_clicks, visible_gauss
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
 from clickgauss_backend.features.query import click as engine_click
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_core import wire
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+from clickgauss_core.protocol import (
+    CANCELLED, COARSE, DONE, FAILED, FINE, INTERRUPTED, INVALID_FIELD, JOB_NOT_RESUMABLE, PRESET_TINY,
+    QUEUED, RUNNING, TRAINING_RUNNING,
+)
 
-TERMINAL = ("done", "failed", "cancelled", "interrupted")
-TINY_ITERATIONS = TrainConfig.preset("tiny").iterations
+TERMINAL = (DONE, FAILED, CANCELLED, INTERRUPTED)
+TINY_ITERATIONS = TrainConfig.preset(PRESET_TINY).iterations
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def open_scene(server, synthetic, ply_path=None) -> dict:
 
 
 def start_job(server, synthetic, scene_id: str, **settings) -> dict:
-    response = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "settings": settings,
+    response = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY, "settings": settings,
                                              "masks": {"source": "folder", "path": str(synthetic.masks_dir)}})
     assert response.status_code == 202, response.text
     return response.json()
@@ -49,7 +53,7 @@ def trained(server, tiny_synthetic_scene):
     """Train the tiny scene through the API; keep every progress snapshot the client saw."""
     scene = open_scene(server, tiny_synthetic_scene)
     job = start_job(server, tiny_synthetic_scene, scene["scene_id"])
-    second_request = server.post("/v1/jobs", json={"scene_id": scene["scene_id"], "preset": "tiny",
+    second_request = server.post("/v1/jobs", json={"scene_id": scene["scene_id"], "preset": PRESET_TINY,
                                                    "masks": {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}})
     snapshots: list[dict] = []
     final = server.wait_for_job(job["job_id"], on_poll=snapshots.append)
@@ -92,13 +96,13 @@ def test_scene_identity_is_the_content_hash(server, tiny_synthetic_scene):
 
 def test_training_reports_progress_and_finishes(server, trained):
     final, snapshots = trained["final"], trained["snapshots"]
-    assert final["state"] == "done", final
-    assert final["error"] is None and final["stage"] == "done" and final["finished_at"]
+    assert final["state"] == DONE, final
+    assert final["error"] is None and final["stage"] == DONE and final["finished_at"]
     assert final["iteration"] == final["total"] == TINY_ITERATIONS
     # A second training of the same scene while the first was queued/running is refused.
     second = trained["second_request"]
-    assert second.status_code == 409 and second.json()["error"]["code"] == "training_running"
-    training = [s for s in snapshots if s["state"] == "running" and s["stage"] == "training"]
+    assert second.status_code == 409 and second.json()["error"]["code"] == TRAINING_RUNNING
+    training = [s for s in snapshots if s["state"] == RUNNING and s["stage"] == "training"]
     assert training, [(s["state"], s["stage"]) for s in snapshots]
     iterations = [s["iteration"] for s in training]
     assert iterations == sorted(iterations)
@@ -117,11 +121,11 @@ def test_training_reports_progress_and_finishes(server, trained):
 @pytest.fixture(scope="module")
 def engine_scene(tiny_synthetic_scene):
     """The same scene loaded in the test process, to compare the server with the engine itself."""
-    scene = Scene.load(tiny_synthetic_scene.ply_path, tiny_synthetic_scene.dataset_path)
+    scene = SplatScene.load(tiny_synthetic_scene.ply_path, tiny_synthetic_scene.dataset_path)
     return scene, visible_gaussians(scene.gaussians, tiny_synthetic_scene.cameras)
 
 
-@pytest.mark.parametrize("level", ["coarse", "fine"])
+@pytest.mark.parametrize("level", [COARSE, FINE])
 def test_click_selects_the_clicked_object(server, trained, tiny_synthetic_scene, engine_scene, level, tmp_path):
     synthetic, scene_id = tiny_synthetic_scene, trained["scene"]["scene_id"]
     scene, counted = engine_scene
@@ -144,11 +148,11 @@ def test_click_selects_the_clicked_object(server, trained, tiny_synthetic_scene,
 
 def test_click_threshold_controls_the_selection(server, trained, tiny_synthetic_scene):
     synthetic, scene_id = tiny_synthetic_scene, trained["scene"]["scene_id"]
-    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
+    target = plan_clicks(synthetic, COARSE, synthetic.test_indices)[0]
     view, pixel = target.view_index, target.pixel
-    everything = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, "coarse", -1.0)["mask"])
-    default = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, "coarse")["mask"])
-    strict = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, "coarse", 0.999)["mask"])
+    everything = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, COARSE, -1.0)["mask"])
+    default = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, COARSE)["mask"])
+    strict = wire.decode_mask(click(server, scene_id, synthetic.cameras[view], pixel, COARSE, 0.999)["mask"])
     assert everything.all()
     assert strict.sum() <= default.sum() < everything.sum()
     assert not (strict & ~default).any()
@@ -160,7 +164,7 @@ def test_segment_everything(server, trained, tiny_synthetic_scene):
     body = response.json()
     count = len(tiny_synthetic_scene.gaussian_objects)
     assert body["n_gaussians"] == count
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         ids = wire.decode_array(body[level])
         assert ids.shape == (count,) and ids.dtype == np.int32 and ids.min() >= -1
         assert len(np.unique(ids[ids >= 0])) >= 2, level
@@ -185,9 +189,9 @@ def test_feature_field_download_and_upload_restores_clicks(server, trained, tiny
     restored = fresh.put(f"/v1/scenes/{scene_id}/field", files={"file": npz})
     assert restored.status_code == 200, restored.text
     assert restored.json()["has_features"] is True
-    target = plan_clicks(synthetic, "fine", synthetic.test_indices)[0]
+    target = plan_clicks(synthetic, FINE, synthetic.test_indices)[0]
     view, pixel = target.view_index, target.pixel
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         original = click(server, scene_id, synthetic.cameras[view], pixel, level)
         again = click(fresh, scene_id, synthetic.cameras[view], pixel, level)
         assert np.array_equal(wire.decode_mask(original["mask"]), wire.decode_mask(again["mask"]))
@@ -204,22 +208,22 @@ def test_bad_feature_field_uploads_are_refused(server, trained, tiny_synthetic_s
         assert response.status_code == 400, response.text
         return response.json()["error"]["code"]
 
-    assert error_code(upload(b"not an npz")) == "invalid_field"
-    assert error_code(upload(b"")) == "invalid_field"
+    assert error_code(upload(b"not an npz")) == INVALID_FIELD
+    assert error_code(upload(b"")) == INVALID_FIELD
     odd_metadata = io.BytesIO()
-    np.savez(odd_metadata, features=field.features, clusters_coarse=field.clusters["coarse"],
-             clusters_fine=field.clusters["fine"], metadata_json=np.array("[1, 2]"))
-    assert error_code(upload(odd_metadata.getvalue())) == "invalid_field"
+    np.savez(odd_metadata, features=field.features, clusters_coarse=field.clusters[COARSE],
+             clusters_fine=field.clusters[FINE], metadata_json=np.array("[1, 2]"))
+    assert error_code(upload(odd_metadata.getvalue())) == INVALID_FIELD
     other_scene = FeatureField(field.features, dict(field.clusters), {**field.metadata, "scene_hash": "f" * 64})
     other_scene.save(tmp_path / "other.npz")
-    assert error_code(upload((tmp_path / "other.npz").read_bytes())) == "invalid_field"
+    assert error_code(upload((tmp_path / "other.npz").read_bytes())) == INVALID_FIELD
     fewer = FeatureField(field.features[:-1], dict(field.clusters), dict(field.metadata))
     fewer.save(tmp_path / "fewer.npz")
-    assert error_code(upload((tmp_path / "fewer.npz").read_bytes())) == "invalid_field"
+    assert error_code(upload((tmp_path / "fewer.npz").read_bytes())) == INVALID_FIELD
     pickled = io.BytesIO()
-    np.savez(pickled, features=np.array([{"evil": 1}], dtype=object), clusters_coarse=field.clusters["coarse"],
-             clusters_fine=field.clusters["fine"], metadata_json=np.array(json.dumps(field.metadata)))
-    assert error_code(upload(pickled.getvalue())) == "invalid_field"
+    np.savez(pickled, features=np.array([{"evil": 1}], dtype=object), clusters_coarse=field.clusters[COARSE],
+             clusters_fine=field.clusters[FINE], metadata_json=np.array(json.dumps(field.metadata)))
+    assert error_code(upload(pickled.getvalue())) == INVALID_FIELD
     # The scene's own field is untouched by the refused uploads.
     assert np.array_equal(download_field(server, scene_id, tmp_path).features, field.features)
 
@@ -229,30 +233,30 @@ def test_cancel_resume_and_queue(server, trained, tiny_synthetic_scene):
     # <= 100 iterations: the trainer reports every iteration; a checkpoint every 2.
     job = start_job(server, synthetic, scene_id, iterations=100, checkpoint_every=2)
     job_id = job["job_id"]
-    server.wait_for_job(job_id, states=("running",))
+    server.wait_for_job(job_id, states=(RUNNING,))
     # A second scene (half of the Gaussians, same dataset) waits in the queue behind it.
     half = read_gaussian_ply(synthetic.ply_path)
     write_gaussian_ply(synthetic.root / "half.ply", half.subset(np.arange(len(half)) % 2 == 0))
     other_scene = open_scene(server, synthetic, synthetic.root / "half.ply")
     queued = start_job(server, synthetic, other_scene["scene_id"])
-    assert queued["state"] == "queued" and queued["queue_position"] == 1
-    assert server.post(f"/v1/jobs/{queued['job_id']}/cancel").json()["state"] == "cancelled"  # at once
+    assert queued["state"] == QUEUED and queued["queue_position"] == 1
+    assert server.post(f"/v1/jobs/{queued['job_id']}/cancel").json()["state"] == CANCELLED  # at once
 
     server.wait_until(job_id, lambda job: job["stage"] == "training" and job["iteration"] >= 10)
     assert server.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     cancelled = server.wait_for_job(job_id, timeout=60)
-    assert cancelled["state"] == "cancelled" and 10 <= cancelled["iteration"] < 100
+    assert cancelled["state"] == CANCELLED and 10 <= cancelled["iteration"] < 100
     assert server.get(f"/v1/scenes/{scene_id}").json()["has_features"] is True  # the old field stays
 
     resumed = server.post(f"/v1/jobs/{job_id}/resume")
     assert resumed.status_code == 202, resumed.text
-    assert resumed.json()["job_id"] == job_id and resumed.json()["state"] in ("queued", "running")
+    assert resumed.json()["job_id"] == job_id and resumed.json()["state"] in (QUEUED, RUNNING)
     again = server.post(f"/v1/jobs/{job_id}/resume")
-    assert again.status_code == 409 and again.json()["error"]["code"] == "job_not_resumable"
+    assert again.status_code == 409 and again.json()["error"]["code"] == JOB_NOT_RESUMABLE
     # A queued job still shows the stage it was cancelled in: wait until it runs again.
-    first = server.wait_until(job_id, lambda job: (job["state"] == "running" and job["stage"] == "training")
+    first = server.wait_until(job_id, lambda job: (job["state"] == RUNNING and job["stage"] == "training")
                               or job["state"] in TERMINAL)
     # It continued from the last checkpoint (>= iteration 10 - 2), it did not start again at 1.
-    assert first["state"] == "running" and first["iteration"] >= 8, first
+    assert first["state"] == RUNNING and first["iteration"] >= 8, first
     server.post(f"/v1/jobs/{job_id}/cancel")
-    assert server.wait_for_job(job_id, timeout=60)["state"] == "cancelled"
+    assert server.wait_for_job(job_id, timeout=60)["state"] == CANCELLED

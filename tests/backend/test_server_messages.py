@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 
 from clickgauss_core import wire
+from clickgauss_core.protocol import (
+    BAD_CAMERA, BAD_HOST, BAD_PIXEL, BAD_REQUEST, BAD_TOKEN, COARSE, FAILED, FILE_NOT_FOUND, INTERNAL_ERROR,
+    INVALID_DATASET, INVALID_FIELD, INVALID_MASKS, INVALID_PLY, JOB_NOT_FOUND, JOB_NOT_RESUMABLE,
+    MALFORMED_JSON, METHOD_NOT_ALLOWED, NOT_FOUND, NO_FEATURES, OUTSIDE_DATA_ROOT, PRESET_TINY,
+    REQUEST_TOO_LARGE, SAM_NOT_CONFIGURED, TRAINING_RUNNING, UNKNOWN_SCENE, UNSUPPORTED_MEDIA_TYPE,
+    UPLOAD_TOO_LARGE,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 from message_rules import documented_error_codes, problems_for_people  # noqa: E402
@@ -47,7 +54,7 @@ def _error(response, code: str) -> str:
 
 def _job_error(server, job: dict, code: str) -> str:
     final = server.wait_for_job(job["job_id"], timeout=240)
-    assert final["state"] == "failed" and final["error"]["code"] == code, final
+    assert final["state"] == FAILED and final["error"]["code"] == code, final
     return final["error"]["message"]
 
 
@@ -58,7 +65,7 @@ def _open(server, ply, dataset=None) -> dict:
 
 
 def _train(server, scene_id: str, masks, **settings):
-    return server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "settings": settings,
+    return server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY, "settings": settings,
                                          "masks": {"source": "folder", "path": str(masks)}})
 
 
@@ -70,35 +77,35 @@ def test_every_documented_error_speaks_to_people(setup):
     def seen(code: str, message: str) -> None:
         messages.setdefault(code, []).append(message)
 
-    seen("bad_token", _error(server.client.get("/v1/health", headers=no_token), "bad_token"))
-    seen("bad_token", _error(server.client.get("/v1/health", headers={"Authorization": "Bearer nope"}), "bad_token"))
-    seen("bad_request", _error(server.post("/v1/scenes", json={"ply_path": 5}), "bad_request"))
-    seen("bad_request", _error(server.post("/v1/scenes", json={"ply_path": str(root / "scene")}), "bad_request"))
-    seen("malformed_json", _error(server.post("/v1/scenes", content=b"{", headers={"Content-Type": "application/json"}),
-                                  "malformed_json"))
-    seen("file_not_found", _error(server.post("/v1/scenes", json={"ply_path": str(root / "gone.ply")}), "file_not_found"))
-    seen("outside_data_root", _error(server.post("/v1/scenes", json={"ply_path": "/etc/hosts"}), "outside_data_root"))
-    seen("invalid_ply", _error(server.post("/v1/scenes", json={"ply_path": str(root / "not_a_splat.ply")}),
-                               "invalid_ply"))
+    seen(BAD_TOKEN, _error(server.client.get("/v1/health", headers=no_token), BAD_TOKEN))
+    seen(BAD_TOKEN, _error(server.client.get("/v1/health", headers={"Authorization": "Bearer nope"}), BAD_TOKEN))
+    seen(BAD_REQUEST, _error(server.post("/v1/scenes", json={"ply_path": 5}), BAD_REQUEST))
+    seen(BAD_REQUEST, _error(server.post("/v1/scenes", json={"ply_path": str(root / "scene")}), BAD_REQUEST))
+    seen(MALFORMED_JSON, _error(server.post("/v1/scenes", content=b"{", headers={"Content-Type": "application/json"}),
+                                  MALFORMED_JSON))
+    seen(FILE_NOT_FOUND, _error(server.post("/v1/scenes", json={"ply_path": str(root / "gone.ply")}), FILE_NOT_FOUND))
+    seen(OUTSIDE_DATA_ROOT, _error(server.post("/v1/scenes", json={"ply_path": "/etc/hosts"}), OUTSIDE_DATA_ROOT))
+    seen(INVALID_PLY, _error(server.post("/v1/scenes", json={"ply_path": str(root / "not_a_splat.ply")}),
+                               INVALID_PLY))
     with open(root / "not_a_splat.ply", "rb") as stream:  # an upload is named by its own file name
         uploaded = server.post("/v1/scenes/upload", files={"file": ("my_capture.ply", stream)})
-    upload_message = _error(uploaded, "invalid_ply")
+    upload_message = _error(uploaded, INVALID_PLY)
     assert "my_capture.ply" in upload_message
-    seen("invalid_ply", upload_message)
-    seen("invalid_dataset", _error(server.post("/v1/scenes", json={"ply_path": str(setup["ply"]),
+    seen(INVALID_PLY, upload_message)
+    seen(INVALID_DATASET, _error(server.post("/v1/scenes", json={"ply_path": str(setup["ply"]),
                                                                    "dataset_path": str(root / "empty_folder")}),
-                                   "invalid_dataset"))
-    seen("upload_too_large", _error(server.post("/v1/scenes/upload",
+                                   INVALID_DATASET))
+    seen(UPLOAD_TOO_LARGE, _error(server.post("/v1/scenes/upload",
                                                 files={"file": ("big.ply", b"x" * (setup["ply_bytes"] * 2))}),
-                                    "upload_too_large"))
-    seen("unsupported_media_type", _error(server.post("/v1/scenes/upload", json={}), "unsupported_media_type"))
-    seen("unknown_scene", _error(server.get(f"/v1/scenes/{ZERO_SCENE}"), "unknown_scene"))
-    seen("job_not_found", _error(server.post(f"/v1/jobs/{ZERO_JOB}/resume"), "job_not_found"))
-    seen("not_found", _error(server.get("/v1/no-such-thing"), "not_found"))
-    seen("method_not_allowed", _error(server.client.delete("/v1/health"), "method_not_allowed"))
-    seen("bad_host", _error(server.client.get("/v1/health", headers={"Host": "rebound.example:8765"}), "bad_host"))
-    seen("request_too_large", _error(server.post("/v1/scenes", json={"ply_path": "x" * (2 << 20)}),
-                                     "request_too_large"))
+                                    UPLOAD_TOO_LARGE))
+    seen(UNSUPPORTED_MEDIA_TYPE, _error(server.post("/v1/scenes/upload", json={}), UNSUPPORTED_MEDIA_TYPE))
+    seen(UNKNOWN_SCENE, _error(server.get(f"/v1/scenes/{ZERO_SCENE}"), UNKNOWN_SCENE))
+    seen(JOB_NOT_FOUND, _error(server.post(f"/v1/jobs/{ZERO_JOB}/resume"), JOB_NOT_FOUND))
+    seen(NOT_FOUND, _error(server.get("/v1/no-such-thing"), NOT_FOUND))
+    seen(METHOD_NOT_ALLOWED, _error(server.client.delete("/v1/health"), METHOD_NOT_ALLOWED))
+    seen(BAD_HOST, _error(server.client.get("/v1/health", headers={"Host": "rebound.example:8765"}), BAD_HOST))
+    seen(REQUEST_TOO_LARGE, _error(server.post("/v1/scenes", json={"ply_path": "x" * (2 << 20)}),
+                                     REQUEST_TOO_LARGE))
 
     # A scene opened without a dataset (none next to the copy of its PLY in another folder).
     bare_folder = root / "bare"
@@ -106,38 +113,38 @@ def test_every_documented_error_speaks_to_people(setup):
     shutil.copy(setup["ply"], bare_folder / "bare_scene.ply")
     bare = _open(server, bare_folder / "bare_scene.ply")
     # (Without photos the default views are planned around the splat: ask for the photos to meet the error.)
-    no_views = _error(server.post("/v1/jobs", json={"scene_id": bare["scene_id"], "preset": "tiny",
+    no_views = _error(server.post("/v1/jobs", json={"scene_id": bare["scene_id"], "preset": PRESET_TINY,
                                                     "masks": {"source": "folder", "path": str(setup["masks"])},
-                                                    "views": {"source": "photos"}}), "invalid_dataset")
+                                                    "views": {"source": "photos"}}), INVALID_DATASET)
     assert "bare_scene.ply" in no_views
-    seen("invalid_dataset", no_views)
+    seen(INVALID_DATASET, no_views)
 
     scene = _open(server, setup["ply"], setup["scene"])
     scene_id = scene["scene_id"]
-    seen("sam_not_configured", _error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam"}}),
-                                      "sam_not_configured"))
-    seen("no_features", _error(server.post(f"/v1/scenes/{scene_id}/click", json={
-        "camera": setup["camera"], "pixel": [1, 1], "level": "coarse"}), "no_features"))
-    seen("bad_camera", _error(server.post(f"/v1/scenes/{scene_id}/click", json={
-        "camera": {**setup["camera"], "width": -3}, "pixel": [1, 1], "level": "coarse"}), "bad_camera"))
-    seen("bad_pixel", _error(server.post(f"/v1/scenes/{scene_id}/click", json={
-        "camera": setup["camera"], "pixel": [1e6, 1e6], "level": "coarse"}), "bad_pixel"))
-    seen("invalid_field", _error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("f.npz", b"junk")}),
-                                 "invalid_field"))
+    seen(SAM_NOT_CONFIGURED, _error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam"}}),
+                                      SAM_NOT_CONFIGURED))
+    seen(NO_FEATURES, _error(server.post(f"/v1/scenes/{scene_id}/click", json={
+        "camera": setup["camera"], "pixel": [1, 1], "level": COARSE}), NO_FEATURES))
+    seen(BAD_CAMERA, _error(server.post(f"/v1/scenes/{scene_id}/click", json={
+        "camera": {**setup["camera"], "width": -3}, "pixel": [1, 1], "level": COARSE}), BAD_CAMERA))
+    seen(BAD_PIXEL, _error(server.post(f"/v1/scenes/{scene_id}/click", json={
+        "camera": setup["camera"], "pixel": [1e6, 1e6], "level": COARSE}), BAD_PIXEL))
+    seen(INVALID_FIELD, _error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("f.npz", b"junk")}),
+                                 INVALID_FIELD))
 
     # The masks are checked when the job runs.
     failed = _train(server, scene_id, root / "no_masks")
     assert failed.status_code == 202, failed.text
-    seen("invalid_masks", _job_error(server, failed.json(), "invalid_masks"))
+    seen(INVALID_MASKS, _job_error(server, failed.json(), INVALID_MASKS))
 
     # While one training runs: a second one, a features upload, resuming it.
     running = _train(server, scene_id, setup["masks"])
     assert running.status_code == 202, running.text
     job = running.json()
-    seen("training_running", _error(_train(server, scene_id, setup["masks"]), "training_running"))
-    seen("training_running", _error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("f.npz", b"junk")}),
-                                    "training_running"))
-    seen("job_not_resumable", _error(server.post(f"/v1/jobs/{job['job_id']}/resume"), "job_not_resumable"))
+    seen(TRAINING_RUNNING, _error(_train(server, scene_id, setup["masks"]), TRAINING_RUNNING))
+    seen(TRAINING_RUNNING, _error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("f.npz", b"junk")}),
+                                    TRAINING_RUNNING))
+    seen(JOB_NOT_RESUMABLE, _error(server.post(f"/v1/jobs/{job['job_id']}/resume"), JOB_NOT_RESUMABLE))
     server.post(f"/v1/jobs/{job['job_id']}/cancel")
     server.wait_for_job(job["job_id"], timeout=240)
 
@@ -147,7 +154,7 @@ def test_every_documented_error_speaks_to_people(setup):
     crashing = _train(server, scene_id, setup["masks"], iterations=3, gfl_start=2, gfl_refresh_every=1,
                       checkpoint_every=1)
     assert crashing.status_code == 202, crashing.text
-    seen("internal_error", _job_error(server, crashing.json(), "internal_error"))
+    seen(INTERNAL_ERROR, _job_error(server, crashing.json(), INTERNAL_ERROR))
 
     assert sorted(messages) == documented_error_codes(), "every documented code provoked"
     forbidden = (str(setup["cache"]), scene_id, TOKEN)

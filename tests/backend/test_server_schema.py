@@ -32,6 +32,7 @@ from clickgauss_backend.server.limits import MAX_CAMERA_PIXELS, MAX_CAMERA_SIDE
 from clickgauss_backend.server.settings import ServerSettings
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import write_gaussian_ply
+from clickgauss_core.protocol import COARSE, FINE, PRESET_TINY
 
 EXAMPLES_PER_OPERATION = 40
 BOUND_EXAMPLES = 150
@@ -52,7 +53,7 @@ def fuzz_target(tmp_path_factory, tiny_synthetic_scene):
     scenes = app.state.scenes
     scene_id = scenes.open(root / "scene.ply", None, None, None).scene_id
     field = FeatureField(rng.normal(size=(count, 24)).astype(np.float32), {},
-                         {"scene_hash": scene_id, "settings": TrainConfig.preset("tiny").to_dict()})
+                         {"scene_hash": scene_id, "settings": TrainConfig.preset(PRESET_TINY).to_dict()})
     scenes.install_field(scene_id, field)
     trainable = scenes.open(tiny_synthetic_scene.ply_path, tiny_synthetic_scene.dataset_path, None, None).scene_id
     return {"schema": schemathesis.openapi.from_asgi("/openapi.json", app), "scene_id": scene_id,
@@ -118,7 +119,7 @@ def click_cases(op, scene_id: str):
                             st.one_of(st.just(4.0), st.floats(-10, 10), number))
     return st.builds(case, camera_sizes(), st.tuples(number, number, number, number), translation,
                      st.sampled_from(["perspective", "orthographic"]), st.tuples(fraction, fraction),
-                     st.sampled_from(["coarse", "fine"]))
+                     st.sampled_from([COARSE, FINE]))
 
 
 def job_cases(op, scene_id: str, masks: str):

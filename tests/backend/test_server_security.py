@@ -21,6 +21,12 @@ from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_core.launcher import free_port
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
+from clickgauss_core.protocol import (
+    BAD_CAMERA, BAD_HOST, BAD_REQUEST, BAD_TOKEN, COARSE, FAILED, FILE_NOT_FOUND, INTERRUPTED, INVALID_FIELD,
+    INVALID_MASKS, INVALID_PLY, JOB_NOT_FOUND, MALFORMED_JSON, METHOD_NOT_ALLOWED, NOT_FOUND,
+    OUTSIDE_DATA_ROOT, PRESET_TINY, REQUEST_TOO_LARGE, SAM_NOT_CONFIGURED, UNKNOWN_SCENE,
+    UNSUPPORTED_MEDIA_TYPE, UPLOAD_TOO_LARGE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +67,9 @@ def test_token_is_required_on_every_request(start_server, data_root):
     server = start_server(data_roots=[data_root[0]], token="s3cret-token")
     for path in ("/v1/health", "/v1/scenes", "/openapi.json", "/v1/jobs/0123"):
         missing = server.client.get(path, headers={"Authorization": ""})
-        assert_error(missing, 401, "bad_token")
+        assert_error(missing, 401, BAD_TOKEN)
         wrong = server.client.get(path, headers={"Authorization": "Bearer s3cret-tokeN"})
-        assert_error(wrong, 401, "bad_token")
+        assert_error(wrong, 401, BAD_TOKEN)
     health = server.get("/v1/health")
     assert health.status_code == 200 and health.json()["auth_required"] is True
     assert server.get("/openapi.json").status_code == 200
@@ -72,7 +78,7 @@ def test_token_is_required_on_every_request(start_server, data_root):
 def test_token_from_environment(start_server, data_root):
     server = start_server(data_roots=[data_root[0]], token_env="from-env")
     assert server.get("/v1/health").status_code == 200
-    assert_error(server.client.get("/v1/health", headers={"Authorization": "Bearer other"}), 401, "bad_token")
+    assert_error(server.client.get("/v1/health", headers={"Authorization": "Bearer other"}), 401, BAD_TOKEN)
 
 
 def test_public_bind_without_token_is_refused(backend_cli, tmp_path):
@@ -90,30 +96,30 @@ def test_paths_outside_the_data_roots_are_refused(server, data_root):
     for ply_path in ("../../../../etc/passwd", "/etc/passwd", str(outside),
                      str(root / "security_probe" / "escape.ply"),  # a symlink pointing outside
                      str(root / ".." / outside.parent.name / outside.name)):
-        assert_error(server.post("/v1/scenes", json={"ply_path": ply_path}), 403, "outside_data_root")
-    assert_error(server.post("/v1/scenes", json={"ply_path": str(root / "missing.ply")}), 404, "file_not_found")
+        assert_error(server.post("/v1/scenes", json={"ply_path": ply_path}), 403, OUTSIDE_DATA_ROOT)
+    assert_error(server.post("/v1/scenes", json={"ply_path": str(root / "missing.ply")}), 404, FILE_NOT_FOUND)
     # a name longer than the file system allows (found by the fuzz run): a clear 400, not a 500
-    assert_error(server.post("/v1/scenes", json={"ply_path": str(root / ("x" * 300 + ".ply"))}), 400, "bad_request")
+    assert_error(server.post("/v1/scenes", json={"ply_path": str(root / ("x" * 300 + ".ply"))}), 400, BAD_REQUEST)
     # the home folder of a user this machine does not have (found by the fuzz run): 400, not a 500
-    assert_error(server.post("/v1/scenes", json={"ply_path": "~no_such_user_here/scene.ply"}), 400, "bad_request")
+    assert_error(server.post("/v1/scenes", json={"ply_path": "~no_such_user_here/scene.ply"}), 400, BAD_REQUEST)
 
 
 def test_dataset_and_mask_paths_are_confined_too(server, tiny_synthetic_scene, data_root):
     _, outside = data_root
     ply = str(tiny_synthetic_scene.ply_path)
     assert_error(server.post("/v1/scenes", json={"ply_path": ply, "dataset_path": str(outside.parent)}),
-                 403, "outside_data_root")
-    assert_error(server.post("/v1/scenes", json={"ply_path": ply, "images": "../../etc"}), 422, "bad_request")
+                 403, OUTSIDE_DATA_ROOT)
+    assert_error(server.post("/v1/scenes", json={"ply_path": ply, "images": "../../etc"}), 422, BAD_REQUEST)
     opened = server.post("/v1/scenes", json={"ply_path": ply, "dataset_path": str(tiny_synthetic_scene.dataset_path)})
     assert opened.status_code == 200, opened.text
     job = server.post("/v1/jobs", json={"scene_id": opened.json()["scene_id"],
                                         "masks": {"source": "folder", "path": str(outside.parent)}})
-    assert_error(job, 403, "outside_data_root")
+    assert_error(job, 403, OUTSIDE_DATA_ROOT)
 
 
 def test_a_file_that_is_not_a_splat_is_invalid_ply(server, data_root):
     error = assert_error(server.post("/v1/scenes", json={"ply_path": str(data_root[0] / "security_probe" / "not_a_splat.ply")}),
-                         400, "invalid_ply")
+                         400, INVALID_PLY)
     assert "not_a_splat.ply" in error["message"]
 
 
@@ -135,7 +141,7 @@ def test_uploaded_ply_is_the_same_scene_as_the_path(server, tiny_synthetic_scene
 
 def test_upload_larger_than_the_limit_is_refused(server, tiny_synthetic_scene):
     too_big = tiny_synthetic_scene.ply_path.read_bytes() * 2
-    assert_error(server.post("/v1/scenes/upload", files={"file": ("big.ply", too_big)}), 413, "upload_too_large")
+    assert_error(server.post("/v1/scenes/upload", files={"file": ("big.ply", too_big)}), 413, UPLOAD_TOO_LARGE)
 
     def chunks():  # no Content-Length: the server must count the streamed bytes itself
         boundary = b"--cgboundary"
@@ -146,41 +152,41 @@ def test_upload_larger_than_the_limit_is_refused(server, tiny_synthetic_scene):
 
     streamed = server.post("/v1/scenes/upload", content=chunks(),
                            headers={"Content-Type": "multipart/form-data; boundary=cgboundary"})
-    assert_error(streamed, 413, "upload_too_large")
+    assert_error(streamed, 413, UPLOAD_TOO_LARGE)
     assert server.get("/v1/health").status_code == 200  # still serving
 
 
 def test_upload_that_is_not_multipart_or_not_a_ply(server):
     assert_error(server.post("/v1/scenes/upload", content=b"ply...", headers={"Content-Type": "application/octet-stream"}),
-                 415, "unsupported_media_type")
-    assert_error(server.post("/v1/scenes/upload", files={"other": ("x.ply", b"abc")}), 422, "bad_request")
-    assert_error(server.post("/v1/scenes/upload", files={"file": ("junk.ply", b"definitely not a ply")}), 400, "invalid_ply")
+                 415, UNSUPPORTED_MEDIA_TYPE)
+    assert_error(server.post("/v1/scenes/upload", files={"other": ("x.ply", b"abc")}), 422, BAD_REQUEST)
+    assert_error(server.post("/v1/scenes/upload", files={"file": ("junk.ply", b"definitely not a ply")}), 400, INVALID_PLY)
 
 
 # -- malformed requests ------------------------------------------------------------------------------------
 
 def test_malformed_json_and_schema_violations(server):
     broken = server.post("/v1/scenes", content=b'{"ply_path": ', headers={"Content-Type": "application/json"})
-    assert_error(broken, 400, "malformed_json")
-    assert_error(server.post("/v1/scenes", json={"ply_path": 3}), 422, "bad_request")
-    assert_error(server.post("/v1/scenes", json={"nonsense": True}), 422, "bad_request")
-    assert_error(server.post("/v1/jobs", json={"scene_id": "a" * 64, "masks": {"source": "magic"}}), 422, "bad_request")
-    assert_error(server.get("/v1/nowhere"), 404, "not_found")
-    assert_error(server.client.delete("/v1/health"), 405, "method_not_allowed")
-    assert_error(server.get("/v1/scenes/" + "0" * 64), 404, "unknown_scene")
-    assert_error(server.get("/v1/jobs/" + "0" * 32), 404, "job_not_found")
+    assert_error(broken, 400, MALFORMED_JSON)
+    assert_error(server.post("/v1/scenes", json={"ply_path": 3}), 422, BAD_REQUEST)
+    assert_error(server.post("/v1/scenes", json={"nonsense": True}), 422, BAD_REQUEST)
+    assert_error(server.post("/v1/jobs", json={"scene_id": "a" * 64, "masks": {"source": "magic"}}), 422, BAD_REQUEST)
+    assert_error(server.get("/v1/nowhere"), 404, NOT_FOUND)
+    assert_error(server.client.delete("/v1/health"), 405, METHOD_NOT_ALLOWED)
+    assert_error(server.get("/v1/scenes/" + "0" * 64), 404, UNKNOWN_SCENE)
+    assert_error(server.get("/v1/jobs/" + "0" * 32), 404, JOB_NOT_FOUND)
 
 
 def test_unknown_training_settings_are_rejected(server, tiny_synthetic_scene):
     scene_id = server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
                                                "dataset_path": str(tiny_synthetic_scene.dataset_path)}).json()["scene_id"]
     masks = {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}
-    error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": "tiny",
-                                                       "settings": {"no_such_setting": 1}}), 422, "bad_request")
+    error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": PRESET_TINY,
+                                                       "settings": {"no_such_setting": 1}}), 422, BAD_REQUEST)
     assert "no_such_setting" in error["message"]
-    assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": "tiny",
-                                               "settings": {"iterations": 2.5}}), 422, "bad_request")
-    assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam"}}), 400, "sam_not_configured")
+    assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": PRESET_TINY,
+                                               "settings": {"iterations": 2.5}}), 422, BAD_REQUEST)
+    assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam"}}), 400, SAM_NOT_CONFIGURED)
 
 
 def test_sam_masks_with_a_bad_checkpoint_fail_the_job_clearly(start_server, tiny_synthetic_scene, tmp_path):
@@ -192,19 +198,19 @@ def test_sam_masks_with_a_bad_checkpoint_fail_the_job_clearly(start_server, tiny
     scene_id = server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
                                                "dataset_path": str(tiny_synthetic_scene.dataset_path)}).json()["scene_id"]
     error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": {"source": "sam", "settings": {"points_per_sid": 8}}}),
-                         422, "bad_request")
+                         422, BAD_REQUEST)
     assert "points_per_sid" in error["message"]
-    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny",
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY,
                                         "masks": {"source": "sam", "settings": {"points_per_side": 8}}})
     assert job.status_code == 202, job.text
     final = server.wait_for_job(job.json()["job_id"], timeout=120)
-    assert final["state"] == "failed" and final["error"]["code"] == "invalid_masks", final
+    assert final["state"] == FAILED and final["error"]["code"] == INVALID_MASKS, final
     assert "not_a_sam_checkpoint.pth" in final["error"]["message"]
     # The SAM settings of the request reach the generator (checked before the checkpoint is read).
-    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny",
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY,
                                         "masks": {"source": "sam", "settings": {"input_size": 500}}})
     final = server.wait_for_job(job.json()["job_id"], timeout=120)
-    assert final["state"] == "failed" and "SAM input_size 500" in final["error"]["message"], final
+    assert final["state"] == FAILED and "SAM input_size 500" in final["error"]["message"], final
 
 
 # -- bounds: what a request may cost ---------------------------------------------------------------
@@ -229,7 +235,7 @@ def scene_with_field(server, tiny_synthetic_scene, tmp_path_factory) -> str:
     n = len(read_gaussian_ply(tiny_synthetic_scene.ply_path))
     features = np.random.default_rng(0).normal(size=(n, 24)).astype(np.float32)
     path = tmp_path_factory.mktemp("field") / "field.npz"
-    FeatureField(features, {}, {"scene_hash": scene_id, "settings": TrainConfig.preset("tiny").to_dict()}).save(path)
+    FeatureField(features, {}, {"scene_hash": scene_id, "settings": TrainConfig.preset(PRESET_TINY).to_dict()}).save(path)
     uploaded = server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", path.read_bytes())})
     assert uploaded.status_code == 200, uploaded.text
     return scene_id
@@ -238,8 +244,8 @@ def scene_with_field(server, tiny_synthetic_scene, tmp_path_factory) -> str:
 @pytest.mark.parametrize("size", [dict(width=100_000, height=100_000), dict(width=2**31 - 1), dict(height=10**18),
                                   dict(width=20_000, height=20_000)])
 def test_a_camera_larger_than_the_server_renders_is_refused(server, scene_with_field, size):
-    body = {"camera": camera_dict(**size), "pixel": [0.5, 0.5], "level": "coarse"}
-    error = assert_error(server.post(f"/v1/scenes/{scene_with_field}/click", json=body), 400, "bad_camera")
+    body = {"camera": camera_dict(**size), "pixel": [0.5, 0.5], "level": COARSE}
+    error = assert_error(server.post(f"/v1/scenes/{scene_with_field}/click", json=body), 400, BAD_CAMERA)
     assert "limit" in error["message"] and ("width" in error["message"] or "height" in error["message"])
     # The largest camera allowed is clicked like any other.
     largest = camera_dict(width=32_768, height=4096, cx=16_384.0, cy=2048.0)
@@ -250,16 +256,16 @@ def test_a_camera_larger_than_the_server_renders_is_refused(server, scene_with_f
 def test_camera_intrinsics_must_be_finite(server, scene_with_field):
     scene_id = scene_with_field
     for key, value in (("fx", "1e400"), ("cy", "NaN"), ("fx", "0.0"), ("near", "-Infinity")):
-        body = json.dumps({"camera": camera_dict(**{key: 12345.0}), "pixel": [0.5, 0.5], "level": "coarse"})
+        body = json.dumps({"camera": camera_dict(**{key: 12345.0}), "pixel": [0.5, 0.5], "level": COARSE})
         body = body.replace("12345.0", value)
         response = server.post(f"/v1/scenes/{scene_id}/click", content=body, headers={"Content-Type": "application/json"})
         assert response.status_code in (400, 422), response.text
         error = response.json()["error"]
-        assert key in error["message"] or error["code"] == "malformed_json", error
+        assert key in error["message"] or error["code"] == MALFORMED_JSON, error
     # Finite, but beyond the renderer's float32 (found by the fuzz run: a 500 before the bound).
     for key, value in (("fx", 1e308), ("fy", 1e-300), ("cx", -1e200), ("far", 1e39)):
-        body = {"camera": camera_dict(**{key: value}), "pixel": [0.5, 0.5], "level": "coarse"}
-        error = assert_error(server.post(f"/v1/scenes/{scene_id}/click", json=body), 400, "bad_camera")
+        body = {"camera": camera_dict(**{key: value}), "pixel": [0.5, 0.5], "level": COARSE}
+        error = assert_error(server.post(f"/v1/scenes/{scene_id}/click", json=body), 400, BAD_CAMERA)
         assert f"camera.{key}" in error["message"] and "limit" in error["message"]
 
 
@@ -270,11 +276,11 @@ def test_camera_intrinsics_must_be_finite(server, scene_with_field):
 def test_training_settings_out_of_range_are_refused_at_submission(server, tiny_synthetic_scene, setting, value):
     scene_id = open_tiny_scene(server, tiny_synthetic_scene)
     masks = {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}
-    response = server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": "tiny",
+    response = server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "preset": PRESET_TINY,
                                              "settings": {setting: value}})
     if response.status_code == 202:  # never leave a runaway training behind for the other tests
         server.post(f"/v1/jobs/{response.json()['job_id']}/cancel")
-    error = assert_error(response, 422, "bad_request")
+    error = assert_error(response, 422, BAD_REQUEST)
     assert f"settings.{setting}" in error["message"]
 
 
@@ -283,7 +289,7 @@ def test_many_unknown_settings_give_a_short_error(server, tiny_synthetic_scene):
     masks = {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}
     unknown = {f"s{index}": 1 for index in range(50_000)}
     error = assert_error(server.post("/v1/jobs", json={"scene_id": scene_id, "masks": masks, "settings": unknown}),
-                         422, "bad_request")
+                         422, BAD_REQUEST)
     assert "s0" in error["message"] and "unknown setting" in error["message"] and len(error["message"]) <= 2048
 
 
@@ -291,7 +297,7 @@ def test_json_body_size_is_limited_and_never_echoed(server):
     marker = "SECRET-BODY-MARKER"
     big = json.dumps({"ply_path": marker * (2 * 2**20 // len(marker))}).encode()
     error = assert_error(server.post("/v1/scenes", content=big, headers={"Content-Type": "application/json"}),
-                         413, "request_too_large")
+                         413, REQUEST_TOO_LARGE)
     assert marker not in error["message"] and "--max-json-kb" in error["message"]
 
     def chunks():  # no Content-Length: the server counts what arrives
@@ -299,9 +305,9 @@ def test_json_body_size_is_limited_and_never_echoed(server):
             yield big[start:start + 65536]
 
     streamed = server.post("/v1/scenes", content=chunks(), headers={"Content-Type": "application/json"})
-    assert marker not in assert_error(streamed, 413, "request_too_large")["message"]
+    assert marker not in assert_error(streamed, 413, REQUEST_TOO_LARGE)["message"]
     broken = server.post("/v1/scenes", content=b'{"ply_path": "' + marker.encode(), headers={"Content-Type": "application/json"})
-    assert marker not in assert_error(broken, 400, "malformed_json")["message"]
+    assert marker not in assert_error(broken, 400, MALFORMED_JSON)["message"]
     assert server.get("/v1/health").status_code == 200
 
 
@@ -328,12 +334,12 @@ def test_feature_field_uploads_are_bounded_by_their_decompressed_size(server, ti
     bomb = npz_with_member("features.npy", (200 * 2**20 // 96, 24), zeros=200 * 2**20)
     assert len(bomb) < 1024 * 1024
     error = assert_error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", bomb)}),
-                         400, "invalid_field")
+                         400, INVALID_FIELD)
     assert "features" in error["message"] and str(n) in error["message"]
     # A header declaring 10^12 x 24 values over a few bytes of data: refused before any allocation.
     liar = npz_with_member("features.npy", (10**12, 24), data=bytes(96))
     error = assert_error(server.put(f"/v1/scenes/{scene_id}/field", files={"file": ("field.npz", liar)}),
-                         400, "invalid_field")
+                         400, INVALID_FIELD)
     assert "1000000000000" in error["message"]
     assert server.get("/v1/health").status_code == 200
 
@@ -345,7 +351,7 @@ def test_a_loopback_server_answers_only_to_loopback_host_names(server):
                  f"[::1]:{server.port}", f"LOCALHOST:{server.port}"):
         assert server.get("/v1/health", headers={"Host": host}).status_code == 200, host
     for host in (f"evil.example:{server.port}", "attacker.test", f"127.0.0.1.evil.example:{server.port}", "x" * 5000):
-        error = assert_error(server.get("/v1/health", headers={"Host": host}), 400, "bad_host")
+        error = assert_error(server.get("/v1/health", headers={"Host": host}), 400, BAD_HOST)
         assert "--allowed-host" in error["message"] and len(error["message"]) <= 2048
 
 
@@ -353,7 +359,7 @@ def test_allowed_host_adds_a_name(start_server, data_root):
     server = start_server(data_roots=[data_root[0]], args=["--allowed-host", "splats.lan"])
     assert server.get("/v1/health", headers={"Host": f"splats.lan:{server.port}"}).status_code == 200
     assert server.get("/v1/health", headers={"Host": f"localhost:{server.port}"}).status_code == 200
-    assert_error(server.get("/v1/health", headers={"Host": "other.lan"}), 400, "bad_host")
+    assert_error(server.get("/v1/health", headers={"Host": "other.lan"}), 400, BAD_HOST)
 
 
 # -- files inside a dataset are confined like every other path ----------------------------------------
@@ -377,7 +383,7 @@ def test_a_symlinked_image_pointing_outside_the_data_roots_is_refused(server, ti
     image = sorted(p.name for p in tiny_synthetic_scene.images_dir.iterdir())[0]
     dataset = linked_dataset(tiny_synthetic_scene, data_root, "linked_image", f"images/{image}")
     error = assert_error(server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
-                                                         "dataset_path": str(dataset)}), 403, "outside_data_root")
+                                                         "dataset_path": str(dataset)}), 403, OUTSIDE_DATA_ROOT)
     assert image in error["message"] and "outside" in error["message"]
 
 
@@ -385,7 +391,7 @@ def test_a_symlinked_camera_file_pointing_outside_the_data_roots_is_refused(serv
     model = next((tiny_synthetic_scene.dataset_path / "sparse" / "0").glob("cameras.*")).name
     dataset = linked_dataset(tiny_synthetic_scene, data_root, "linked_cameras", f"sparse/0/{model}")
     error = assert_error(server.post("/v1/scenes", json={"ply_path": str(tiny_synthetic_scene.ply_path),
-                                                         "dataset_path": str(dataset)}), 403, "outside_data_root")
+                                                         "dataset_path": str(dataset)}), 403, OUTSIDE_DATA_ROOT)
     assert model in error["message"]
 
 
@@ -399,10 +405,10 @@ def test_a_symlinked_mask_pointing_outside_the_data_roots_fails_the_job(server, 
         first.unlink()
         first.symlink_to(outside.parent / first.name)
     scene_id = open_tiny_scene(server, tiny_synthetic_scene)
-    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "masks": {"source": "folder", "path": str(masks)}})
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY, "masks": {"source": "folder", "path": str(masks)}})
     assert job.status_code == 202, job.text
     final = server.wait_for_job(job.json()["job_id"], timeout=120)
-    assert final["state"] == "failed" and final["error"]["code"] == "outside_data_root", final
+    assert final["state"] == FAILED and final["error"]["code"] == OUTSIDE_DATA_ROOT, final
 
 
 # -- PLYs: no content echoed, no empty scenes --------------------------------------------------------------
@@ -410,17 +416,17 @@ def test_a_symlinked_mask_pointing_outside_the_data_roots_fails_the_job(server, 
 def test_a_ply_error_never_echoes_the_file_content(server, data_root):
     secret = data_root[0] / "security_probe" / "credentials.ply"
     secret.write_text("password=hunter2 and more\n")
-    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(secret)}), 400, "invalid_ply")
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(secret)}), 400, INVALID_PLY)
     assert "credentials.ply" in error["message"] and "hunter2" not in error["message"] and "password" not in error["message"]
 
 
 def test_a_ply_without_gaussians_is_refused_before_any_work(server, data_root, tiny_synthetic_scene):
     empty = data_root[0] / "security_probe" / "empty.ply"
     write_gaussian_ply(empty, read_gaussian_ply(tiny_synthetic_scene.ply_path).subset(np.zeros(0, dtype=int)))
-    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(empty)}), 400, "invalid_ply")
+    error = assert_error(server.post("/v1/scenes", json={"ply_path": str(empty)}), 400, INVALID_PLY)
     assert "no Gaussians" in error["message"] and "empty.ply" in error["message"]
     upload = server.post("/v1/scenes/upload", files={"file": ("empty.ply", empty.read_bytes())})
-    assert "no Gaussians" in assert_error(upload, 400, "invalid_ply")["message"]
+    assert "no Gaussians" in assert_error(upload, 400, INVALID_PLY)["message"]
 
 
 # -- SIGTERM with a half-sent upload ---------------------------------------------------------------------
@@ -429,7 +435,7 @@ def test_sigterm_with_a_half_sent_upload_stops_promptly_and_interrupts_training(
     cache = tmp_path / "cache"
     server = start_server(data_roots=[tiny_synthetic_scene.root], cache_dir=cache)
     scene_id = open_tiny_scene(server, tiny_synthetic_scene)
-    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": "tiny", "settings": {"iterations": 3000},
+    job = server.post("/v1/jobs", json={"scene_id": scene_id, "preset": PRESET_TINY, "settings": {"iterations": 3000},
                                         "masks": {"source": "folder", "path": str(tiny_synthetic_scene.masks_dir)}})
     assert job.status_code == 202, job.text
     job_id = job.json()["job_id"]
@@ -444,7 +450,7 @@ def test_sigterm_with_a_half_sent_upload_stops_promptly_and_interrupts_training(
         server.process.wait(timeout=30)
         stopped_after = time.monotonic() - started
     record = json.loads((cache / "jobs" / job_id / "job.json").read_text())
-    assert record["state"] == "interrupted" and record["iteration"] < 3000, record
+    assert record["state"] == INTERRUPTED and record["iteration"] < 3000, record
     assert stopped_after < 15, stopped_after
     server.start()  # same cache: the job is there, resumable
-    assert server.get(f"/v1/jobs/{job_id}").json()["state"] == "interrupted"
+    assert server.get(f"/v1/jobs/{job_id}").json()["state"] == INTERRUPTED

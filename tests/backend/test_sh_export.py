@@ -45,7 +45,7 @@ def look_at(eye, target) -> np.ndarray:
 def render(cloud: GaussianCloud, world_to_camera: np.ndarray) -> np.ndarray:
     camera = Camera(world_to_camera, 64, 48, 70.0, 70.0, 32.0, 24.0)
     with torch.no_grad():
-        result = rasterize(GaussianTensors.from_cloud(cloud), view_colors(cloud, camera), camera, backend="torch")
+        result = rasterize(GaussianTensors.from_cloud(cloud), view_colors(cloud, camera), camera, rasterizer="torch")
     return result.features.numpy()
 
 

@@ -10,31 +10,39 @@ import torch
 
 from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_TINY
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, visible_gaussians
 from clickgauss_backend.features.field import FeatureField
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
-from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges, train_feature_field
-from clickgauss_backend.scene import Scene
+from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
+from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges
+from clickgauss_backend.splat_scene import SplatScene
 
-CONFIG = TrainConfig.preset("tiny")
+CONFIG = TrainConfig.preset(PRESET_TINY)
 # Determinism and resume need several runs; a short schedule (GFL included) keeps them cheap.
-SHORT = CONFIG.with_changes(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
+SHORT_CHANGES = dict(iterations=30, gfl_start=10, gfl_refresh_every=10, checkpoint_every=10)
+SHORT = CONFIG.with_changes(**SHORT_CHANGES)
 
 
 class Setup:
     def __init__(self, synthetic, cache_dir):
         self.synthetic = synthetic
-        self.scene = Scene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
+        self.cache_dir = cache_dir
+        self.scene = SplatScene.load(synthetic.ply_path, dataset_path=synthetic.dataset_path)
         self.train_views = [self.scene.views[i] for i in synthetic.train_indices]
         self.masks = MaskStore.build(PrecomputedMasks(synthetic.masks_dir), self.train_views,
                                      lambda view: (view.camera.width, view.camera.height), cache_dir)
 
-    def train(self, **kwargs):
-        return train_feature_field(self.scene, self.masks, kwargs.pop("config", CONFIG),
-                                   views=self.train_views, **kwargs)
+    def train(self, overrides=None, seed=0, checkpoint_dir=None, progress=None, should_stop=None):
+        """Through the one training pipeline, on the synthetic scene's training views (test views held out)."""
+        request = TrainingRequest(MaskChoice("folder", str(self.synthetic.masks_dir)), preset=PRESET_TINY,
+                                  overrides=overrides or {}, seed=seed)
+        places = TrainingPlaces(view_cache_dir=self.cache_dir / "views", mask_cache_dir=self.cache_dir,
+                                checkpoint_dir=checkpoint_dir)
+        return run_training(request, self.scene, places, progress, should_stop, views=self.train_views)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,10 +67,14 @@ def trained(setup):
     return field, events
 
 
-def test_progress_reports_every_stage_and_the_losses(trained):
+def test_progress_reports_every_stage_and_the_losses(trained, setup):
     field, events = trained
     stages = [e.stage for e in events]
-    assert stages[0] == "masks" and stages[-1] == "done"
+    assert stages[0] == "masks" and stages[-1] == DONE
+    # The "masks" stage is counted once, 0..N, before any other stage (not once per pipeline step).
+    masks = [e.iteration for e in events if e.stage == "masks"]
+    assert masks[0] == 0 and masks[-1] == len(setup.train_views) and masks == sorted(set(masks))
+    assert stages[:len(masks)] == ["masks"] * len(masks)
     assert "clustering" in stages and "training" in stages
     last_training = [e for e in events if e.stage == "training"][-1]
     assert last_training.iteration == last_training.total == CONFIG.iterations
@@ -81,15 +93,15 @@ def test_field_metadata_describes_the_training(trained, setup):
 
 @pytest.fixture(scope="module")
 def short_run(setup):
-    return setup.train(config=SHORT, seed=0)
+    return setup.train(SHORT_CHANGES, seed=0)
 
 
 def test_same_seed_gives_identical_features_and_another_seed_does_not(short_run, setup):
-    again = setup.train(config=SHORT, seed=0)
+    again = setup.train(SHORT_CHANGES, seed=0)
     np.testing.assert_array_equal(again.features, short_run.features)
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         np.testing.assert_array_equal(again.clusters[level], short_run.clusters[level])
-    other = setup.train(config=SHORT, seed=1)
+    other = setup.train(SHORT_CHANGES, seed=1)
     assert not np.array_equal(other.features, short_run.features)
 
 
@@ -105,41 +117,41 @@ def test_resume_after_cancel_equals_uninterrupted_training(short_run, setup, tmp
             seen.append(event.iteration)
 
     with pytest.raises(TrainingCancelled):
-        setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=count, should_cancel=cancel_after_25)
+        setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path, progress=count, should_stop=cancel_after_25)
     assert max(seen) == 25 < SHORT.iterations
     resumed_events = []
-    resumed = setup.train(config=SHORT, seed=0, checkpoint_dir=tmp_path, progress=resumed_events.append)
+    resumed = setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path, progress=resumed_events.append)
     first = [e.iteration for e in resumed_events if e.stage == "training"][0]
     assert first == 21  # continued after the checkpoint of iteration 20, not from zero
     np.testing.assert_array_equal(resumed.features, field.features)
-    for level in ("coarse", "fine"):
+    for level in (COARSE, FINE):
         np.testing.assert_array_equal(resumed.clusters[level], field.clusters[level])
 
 
 def test_checkpoint_of_other_settings_is_refused(setup, tmp_path):
-    setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT.with_changes(iterations=10))
+    setup.train({**SHORT_CHANGES, "iterations": 10}, seed=0, checkpoint_dir=tmp_path)
     with pytest.raises(ClickGaussInputError, match="checkpoint"):
-        setup.train(seed=0, checkpoint_dir=tmp_path, config=SHORT)
+        setup.train(SHORT_CHANGES, seed=0, checkpoint_dir=tmp_path)
 
 
 def test_trained_click_selects_the_clicked_object(trained, setup):
     field, _ = trained
     synthetic = setup.synthetic
     counted = visible_gaussians(setup.scene.gaussians, synthetic.cameras)
-    result = evaluate_level(field, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+    result = evaluate_level(field, setup.scene.gaussians, synthetic, COARSE, synthetic.test_indices, counted,
                             threshold=0.8)
     assert len(result.per_target_3d) >= 2
     assert result.iou_3d >= 0.6 and result.iou_2d >= 0.6, result.to_dict()
 
     # the same field's features shuffled between Gaussians select nothing coherent
     shuffled = FeatureField(np.random.default_rng(0).permutation(field.features), field.clusters, field.metadata)
-    baseline = evaluate_level(shuffled, setup.scene.gaussians, synthetic, "coarse", synthetic.test_indices, counted,
+    baseline = evaluate_level(shuffled, setup.scene.gaussians, synthetic, COARSE, synthetic.test_indices, counted,
                               threshold=0.8)
     assert baseline.iou_3d < result.iou_3d - 0.3
 
-    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
-    selection = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
-    truth = synthetic.gaussian_labels("coarse") == target.label
+    target = plan_clicks(synthetic, COARSE, synthetic.test_indices)[0]
+    selection = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, COARSE)
+    truth = synthetic.gaussian_labels(COARSE) == target.label
     assert (selection & truth & counted).sum() > 0.5 * (truth & counted).sum()
 
 
@@ -147,31 +159,31 @@ def test_cli_train_click_segment_all(setup, backend_cli, tmp_path):
     synthetic = setup.synthetic
     out = tmp_path / "field.npz"
     subprocess.run([*backend_cli, "train", str(synthetic.ply_path), "--dataset", str(synthetic.dataset_path),
-                    "--masks", str(synthetic.masks_dir), "--preset", "tiny", "--out", str(out)],
+                    "--masks", str(synthetic.masks_dir), "--preset", PRESET_TINY, "--out", str(out)],
                    check=True, capture_output=True, text=True)
     field = FeatureField.load(out)
     assert field.metadata["scene_hash"] == setup.scene.content_hash
 
-    target = plan_clicks(synthetic, "coarse", synthetic.test_indices)[0]
+    target = plan_clicks(synthetic, COARSE, synthetic.test_indices)[0]
     camera_json = tmp_path / "camera.json"
     camera_json.write_text(json.dumps(wire.camera_to_dict(synthetic.cameras[target.view_index])))
     mask_path = tmp_path / "mask.npy"
     subprocess.run([*backend_cli, "click", str(out), str(synthetic.ply_path), "--camera", str(camera_json),
-                    "--pixel", str(target.pixel[0]), str(target.pixel[1]), "--level", "coarse",
+                    "--pixel", str(target.pixel[0]), str(target.pixel[1]), "--level", COARSE,
                     "--out", str(mask_path)], check=True, capture_output=True, text=True)
     selection = np.load(mask_path)
-    expected = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, "coarse")
+    expected = click(field, setup.scene.gaussians, synthetic.cameras[target.view_index], target.pixel, COARSE)
     np.testing.assert_array_equal(selection, expected)
     assert selection.any()
 
     ids_path = tmp_path / "ids.npz"
     subprocess.run([*backend_cli, "segment-all", str(out), "--out", str(ids_path)], check=True, capture_output=True)
     with np.load(ids_path) as ids:
-        np.testing.assert_array_equal(ids["coarse"], field.cluster_ids("coarse"))
-        assert ids["fine"].shape == (len(field),)
+        np.testing.assert_array_equal(ids[COARSE], field.cluster_ids(COARSE))
+        assert ids[FINE].shape == (len(field),)
 
     bad = subprocess.run([*backend_cli, "click", str(tmp_path / "nope.npz"), str(synthetic.ply_path), "--camera",
-                          str(camera_json), "--pixel", "1", "1", "--level", "coarse", "--out", str(mask_path)],
+                          str(camera_json), "--pixel", "1", "1", "--level", COARSE, "--out", str(mask_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "nope.npz" in bad.stderr
 
@@ -202,12 +214,12 @@ def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):
     assert np.array_equal(paper.sampling_weight > 0, coarse > 0)
     assert np.isclose(paper.sampling_weight.sum(), len(np.unique(coarse[coarse > 0])) + len(np.unique(fine[fine > 0])))
     # edges dropped at each level; what no mask covers is sampled with the mass of one mask per level
-    for level, ids in (("coarse", coarse), ("fine", fine)):
+    for level, ids in ((COARSE, coarse), (FINE, fine)):
         edges = mask_edges(ids.reshape(np.asarray(raw.coarse).shape)).reshape(-1)
         assert edges.any() and not robust.ids[level][edges].any()
         assert np.array_equal(robust.ids[level][~edges], ids[~edges])
     assert robust.unmasked.any() and not (robust.unmasked & (coarse > 0)).any()
-    masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in ("coarse", "fine"))
+    masked_mass = sum(len(np.unique(robust.ids[level][robust.ids[level] > 0])) for level in (COARSE, FINE))
     assert np.isclose(robust.sampling_weight[robust.unmasked].sum(), 2.0)
     assert np.isclose(robust.sampling_weight.sum(), masked_mass + 2.0)
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from clickgauss_core.datasets import load_poses
 from clickgauss_core.ply import read_splat_file
+from clickgauss_core.protocol import COARSE, DONE, INVALID_DATASET, PRESET_TINY
 
 from clickgauss_backend.features.masks import write_mask_png
 from clickgauss_backend.render import GaussianTensors
@@ -168,7 +169,7 @@ def test_train_without_a_dataset_uses_virtual_views(tiny_synthetic_scene, backen
     synthetic = tiny_synthetic_scene
     ply, masks, cloud, gaussians = splat_alone_with_masks(synthetic, tmp_path, ViewSettings(count=8, resolution=64))
     out = tmp_path / "field.npz"
-    run = subprocess.run([*backend_cli, "train", str(ply), "--masks", str(masks), "--preset", "tiny",
+    run = subprocess.run([*backend_cli, "train", str(ply), "--masks", str(masks), "--preset", PRESET_TINY,
                           "--count", "8", "--resolution", "64", "--out", str(out)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -180,7 +181,7 @@ def test_train_without_a_dataset_uses_virtual_views(tiny_synthetic_scene, backen
     assert field.features.shape == (len(cloud), 24)
     # a click on an object in one of the scene's own (never used) photos selects mostly that object
     assert clicked_object_share(synthetic, gaussians,
-                                lambda camera, pixel: click(field, gaussians, camera, pixel, "coarse")) > 0.5
+                                lambda camera, pixel: click(field, gaussians, camera, pixel, COARSE)) > 0.5
 
 
 def test_server_trains_a_scene_without_photos(tiny_synthetic_scene, start_server, tmp_path):
@@ -191,9 +192,9 @@ def test_server_trains_a_scene_without_photos(tiny_synthetic_scene, start_server
     server = start_server(data_roots=[tmp_path], cache_dir=tmp_path / "cache")
     scene = server.post("/v1/scenes", json={"ply_path": str(ply)}).json()
     assert scene["n_views"] == 0 and scene["view_source"] == "planned"
-    request = {"scene_id": scene["scene_id"], "preset": "tiny", "masks": {"source": "folder", "path": str(masks)}}
+    request = {"scene_id": scene["scene_id"], "preset": PRESET_TINY, "masks": {"source": "folder", "path": str(masks)}}
     refused = server.post("/v1/jobs", json={**request, "views": {"source": "photos"}})
-    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_dataset"
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == INVALID_DATASET
     refused = server.post("/v1/jobs", json={**request, "views": {"source": "poses"}})
     assert refused.status_code == 422 and "poses" in refused.text
     refused = server.post("/v1/jobs", json={**request, "views": {"up": [0, 0, 0]}})
@@ -202,11 +203,11 @@ def test_server_trains_a_scene_without_photos(tiny_synthetic_scene, start_server
     assert job.status_code == 202, job.text
     assert job.json()["request"]["views"]["source"] == "auto"
     final = server.wait_for_job(job.json()["job_id"])
-    assert final["state"] == "done", final
+    assert final["state"] == DONE, final
 
     def selection_for(camera, pixel):
         answer = server.post(f"/v1/scenes/{scene['scene_id']}/click",
-                             json={"camera": wire.camera_to_dict(camera), "pixel": list(pixel), "level": "coarse"})
+                             json={"camera": wire.camera_to_dict(camera), "pixel": list(pixel), "level": COARSE})
         assert answer.status_code == 200, answer.text
         return wire.decode_mask(answer.json()["mask"], len(cloud))
 

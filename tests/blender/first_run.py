@@ -73,7 +73,7 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
         # Shift+click's path after the viewport: the middle of the table (object 1) from a view's eye.
         with np.load(os.path.join(scene, "labels.npz")) as labels:
             truth = labels["gaussian_objects"] == 1
-        from clickgauss_core import wire
+        from clickgauss_core import blender_view
         from clickgauss_core.datasets import load_dataset
         from clickgauss_core.ply import read_gaussian_ply
 
@@ -82,9 +82,9 @@ def main(addon_zip: str, scene: str, result_path: str) -> None:
         eye = load_dataset(scene).views[0].camera.center
         view, window = viewport_matrices(eye, points.positions[truth].mean(axis=0), 320, 240, fov_deg=55)
         region_xy = visible_pixel(points.positions, radii, truth, view, window, 320, 240)
-        camera = wire.camera_from_blender_view(view, window, 320, 240, np.eye(4))
+        camera = blender_view.camera_from_blender_view(view, window, 320, 240, np.eye(4))
         client = click.client_from_preferences(bpy.context)
-        click.start_click(client, obj, camera, wire.blender_region_to_pixel(*region_xy, 240), "coarse", None, "NEW")
+        click.start_click(client, obj, camera, blender_view.blender_region_to_pixel(*region_xy, 240), "coarse", None, "NEW")
         deliver_until(session, lambda: obj.name in session.STATE.clicks or obj.name in session.STATE.errors, "click")
         selected = selection.get_selection(obj)
         result["click"] = {"error": session.STATE.errors.get(obj.name), "selected": int(selected.sum()),

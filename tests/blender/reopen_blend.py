@@ -24,7 +24,7 @@ def run_sequence(module, obj, clicks, out: Path) -> dict:
     """Each click (NEW), the selected cg_ids; then grow the last one to coarse segments; segment
     everything (coarse) into objects; export the first segment. Returns what happened."""
     import bpy
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view
     from clickgauss_core.ply import read_gaussian_ply
 
     local, selection, mesh_io = (module(name) for name in ("blender.click", "blender.selection",
@@ -39,8 +39,8 @@ def run_sequence(module, obj, clicks, out: Path) -> dict:
 
     for click in clicks:
         view, window = np.array(click["view"]), np.array(click["window"])
-        camera = wire.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
-        pixel = wire.blender_region_to_pixel(*click["region"], 120)
+        camera = blender_view.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
+        pixel = blender_view.blender_region_to_pixel(*click["region"], 120)
         local.click_locally(obj, camera, pixel, click["level"], None, "NEW")
         results["clicks"].append(selected_ids(obj))
     assert bpy.ops.clickgauss.grow_selection(level="coarse") == {"FINISHED"}

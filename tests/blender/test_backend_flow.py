@@ -86,7 +86,7 @@ def connected_object(clean_scene, addon_module, backend, training_run, synthetic
 
 def _click_object(addon_module, backend, obj, synthetic_scene, label, orthographic, mode="NEW", level="coarse"):
     """Click the centre of GT object `label` as seen from the first training view's position."""
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view
     from clickgauss_core.datasets import load_dataset
 
     mesh_io = addon_module("blender.mesh_io")
@@ -105,13 +105,13 @@ def _click_object(addon_module, backend, obj, synthetic_scene, label, orthograph
     log_scales = np.stack([mesh_io.read_attribute(obj.data, f"scale_{i}") for i in range(3)], axis=1)
     radii = np.exp(log_scales.max(axis=1)) * scale
     region_xy = visible_pixel(points_world, radii, truth == label, view, window, width, height)
-    camera = wire.camera_from_blender_view(view, window, width, height, world)
+    camera = blender_view.camera_from_blender_view(view, window, width, height, world)
     assert camera.projection == ("orthographic" if orthographic else "perspective")
     # The camera (object-local frame, top-left pixels) sees the Gaussians where the viewport does.
     region, _ = project_to_region(points_world, view, window, width, height)
     uv, _ = camera.project(local)
     np.testing.assert_allclose(uv, np.stack([region[:, 0], height - region[:, 1]], axis=1), atol=1e-3)
-    pixel = wire.blender_region_to_pixel(*region_xy, height)
+    pixel = blender_view.blender_region_to_pixel(*region_xy, height)
     return _click_through_operator_path(addon_module, backend, obj, camera, pixel, level, mode), truth
 
 

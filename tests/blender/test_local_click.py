@@ -98,7 +98,7 @@ def _random_view(rng, obj, orthographic, width=160, height=120):
 
 @pytest.mark.parametrize("orthographic", [False, True], ids=["perspective", "orthographic"])
 def test_in_blender_click_equals_the_backend_click(stored_object, backend, orthographic):
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view, wire
 
     storage, selection = _module("blender.field_storage"), _module("blender.selection")
     obj = stored_object
@@ -108,8 +108,8 @@ def test_in_blender_click_equals_the_backend_click(stored_object, backend, ortho
     for k in range(CLICKS // 2):
         level = ("coarse", "fine")[k % 2]
         view, window, region_xy = _random_view(rng, obj, orthographic)
-        camera = wire.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
-        pixel = wire.blender_region_to_pixel(*region_xy, 120)
+        camera = blender_view.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
+        pixel = blender_view.blender_region_to_pixel(*region_xy, 120)
         ours = storage.local_click(obj, camera, pixel, level)
         answer = backend.click(scene_id, wire.camera_to_dict(camera), pixel, level)
         theirs = selection.per_vertex(obj, wire.decode_mask(answer["mask"]))
@@ -153,15 +153,15 @@ def test_features_are_stored_as_point_attributes_and_not_exported(stored_object,
 
 def _click_sequence(obj, rng, count=6):
     """Views, pixels and levels of a few clicks that hit something (fixed by the seed)."""
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view
 
     storage = _module("blender.field_storage")
     clicks = []
     while len(clicks) < count:
         view, window, region_xy = _random_view(rng, obj, orthographic=len(clicks) % 3 == 2)
         level = ("coarse", "fine")[len(clicks) % 2]
-        camera = wire.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
-        pixel = wire.blender_region_to_pixel(*region_xy, 120)
+        camera = blender_view.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
+        pixel = blender_view.blender_region_to_pixel(*region_xy, 120)
         if storage.local_click(obj, camera, pixel, level).selected.any():
             clicks.append({"view": view.tolist(), "window": window.tolist(), "region": list(region_xy), "level": level})
     return clicks
@@ -217,7 +217,7 @@ def _run_sequence(object_name, clicks, out: Path) -> dict:
 
 
 def test_live_threshold_rethresholds_the_last_click(stored_object):
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view
 
     storage, local = _module("blender.field_storage"), _module("blender.click")
     selection = _module("blender.selection")
@@ -228,8 +228,8 @@ def test_live_threshold_rethresholds_the_last_click(stored_object):
     selection.set_selection(obj, np.zeros(len(obj.data.vertices), dtype=bool))
     clicks = _click_sequence(obj, np.random.default_rng(5), count=1)
     view, window = np.array(clicks[0]["view"]), np.array(clicks[0]["window"])
-    camera = wire.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
-    pixel = wire.blender_region_to_pixel(*clicks[0]["region"], 120)
+    camera = blender_view.camera_from_blender_view(view, window, 160, 120, np.array(obj.matrix_world))
+    pixel = blender_view.blender_region_to_pixel(*clicks[0]["region"], 120)
     level = clicks[0]["level"]
     result = local.click_locally(obj, camera, pixel, level, None, "NEW")
     calibrated = {"coarse": 0.6, "fine": 0.9}[level]
@@ -304,15 +304,15 @@ def test_a_failed_field_download_stores_nothing_and_says_so(addon, tmp_path):
 
 
 def test_a_click_in_edit_mode_reads_the_current_mesh(stored_object):
-    from clickgauss_core import wire
+    from clickgauss_core import blender_view
 
     storage, local, selection = (_module(n) for n in ("blender.field_storage", "blender.click",
                                                         "blender.selection"))
     obj = stored_object
     click = _click_sequence(obj, np.random.default_rng(21), count=1)[0]
-    camera = wire.camera_from_blender_view(np.array(click["view"]), np.array(click["window"]), 160, 120,
+    camera = blender_view.camera_from_blender_view(np.array(click["view"]), np.array(click["window"]), 160, 120,
                                            np.array(obj.matrix_world))
-    pixel = wire.blender_region_to_pixel(*click["region"], 120)
+    pixel = blender_view.blender_region_to_pixel(*click["region"], 120)
     expected = storage.local_click(obj, camera, pixel, click["level"]).selected
     bpy.context.view_layer.objects.active = obj
     assert bpy.ops.object.mode_set(mode="EDIT") == {"FINISHED"}

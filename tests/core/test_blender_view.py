@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from clickgauss_core.cameras import Camera
-from clickgauss_core.wire import blender_view_from_camera, camera_from_blender_view
+from clickgauss_core.blender_view import blender_view_from_camera, camera_from_blender_view
 
 
 def _object_matrix(angle: float, translation, scale: float) -> np.ndarray:

@@ -10,6 +10,7 @@ import pytest
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.click import ALPHA_THRESHOLD, ClickIndex, assign_to_clusters, level_slice, select, unit_rows
+from clickgauss_core.protocol import COARSE, FINE
 from clickgauss_core.stored_field import FieldRecord, StoredFieldError, read_field_archive
 
 
@@ -75,7 +76,7 @@ def test_select_and_clusters():
     selected, similarity = select(unit_rows(features), np.array([2.0, 0.0]), 0.9)
     assert selected.tolist() == [True, True, False] and similarity[0] == pytest.approx(1.0)
     assert assign_to_clusters(features, np.array([[1.0, 0.0]]), 0.75).tolist() == [0, 0, -1]
-    assert level_slice("fine", 12, 24, False) == slice(12, 24)
+    assert level_slice(FINE, 12, 24, False) == slice(12, 24)
     with pytest.raises(ValueError, match="unknown level"):
         level_slice("medium")
 
@@ -94,12 +95,12 @@ def test_field_archive_to_record_and_back():
     metadata = {"scene_hash": "ab" * 32, "settings": {"feature_dim": 24, "coarse_dim": 12, "granularity_prior": True}}
     read, record = read_field_archive(_archive(features, metadata))
     np.testing.assert_array_equal(read, features)
-    assert record.level_slices == {"coarse": (0, 12), "fine": (0, 24)}
-    assert record.thresholds == {"coarse": 0.6, "fine": 0.9}
+    assert record.level_slices == {COARSE: (0, 12), FINE: (0, 24)}
+    assert record.thresholds == {COARSE: 0.6, FINE: 0.9}
     again = FieldRecord.from_json(record.to_json())
     assert again.trained_from["scene_hash"] == "ab" * 32
-    np.testing.assert_array_equal(again.clusters["fine"], record.clusters["fine"])
-    assert again.segment_ids(features, "coarse").shape == (50,)
+    np.testing.assert_array_equal(again.clusters[FINE], record.clusters[FINE])
+    assert again.segment_ids(features, COARSE).shape == (50,)
 
 
 def test_bad_field_archives_are_named_errors():

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import WireFormatError
-from clickgauss_core.wire import (blender_region_to_pixel, camera_from_blender_view, camera_from_dict,
-                                  camera_to_dict, decode_array, decode_mask, encode_array, encode_mask)
+from clickgauss_core.blender_view import blender_region_to_pixel, camera_from_blender_view
+from clickgauss_core.wire import camera_from_dict, camera_to_dict, decode_array, decode_mask, encode_array, encode_mask
 
 
 # -- masks -------------------------------------------------------------------------------------

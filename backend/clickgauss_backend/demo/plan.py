@@ -5,6 +5,7 @@ view where the target reaches deepest, at its deepest pixel (the evaluation prot
 from __future__ import annotations
 
 from clickgauss_core import wire
+from clickgauss_core.protocol import COARSE, FINE
 
 from ..features.config import LEVELS
 from ..features.evaluate import plan_clicks
@@ -13,7 +14,7 @@ from ..synthetic.scene import SyntheticScene
 
 def click_plan(synthetic: SyntheticScene) -> list[dict]:
     """JSON-ready clicks: level, label, target name, view, camera (wire format), pixel (x, y)."""
-    names = {"coarse": synthetic.object_names, "fine": synthetic.part_names}
+    names = {COARSE: synthetic.object_names, FINE: synthetic.part_names}
     plan = []
     for level in LEVELS:
         for click in plan_clicks(synthetic, level, synthetic.test_indices):

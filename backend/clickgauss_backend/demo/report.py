@@ -11,6 +11,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from clickgauss_core.ply import read_gaussian_ply
+from clickgauss_core.protocol import COARSE, FINE
 
 from ..features.evaluate import MIN_VISIBLE_FRACTION, iou, render_selection, visible_gaussians
 from ..render import GaussianTensors, rasterize
@@ -101,8 +102,8 @@ def write_report(synthetic: SyntheticScene, plan: list[dict], selections: dict[s
     gaussians = GaussianTensors.from_cloud(cloud, "cpu")
     base_colors = cloud.colors
     counted = visible_gaussians(gaussians, synthetic.cameras)
-    results = {"coarse": [], "fine": []}
-    rows = {"coarse": [], "fine": []}
+    results = {COARSE: [], FINE: []}
+    rows = {COARSE: [], FINE: []}
     for click in plan:
         key = f"{click['level']}_{click['label']}"
         selection = selections[key]

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, FINE
 
-from .config import LEVELS, PRESETS, TrainConfig, default_preset
+from .config import LEVELS, PRESETS
 from ..views.commands import add_view_arguments, view_settings_from_args
 
 
@@ -68,42 +69,43 @@ def _print_progress(event) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..scene import Scene
-    from .masks import MaskStore, PrecomputedMasks
-    from .trainer import train_feature_field
+    from clickgauss_core.datasets import find_dataset_for_ply
 
-    from clickgauss_core.datasets import find_dataset_for_ply, load_poses
-
-    from ..views import training_views
+    from ..splat_scene import SplatScene
+    from .pipeline import (MASKS_FROM_FOLDER, MASKS_FROM_SAM, MaskChoice, TrainingPlaces, TrainingRequest,
+                           TrainingRequestError, ViewChoice, choose_views, run_training)
 
     ply = Path(args.ply)
     out = Path(args.out) if args.out else ply.with_name(ply.stem + ".features.npz")
     cache_dir = Path(args.cache_dir) if args.cache_dir else out.with_name(out.name + ".cache")
     dataset = args.dataset or (find_dataset_for_ply(ply) if args.views in ("auto", "photos") else None)
-    scene = Scene.load(ply, dataset_path=dataset, device=args.device)
-    poses = load_poses(args.poses) if args.poses else None
-    chosen = training_views(scene, cache_dir, args.views, view_settings_from_args(args), poses)
-    print(chosen.sentence() + (f" (renders in {chosen.folder})" if chosen.folder else ""), file=sys.stderr, flush=True)
+    settings = view_settings_from_args(args)  # exits with the problem when the view flags are out of range
+    views = ViewChoice(source=args.views, count=settings.count, resolution=settings.resolution, mode=settings.mode,
+                       layout=settings.layout, up=settings.up, poses_path=args.poses)
     if args.masks:
-        source = PrecomputedMasks(args.masks)
+        masks = MaskChoice(MASKS_FROM_FOLDER, args.masks)
     else:
-        from .masks import SamMaskGenerator
-        source = SamMaskGenerator(args.sam_checkpoint, model_type=args.sam_model, device=args.device,
-                                  points_per_side=args.sam_points_per_side, input_size=args.sam_input_size,
-                                  views_per_batch=args.sam_views_per_batch)
-    print(f"masks for {len(chosen.views)} views ...", file=sys.stderr, flush=True)
-    mask_store = MaskStore.build(source, chosen.views, lambda view: (view.camera.width, view.camera.height),
-                                 cache_dir / "masks")
-    checkpoint_dir = cache_dir / "checkpoint"
-    if not args.resume and checkpoint_dir.exists():
-        shutil.rmtree(checkpoint_dir)  # a fresh run must not silently continue an old one
-    config = TrainConfig.preset(args.preset or default_preset(args.device))
-    field = train_feature_field(scene, mask_store, config, progress=_print_progress,
-                                checkpoint_dir=checkpoint_dir, seed=args.seed, views=chosen.views)
+        masks = MaskChoice(MASKS_FROM_SAM, settings=dict(points_per_side=args.sam_points_per_side,
+                                                         input_size=args.sam_input_size,
+                                                         views_per_batch=args.sam_views_per_batch))
+    request = TrainingRequest(masks, views, args.preset, seed=args.seed)
+    places = TrainingPlaces(view_cache_dir=cache_dir, mask_cache_dir=cache_dir / "masks",
+                            checkpoint_dir=cache_dir / "checkpoint", device=args.device,
+                            sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model)
+    scene = SplatScene.load(ply, dataset_path=dataset, device=args.device)
+    if not args.resume and places.checkpoint_dir.exists():
+        shutil.rmtree(places.checkpoint_dir)  # a fresh run must not silently continue an old one
+    try:
+        chosen = choose_views(scene, views, places)
+        print(chosen.sentence() + (f" (renders in {chosen.folder})" if chosen.folder else ""), file=sys.stderr,
+              flush=True)
+        field = run_training(request, scene, places, progress=_print_progress, views=chosen.views)
+    except TrainingRequestError as exc:
+        raise SystemExit(f"error: {exc}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     field.save(out)
-    print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters['coarse'])} coarse / "
-          f"{len(field.clusters['fine'])} fine clusters)")
+    print(f"wrote {out} ({len(field)} Gaussians, {len(field.clusters[COARSE])} coarse / "
+          f"{len(field.clusters[FINE])} fine clusters)")
     return 0
 
 
@@ -124,12 +126,12 @@ def _read_camera(path: str):
 
 
 def run_click(args: argparse.Namespace) -> int:
-    from ..scene import Scene
+    from ..splat_scene import SplatScene
     from .field import FeatureField
     from .query import click
 
     field = FeatureField.load(args.field)
-    scene = Scene.load(args.ply, device=args.device)
+    scene = SplatScene.load(args.ply, device=args.device)
     if field.scene_hash is not None and field.scene_hash != scene.content_hash:
         raise ClickGaussInputError(args.field, f"was trained for another PLY than {args.ply} (scene hash differs)")
     selection = click(field, scene.gaussians, _read_camera(args.camera), tuple(args.pixel), args.level,

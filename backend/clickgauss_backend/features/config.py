@@ -36,7 +36,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from clickgauss_core.click import LEVELS, level_slice
+from clickgauss_core.click import level_slice
+from clickgauss_core.protocol import COARSE, FINE, LEVELS, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_TINY
 
 
 @dataclass(frozen=True)
@@ -138,13 +139,13 @@ class TrainConfig:
 
     def cluster_dims(self, level: str) -> slice | None:
         """Which dims of the level's feature HDBSCAN groups segment means by (None: all of them)."""
-        if level == "fine" and self.granularity_prior and self.fine_clusters_on_rest:
+        if level == FINE and self.granularity_prior and self.fine_clusters_on_rest:
             return slice(self.coarse_dim, self.feature_dim)
         return None
 
     def rendered_norm_target(self, level: str) -> float:
         """r_l: a pixel whose contributors all agree has the norm of one Gaussian's level feature."""
-        if level == "coarse":
+        if level == COARSE:
             return 1.0
         return math.sqrt(2.0) if self.granularity_prior else 1.0
 
@@ -175,6 +176,15 @@ class TrainConfig:
                              "the fine level needs rest dims of its own")
 
     @classmethod
+    def from_preset(cls, preset: str, overrides: dict) -> "TrainConfig":
+        """The preset with the overrides, every setting's name, type and range checked (ValueError
+        "<setting>: <problem>"): the one check of training settings, on submit and before a run."""
+        check_setting_names(overrides)
+        config = cls.preset(preset).with_changes(**overrides)
+        config.check()
+        return config
+
+    @classmethod
     def preset(cls, name: str) -> "TrainConfig":
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
@@ -193,16 +203,16 @@ OUR_CHANGES = dict(ROBUST_MASK_TERMS, fine_clusters_on_rest=True,
 
 def default_preset(device: str) -> str:
     """The preset used when none is named: "gpu" on CUDA, "cpu-fast" elsewhere."""
-    return "gpu" if str(device).startswith("cuda") else "cpu-fast"
+    return PRESET_GPU if str(device).startswith("cuda") else PRESET_CPU_FAST
 
 
 PRESETS: dict[str, dict] = {
-    "paper": {},
-    "gpu": dict(OUR_CHANGES),
-    "cpu-fast": dict(iterations=600, pixels_per_iteration=2048, learning_rate=0.05, gfl_start=400,
+    PRESET_PAPER: {},
+    PRESET_GPU: dict(OUR_CHANGES),
+    PRESET_CPU_FAST: dict(iterations=600, pixels_per_iteration=2048, learning_rate=0.05, gfl_start=400,
                      gfl_refresh_every=50, spatial_samples=20_000, gfl_pixel_stride=2, checkpoint_every=100,
                      **OUR_CHANGES),
-    "tiny": dict(iterations=150, pixels_per_iteration=1024, learning_rate=0.05, gfl_start=100,
+    PRESET_TINY: dict(iterations=150, pixels_per_iteration=1024, learning_rate=0.05, gfl_start=100,
                  gfl_refresh_every=25, spatial_samples=2_000, gfl_pixel_stride=2, checkpoint_every=25,
                  **{**OUR_CHANGES, "skip_mask_edges": False, "lambda_negative": 0.3,
                     "sampling_min_mask_fraction_fine": 0.003}),

@@ -17,6 +17,7 @@ import numpy as np
 
 from clickgauss_core.click import SEGMENT_MIN_SIMILARITY, assign_to_clusters
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, FINE
 
 from .config import LEVELS, SETTING_RANGES, TrainConfig
 
@@ -69,7 +70,7 @@ class FeatureField:
         path = os.fspath(path)
         with open(path, "wb") as handle:  # a file object keeps numpy from appending ".npz"
             np.savez(handle, features=self.features,
-                     clusters_coarse=self.clusters["coarse"], clusters_fine=self.clusters["fine"],
+                     clusters_coarse=self.clusters[COARSE], clusters_fine=self.clusters[FINE],
                      metadata_json=np.array(json.dumps(self.metadata, sort_keys=True)))
 
     @classmethod
@@ -87,7 +88,7 @@ class FeatureField:
                 if missing:
                     raise FeatureFieldError(path, f"not a ClickGauss feature field (missing {', '.join(sorted(missing))})")
                 features = data["features"]
-                clusters = {"coarse": data["clusters_coarse"], "fine": data["clusters_fine"]}
+                clusters = {COARSE: data["clusters_coarse"], FINE: data["clusters_fine"]}
                 metadata_text = str(data["metadata_json"])
         except (zipfile.BadZipFile, ValueError, OSError) as exc:
             if isinstance(exc, FeatureFieldError):

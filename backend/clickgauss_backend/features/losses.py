@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import LEVELS, TrainConfig
+from clickgauss_core.protocol import FINE
 
 OUTSIDE_EVERY_MASK = -1
 
@@ -19,7 +20,7 @@ def level_features(features: torch.Tensor, config: TrainConfig, level: str,
                    stop_coarse_gradient: bool = False) -> torch.Tensor:
     """The level-`level` part of (.., D) features; optionally sg(coarse) ⊕ rest for the fine level."""
     part = features[..., config.level_slice(level)]
-    if stop_coarse_gradient and level == "fine" and config.granularity_prior:
+    if stop_coarse_gradient and level == FINE and config.granularity_prior:
         # The fine negative term must not push apart the coarse feature two parts of one object share.
         return torch.cat([features[..., :config.coarse_dim].detach(), features[..., config.coarse_dim:]], dim=-1)
     return part
@@ -53,7 +54,7 @@ def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor
         same = same & (ids_first > 0)[:, None]
         similarity = cosine_matrix(level_features(first, config, level), level_features(second, config, level))
         positive = positive - (similarity * same).sum() / pairs
-        if config.stop_gradient and level == "fine":
+        if config.stop_gradient and level == FINE:
             similarity = cosine_matrix(level_features(first, config, level, stop_coarse_gradient=True),
                                        level_features(second, config, level, stop_coarse_gradient=True))
         over_margin = different & (similarity > config.tau(level))

@@ -2,7 +2,7 @@
 
 A mask source turns one view into `TwoLevelMasks`: two int32 (H, W) id maps, 0 = no mask. Sources:
 - `PrecomputedMasks(folder)`: `<image stem>_coarse.png` / `_fine.png` (16-bit PNG) or `.npy`.
-- `SamMaskGenerator(checkpoint, ...)` (in `sam.py`, importable from here): SAM's automatic mask
+- `SamMaskGenerator(checkpoint, ...)` (in `sam.py`, imported only when SAM is used): SAM's automatic mask
   generator; per pixel the coarse id is the largest covering mask, the fine id the smallest.
 
 `MaskStore.build(source, views, size_of_view, cache_dir)` runs a source over every view once and
@@ -32,8 +32,9 @@ from PIL import Image
 
 from clickgauss_core.confinement import check_confined
 from clickgauss_core.errors import MaskError
+from clickgauss_core.files import file_sha256
+from clickgauss_core.protocol import COARSE, FINE, LEVELS
 
-LEVELS = ("coarse", "fine")
 MASK_SUFFIXES = (".png", ".npy")
 # Bump when the cache file layout or the meaning of cached masks changes: old entries are ignored.
 CACHE_FORMAT_VERSION = 1
@@ -60,7 +61,7 @@ class TwoLevelMasks:
     def level(self, name: str) -> np.ndarray:
         if name not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, not {name!r}")
-        return self.coarse if name == "coarse" else self.fine
+        return self.coarse if name == COARSE else self.fine
 
 
 class MaskSource(Protocol):
@@ -150,14 +151,6 @@ def _view_label(view) -> str:
     return str(getattr(view, "name", None) or getattr(view, "image_path", None) or view)
 
 
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # -- sources -------------------------------------------------------------------------------------
 
 class PrecomputedMasks:
@@ -198,24 +191,16 @@ class PrecomputedMasks:
     def generate(self, view, size: tuple[int, int]) -> TwoLevelMasks:
         files = self.files_for(view)
         maps = {level: read_mask_file(path) for level, path in files.items()}
-        if maps["coarse"].shape != maps["fine"].shape:
-            raise MaskError(files["fine"], f"shape {maps['fine'].shape} differs from the coarse mask "
-                                           f"{files['coarse'].name} {maps['coarse'].shape}")
-        height, width = maps["coarse"].shape
+        if maps[COARSE].shape != maps[FINE].shape:
+            raise MaskError(files[FINE], f"shape {maps[FINE].shape} differs from the coarse mask "
+                                           f"{files[COARSE].name} {maps[COARSE].shape}")
+        height, width = maps[COARSE].shape
         want_width, want_height = size
         if abs((width / height) / (want_width / want_height) - 1.0) > ASPECT_TOLERANCE:
-            raise MaskError(files["coarse"], f"mask is {width}x{height} but view '{_view_label(view)}' is "
+            raise MaskError(files[COARSE], f"mask is {width}x{height} but view '{_view_label(view)}' is "
                                              f"{want_width}x{want_height} (another aspect ratio: "
                                              "masks of another image?)")
-        return TwoLevelMasks(resize_ids(maps["coarse"], size), resize_ids(maps["fine"], size))
-
-
-def __getattr__(name):
-    # SAM pulls in torch and segment_anything: import it only when asked for.
-    if name in ("SamMaskGenerator", "SamArchitecture", "SAM_ARCHITECTURES"):
-        from . import sam
-        return getattr(sam, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return TwoLevelMasks(resize_ids(maps[COARSE], size), resize_ids(maps[FINE], size))
 
 
 # -- the on-disk cache ---------------------------------------------------------------------------
@@ -238,7 +223,7 @@ def _save_cached(path: Path, masks: TwoLevelMasks) -> None:
 def _load_cached(path: Path) -> TwoLevelMasks:
     try:
         with np.load(path, allow_pickle=False) as data:
-            coarse, fine = data["coarse"].astype(np.int32), data["fine"].astype(np.int32)
+            coarse, fine = data[COARSE].astype(np.int32), data[FINE].astype(np.int32)
     except Exception as exc:
         raise MaskError(path, f"unreadable mask cache entry ({exc}); delete it to regenerate") from None
     coarse.setflags(write=False)  # shared through the LRU: callers must not edit it in place

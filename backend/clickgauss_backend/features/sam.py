@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 
 from clickgauss_core.errors import MaskError
+from clickgauss_core.files import file_sha256
 
-from .masks import TwoLevelMasks, file_sha256, resize_ids, two_level_from_masks
+from .masks import TwoLevelMasks, resize_ids, two_level_from_masks
 
 # SAM's native input: images are resized to this on their long side and padded to a square.
 SAM_INPUT_SIZE = 1024

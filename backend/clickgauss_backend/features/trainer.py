@@ -23,6 +23,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import COARSE, DONE, FINE
 
 from ..render import rasterize
 from . import gfl as gfl_module
@@ -93,7 +94,7 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
         coarse_edges, fine_edges = mask_edges(coarse), mask_edges(fine)
         unmasked &= ~coarse_edges.reshape(-1)
         coarse, fine = np.where(coarse_edges, 0, coarse), np.where(fine_edges, 0, fine)
-    ids = {"coarse": coarse.reshape(-1), "fine": fine.reshape(-1)}
+    ids = {COARSE: coarse.reshape(-1), FINE: fine.reshape(-1)}
     weight = np.zeros(coarse.size, dtype=np.float64)
     mask_mass = []
     for level, level_ids in ids.items():
@@ -171,7 +172,7 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
             ys, xs = np.meshgrid(np.arange(stride // 2, height, stride), np.arange(stride // 2, width, stride),
                                  indexing="ij")
             flat = (ys * width + xs).reshape(-1)
-            flat = flat[(view.ids["coarse"][flat] > 0) | (view.ids["fine"][flat] > 0)]
+            flat = flat[(view.ids[COARSE][flat] > 0) | (view.ids[FINE][flat] > 0)]
             if flat.size == 0:
                 continue
             rendered = torch.cat([
@@ -204,6 +205,136 @@ def _load_checkpoint(path: str, config: TrainConfig, scene_hash: str, seed: int)
     return state
 
 
+@dataclass
+class _TrainingState:
+    """What a checkpoint holds: the features being trained, the optimiser, both RNGs, the clusters."""
+    features: torch.Tensor
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    generator: torch.Generator
+    clusters: dict[str, np.ndarray] = field(default_factory=dict)
+    iteration: int = 0
+
+
+def _views_to_train(scene, mask_store, views: list | None) -> list:
+    views_in_dataset = list(scene.views if views is None else views)
+    if not views_in_dataset:
+        raise ClickGaussInputError(scene.ply_path, "the scene has no training views (load it with a dataset)")
+    if len(mask_store) != len(views_in_dataset):
+        raise ClickGaussInputError(scene.ply_path, f"the mask store has {len(mask_store)} views but the "
+                                                   f"dataset has {len(views_in_dataset)}")
+    return views_in_dataset
+
+
+def _read_masks(scene, mask_store, views: list, config: TrainConfig) -> tuple[_TrainingViews, list[int]]:
+    """Every view's masks read once: checks them and finds the views with mask pixels to sample."""
+    training_views = _TrainingViews(mask_store, views, config)
+    sampled_views = [index for index in range(len(training_views))
+                     if training_views.get(index).sampling_weight.any()]
+    if not sampled_views:
+        raise ClickGaussInputError(scene.ply_path, "no training view has any mask pixel")
+    return training_views, sampled_views
+
+
+def _initial_state(gaussian_count: int, config: TrainConfig, seed: int, device) -> _TrainingState:
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator().manual_seed(seed)
+    features = _initial_features(gaussian_count, config, generator).to(device).requires_grad_()
+    optimizer = torch.optim.Adam([features], lr=config.learning_rate)
+    return _TrainingState(features, optimizer, rng, generator)
+
+
+def _restore_checkpoint(path: str, state: _TrainingState, config: TrainConfig, scene_hash: str, seed: int) -> None:
+    saved = _load_checkpoint(path, config, scene_hash, seed)
+    if saved is None:
+        return
+    with torch.no_grad():
+        state.features.copy_(saved["features"].to(state.features.device))
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.rng.bit_generator.state = json.loads(saved["numpy_rng_json"])
+    state.generator.set_state(saved["torch_rng"])
+    state.clusters = {level: saved[f"clusters_{level}"].numpy() for level in LEVELS if f"clusters_{level}" in saved}
+    state.iteration = int(saved["iteration"])
+
+
+def _checkpoint(state: _TrainingState, config: TrainConfig, scene_hash: str, seed: int) -> dict:
+    saved = {"features": state.features.detach().cpu(), "optimizer": state.optimizer.state_dict(),
+             "iteration": state.iteration, "numpy_rng_json": json.dumps(state.rng.bit_generator.state),
+             "torch_rng": state.generator.get_state(), "settings_json": json.dumps(config.to_dict(), sort_keys=True),
+             "scene_hash": scene_hash, "seed": seed}
+    saved.update({f"clusters_{level}": torch.from_numpy(centres) for level, centres in state.clusters.items()})
+    return saved
+
+
+def _gfl_refresh_due(config: TrainConfig, iteration: int) -> bool:
+    return (config.gfl and iteration >= config.gfl_start
+            and (iteration - config.gfl_start) % config.gfl_refresh_every == 0)
+
+
+def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sampled_views: list[int],
+                neighbours: torch.Tensor, config: TrainConfig, iteration: int) -> dict[str, torch.Tensor]:
+    """One iteration's weighted loss terms: a view's pixels sampled, rendered, compared."""
+    features, rng, device = state.features, state.rng, state.features.device
+    gaussian_count = features.shape[0]
+    view = training_views.get(sampled_views[int(rng.integers(len(sampled_views)))])
+    probability = view.sampling_weight / view.sampling_weight.sum()
+    flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
+    result = _render_pixels(scene.gaussians, features, view.camera, flat)
+    rendered = result.features
+    segment_ids = {level: torch.from_numpy(view.ids[level][flat]).to(device) for level in LEVELS}
+    if config.unmasked_negatives:
+        opaque = result.alpha.detach() >= config.unmasked_alpha
+        outside = torch.from_numpy(view.unmasked[flat]).to(device) & opaque
+        segment_ids = {level: torch.where(outside, losses.OUTSIDE_EVERY_MASK, ids)
+                       for level, ids in segment_ids.items()}
+
+    terms: dict[str, torch.Tensor] = {}
+    positive, negative = losses.contrastive_loss(rendered, segment_ids, config)
+    terms["contrastive"] = positive + config.lambda_negative * negative
+    if config.gfl and state.clusters and iteration >= config.gfl_start:
+        gfl_total = features.new_zeros(())
+        for level in LEVELS:
+            centres = torch.from_numpy(state.clusters[level]).to(device)
+            pos, neg = losses.gfl_loss(losses.level_features(features, config, level), centres,
+                                       config.tau_global, config.tau(level))
+            gfl_total = gfl_total + pos + neg
+        terms["gfl"] = config.lambda_gfl * gfl_total
+    if config.hypersphere:
+        terms["hypersphere"] = config.lambda_hypersphere * losses.hypersphere_loss(features, config)
+    # Only pixels that take part in contrastive pairs: a pixel that sees no surface has no feature.
+    in_pairs = (segment_ids[COARSE] != 0) | (segment_ids[FINE] != 0)
+    if config.rendered_norm and bool(in_pairs.any()):
+        terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered[in_pairs], config)
+    if config.spatial and neighbours.shape[1] > 0:
+        sampled = torch.from_numpy(rng.integers(gaussian_count, size=min(config.spatial_samples, gaussian_count))).to(device)
+        terms["spatial"] = config.lambda_spatial * losses.spatial_loss(features, sampled, neighbours[sampled])
+    return terms
+
+
+def _optimizer_step(state: _TrainingState, terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One Adam step on the sum of the terms; the terms and their total as floats."""
+    total = sum(terms.values())
+    state.optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    state.optimizer.step()
+    state.iteration += 1
+    values = {name: float(value.detach()) for name, value in terms.items()}
+    values["total"] = float(total.detach())
+    return values
+
+
+def _final_field(scene, state: _TrainingState, training_views: _TrainingViews, views: list, mask_store,
+                 config: TrainConfig, seed: int, last_losses: dict) -> FeatureField:
+    final_features = state.features.detach()
+    final_clusters = compute_global_clusters(scene.gaussians, final_features, training_views, config)
+    return FeatureField(
+        features=final_features.cpu().numpy(), clusters=final_clusters,
+        metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,
+                  "gaussians": len(scene.cloud), "views": [v.name for v in views],
+                  "mask_source": mask_store.describe(), "settings": config.to_dict(), "seed": seed,
+                  "final_losses": last_losses})
+
+
 def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
                         progress: Callable[[TrainingProgress], None] | None = None,
                         should_cancel: Callable[[], bool] | None = None,
@@ -212,122 +343,42 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
     """Train a `FeatureField` for `scene` from `mask_store`'s two-level masks.
 
     `views`: the training views, in the mask store's order (default: all of the scene's dataset
-    views); pass a subset to hold views out for evaluation.
+    views); pass a subset to hold views out for evaluation. Callers go through
+    `features/pipeline.py` `run_training`, which builds the mask store (the "masks" stage).
     """
     config = config or TrainConfig()
     report = progress or (lambda _event: None)
-    views_in_dataset = list(scene.views if views is None else views)
-    if not views_in_dataset:
-        raise ClickGaussInputError(scene.ply_path, "the scene has no training views (load it with a dataset)")
-    device = scene.gaussians.means.device
-    gaussian_count = len(scene.cloud)
-
-    if len(mask_store) != len(views_in_dataset):
-        raise ClickGaussInputError(scene.ply_path, f"the mask store has {len(mask_store)} views but the "
-                                                   f"dataset has {len(views_in_dataset)}")
-    # Read every view's masks once: checks them and finds the views that have mask pixels to sample.
-    report(TrainingProgress("masks", 0, len(views_in_dataset)))
-    training_views = _TrainingViews(mask_store, views_in_dataset, config)
-    sampled_views = []
-    for index in range(len(training_views)):
-        if training_views.get(index).sampling_weight.any():
-            sampled_views.append(index)
-        report(TrainingProgress("masks", index + 1, len(views_in_dataset)))
-    if not sampled_views:
-        raise ClickGaussInputError(scene.ply_path, "no training view has any mask pixel")
-
-    rng = np.random.default_rng(seed)
-    generator = torch.Generator().manual_seed(seed)
-    features = _initial_features(gaussian_count, config, generator).to(device).requires_grad_()
-    optimizer = torch.optim.Adam([features], lr=config.learning_rate)
-    neighbours = torch.from_numpy(_neighbour_table(scene.cloud.positions, config.spatial_neighbours)).to(device)
-    clusters: dict[str, np.ndarray] = {}
-    start_iteration = 0
-
+    views = _views_to_train(scene, mask_store, views)
+    training_views, sampled_views = _read_masks(scene, mask_store, views, config)
+    state = _initial_state(len(scene.cloud), config, seed, scene.gaussians.means.device)
+    neighbours = torch.from_numpy(_neighbour_table(scene.cloud.positions, config.spatial_neighbours)).to(
+        state.features.device)
     checkpoint_path = None
     if checkpoint_dir is not None:
         os.makedirs(checkpoint_dir, exist_ok=True)
         checkpoint_path = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME)
-        state = _load_checkpoint(checkpoint_path, config, scene.content_hash, seed)
-        if state is not None:
-            with torch.no_grad():
-                features.copy_(state["features"].to(device))
-            optimizer.load_state_dict(state["optimizer"])
-            rng.bit_generator.state = json.loads(state["numpy_rng_json"])
-            generator.set_state(state["torch_rng"])
-            clusters = {level: state[f"clusters_{level}"].numpy() for level in LEVELS if f"clusters_{level}" in state}
-            start_iteration = int(state["iteration"])
+        _restore_checkpoint(checkpoint_path, state, config, scene.content_hash, seed)
 
-    started = time.monotonic()
+    started, start_iteration = time.monotonic(), state.iteration
     last_losses: dict[str, float] = {}
     report_every = max(1, config.iterations // 100)
     for iteration in range(start_iteration, config.iterations):
         if should_cancel is not None and should_cancel():
             raise TrainingCancelled(f"training cancelled at iteration {iteration}")
-        if config.gfl and iteration >= config.gfl_start and (iteration - config.gfl_start) % config.gfl_refresh_every == 0:
+        if _gfl_refresh_due(config, iteration):
             report(TrainingProgress("clustering", iteration, config.iterations, dict(last_losses)))
-            clusters = compute_global_clusters(scene.gaussians, features.detach(), training_views, config)
-
-        view = training_views.get(sampled_views[int(rng.integers(len(sampled_views)))])
-        probability = view.sampling_weight / view.sampling_weight.sum()
-        flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
-        result = _render_pixels(scene.gaussians, features, view.camera, flat)
-        rendered = result.features
-        segment_ids = {level: torch.from_numpy(view.ids[level][flat]).to(device) for level in LEVELS}
-        if config.unmasked_negatives:
-            opaque = result.alpha.detach() >= config.unmasked_alpha
-            outside = torch.from_numpy(view.unmasked[flat]).to(device) & opaque
-            segment_ids = {level: torch.where(outside, losses.OUTSIDE_EVERY_MASK, ids)
-                           for level, ids in segment_ids.items()}
-
-        terms: dict[str, torch.Tensor] = {}
-        positive, negative = losses.contrastive_loss(rendered, segment_ids, config)
-        terms["contrastive"] = positive + config.lambda_negative * negative
-        if config.gfl and clusters and iteration >= config.gfl_start:
-            gfl_total = features.new_zeros(())
-            for level in LEVELS:
-                centres = torch.from_numpy(clusters[level]).to(device)
-                pos, neg = losses.gfl_loss(losses.level_features(features, config, level), centres,
-                                           config.tau_global, config.tau(level))
-                gfl_total = gfl_total + pos + neg
-            terms["gfl"] = config.lambda_gfl * gfl_total
-        if config.hypersphere:
-            terms["hypersphere"] = config.lambda_hypersphere * losses.hypersphere_loss(features, config)
-        # Only pixels that take part in contrastive pairs: a pixel that sees no surface has no feature.
-        in_pairs = (segment_ids["coarse"] != 0) | (segment_ids["fine"] != 0)
-        if config.rendered_norm and bool(in_pairs.any()):
-            terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered[in_pairs], config)
-        if config.spatial and neighbours.shape[1] > 0:
-            sampled = torch.from_numpy(rng.integers(gaussian_count, size=min(config.spatial_samples, gaussian_count))).to(device)
-            terms["spatial"] = config.lambda_spatial * losses.spatial_loss(features, sampled, neighbours[sampled])
-        total = sum(terms.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-
-        done = iteration + 1
-        last_losses = {name: float(value.detach()) for name, value in terms.items()}
-        last_losses["total"] = float(total.detach())
+            state.clusters = compute_global_clusters(scene.gaussians, state.features.detach(), training_views, config)
+        terms = _loss_terms(scene, state, training_views, sampled_views, neighbours, config, iteration)
+        last_losses = _optimizer_step(state, terms)
+        done = state.iteration
         if done % report_every == 0 or done == config.iterations:
             elapsed = time.monotonic() - started
             eta = elapsed / (done - start_iteration) * (config.iterations - done)
             report(TrainingProgress("training", done, config.iterations, dict(last_losses), eta))
         if checkpoint_path is not None and (done % config.checkpoint_every == 0 or done == config.iterations):
-            state = {"features": features.detach().cpu(), "optimizer": optimizer.state_dict(), "iteration": done,
-                     "numpy_rng_json": json.dumps(rng.bit_generator.state), "torch_rng": generator.get_state(),
-                     "settings_json": json.dumps(config.to_dict(), sort_keys=True),
-                     "scene_hash": scene.content_hash, "seed": seed}
-            state.update({f"clusters_{level}": torch.from_numpy(centres) for level, centres in clusters.items()})
-            _save_checkpoint(checkpoint_path, state)
+            _save_checkpoint(checkpoint_path, _checkpoint(state, config, scene.content_hash, seed))
 
     report(TrainingProgress("clustering", config.iterations, config.iterations, dict(last_losses)))
-    final_features = features.detach()
-    final_clusters = compute_global_clusters(scene.gaussians, final_features, training_views, config)
-    field_ = FeatureField(
-        features=final_features.cpu().numpy(), clusters=final_clusters,
-        metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,
-                  "gaussians": gaussian_count, "views": [v.name for v in views_in_dataset],
-                  "mask_source": mask_store.describe(), "settings": config.to_dict(), "seed": seed,
-                  "final_losses": last_losses})
-    report(TrainingProgress("done", config.iterations, config.iterations, dict(last_losses), 0.0))
+    field_ = _final_field(scene, state, training_views, views, mask_store, config, seed, last_losses)
+    report(TrainingProgress(DONE, config.iterations, config.iterations, dict(last_losses), 0.0))
     return field_

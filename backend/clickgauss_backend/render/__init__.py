@@ -1,6 +1,6 @@
-"""Rendering per-Gaussian features: `rasterize(gaussians, features, camera, backend="auto", pixels=None)`.
+"""Rendering per-Gaussian features: `rasterize(gaussians, features, camera, rasterizer="auto", pixels=None)`.
 
-`backend="torch"` is our pure-torch tile rasterizer (CPU and GPU, the reference); `"gsplat"`
+`rasterizer="torch"` is our pure-torch tile rasterizer (CPU and GPU, the reference); `"gsplat"`
 is gsplat's CUDA rasterizer; `"auto"` picks gsplat for CUDA tensors when it imports.
 """
 

@@ -23,8 +23,8 @@ def rasterize_gsplat(gaussians: GaussianTensors, features: torch.Tensor, camera:
     from gsplat import rasterization
 
     if not gaussians.means.is_cuda:
-        raise ValueError("the gsplat backend needs CUDA tensors; move the Gaussians with .to('cuda') "
-                         "or use backend='torch'")
+        raise ValueError("the gsplat rasterizer needs CUDA tensors; move the Gaussians with .to('cuda') "
+                         "or use rasterizer='torch'")
     device = gaussians.device
     view = torch.as_tensor(camera.world_to_camera, dtype=torch.float32, device=device)[None]
     intrinsics = torch.as_tensor(camera.intrinsics, dtype=torch.float32, device=device)[None]

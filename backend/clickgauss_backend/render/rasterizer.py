@@ -12,7 +12,7 @@ from .gaussians import GaussianTensors
 from .gsplat_rasterizer import gsplat_available, rasterize_gsplat
 from .torch_rasterizer import compositing_weights, weighted_sum
 
-Backend = Literal["auto", "torch", "gsplat"]
+RasterizerName = Literal["auto", "torch", "gsplat"]
 NO_GRAD_PIXELS_PER_BAND = 1 << 18  # a 512x512 image's worth: W of ~0.1-0.3 GB at 50-100 contributions
 
 
@@ -28,34 +28,34 @@ class RenderResult(NamedTuple):
     depth: torch.Tensor
 
 
-def resolve_backend(gaussians: GaussianTensors, backend: Backend) -> str:
-    if backend == "auto":
+def resolve_rasterizer(gaussians: GaussianTensors, rasterizer: RasterizerName) -> str:
+    if rasterizer == "auto":
         return "gsplat" if gaussians.means.is_cuda and gsplat_available() else "torch"
-    if backend not in ("torch", "gsplat"):
-        raise ValueError(f"unknown rasterizer backend {backend!r}: use 'auto', 'torch' or 'gsplat'")
-    return backend
+    if rasterizer not in ("torch", "gsplat"):
+        raise ValueError(f"unknown rasterizer {rasterizer!r}: use 'auto', 'torch' or 'gsplat'")
+    return rasterizer
 
 
-def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera, backend: Backend = "auto",
+def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera, rasterizer: RasterizerName = "auto",
               background: torch.Tensor | None = None, pixels: torch.Tensor | None = None) -> RenderResult:
     """Alpha-composite `features` (N, C) front to back: F(p) = sum_i f_i alpha_i T_i (+ T background).
 
     `pixels`: None renders the whole image; a (P, 2) integer tensor of (x, y) renders only those
     pixels (in that order). Differentiable w.r.t. `features`.
 
-    Pixel subsets equal the same pixels of the whole image (torch backend). A cropped camera
+    Pixel subsets equal the same pixels of the whole image (torch rasterizer). A cropped camera
     (`camera.cropped`) does too for orthographic cameras; for perspective ones gsplat's
     projection clamps the Jacobian of Gaussians centred beyond 1.3x the half field of view of
     *the given image*, so a small crop (a 1x1 click) differs from the full render by a few
     percent where large off-crop Gaussians reach in. `pixels=` with the full camera is exact.
-    The gsplat backend renders pixel subsets through their bounding crop (same caveat).
+    The gsplat rasterizer renders pixel subsets through their bounding crop (same caveat).
     """
     _check_inputs(gaussians, features, camera, background, pixels)
     if pixels is not None and pixels.shape[0] == 0:
         empty = features.new_zeros((0,))
         return RenderResult(features.new_zeros((0, features.shape[1])) + features.sum() * 0, empty, empty)
     # gsplat cannot launch on zero Gaussians; the torch path runs on any device and returns the background.
-    if resolve_backend(gaussians, backend) == "gsplat" and len(gaussians) > 0:
+    if resolve_rasterizer(gaussians, rasterizer) == "gsplat" and len(gaussians) > 0:
         return _rasterize_with_gsplat(gaussians, features, camera, background, pixels)
 
     whole_image = pixels is None

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import uvicorn
 
-from .settings import (DEFAULT_MAX_JSON_KB, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, LOOPBACK_HOST_NAMES, TOKEN_ENV,
-                       ServerSettings, default_cache_dir, is_loopback)
+from clickgauss_core.protocol import DEFAULT_PORT, TOKEN_ENV
+
+from .settings import (DEFAULT_MAX_JSON_KB, DEFAULT_MAX_UPLOAD_MB, LOOPBACK_HOST_NAMES, ServerSettings,
+                       default_cache_dir, is_loopback)
 
 # After SIGTERM / Ctrl-C: how long open requests may take to finish (a half-sent upload would
 # otherwise hold the process forever). Training is told to stop at once, not after this.

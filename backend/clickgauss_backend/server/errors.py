@@ -18,6 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clickgauss_core.errors import ClickGaussInputError, DatasetError, MaskError, OutsideRootsError, PlyFormatError
+from clickgauss_core.protocol import (
+    BAD_REQUEST, BAD_TOKEN, INTERNAL_ERROR, INVALID_DATASET, INVALID_FIELD, INVALID_MASKS, INVALID_PLY,
+    MALFORMED_JSON, METHOD_NOT_ALLOWED, NOT_FOUND, OUTSIDE_DATA_ROOT, UNSUPPORTED_MEDIA_TYPE,
+    UPLOAD_TOO_LARGE,
+)
 
 log = logging.getLogger("clickgauss.server")
 
@@ -51,30 +56,30 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 def input_error_code(exc: ClickGaussInputError) -> str:
     """The protocol code for a bad file/folder reported by the core or the engine."""
     if isinstance(exc, OutsideRootsError):
-        return "outside_data_root"
+        return OUTSIDE_DATA_ROOT
     if isinstance(exc, PlyFormatError):
-        return "invalid_ply"
+        return INVALID_PLY
     if isinstance(exc, DatasetError):
-        return "invalid_dataset"
+        return INVALID_DATASET
     if isinstance(exc, MaskError):
-        return "invalid_masks"
+        return INVALID_MASKS
     if type(exc).__name__ == "FeatureFieldError":  # the engine's own subclass (features/field.py)
-        return "invalid_field"
-    return "bad_request"
+        return INVALID_FIELD
+    return BAD_REQUEST
 
 
 # What to do about a bad file, by code: said after the reader's own description of the problem.
 INPUT_ADVICE = {
-    "invalid_ply": "open a trained 3D Gaussian Splatting scene (a .ply in the INRIA layout, a SuperSplat "
+    INVALID_PLY: "open a trained 3D Gaussian Splatting scene (a .ply in the INRIA layout, a SuperSplat "
                    "compressed .ply or a .splat)",
-    "invalid_dataset": "choose the scene's dataset folder: the images and cameras it was trained from (COLMAP, an "
+    INVALID_DATASET: "choose the scene's dataset folder: the images and cameras it was trained from (COLMAP, an "
                        "INRIA output folder or nerfstudio)",
-    "invalid_masks": "check the mask folder (<image name>_coarse.png and <image name>_fine.png for every view), or "
+    INVALID_MASKS: "check the mask folder (<image name>_coarse.png and <image name>_fine.png for every view), or "
                      "make the masks with SAM",
-    "invalid_field": "load a features file saved by ClickGauss for this scene",
-    "outside_data_root": "keep the scene's files inside a folder the backend may read (its --data-root folders; a "
+    INVALID_FIELD: "load a features file saved by ClickGauss for this scene",
+    OUTSIDE_DATA_ROOT: "keep the scene's files inside a folder the backend may read (its --data-root folders; a "
                          "backend the add-on starts itself is given the folders of the files you open)",
-    "bad_request": "check the file and try again",
+    BAD_REQUEST: "check the file and try again",
 }
 LOAD_SAVED_FEATURES = "choose a features file saved with Save Features for this scene"
 
@@ -118,14 +123,14 @@ def unexpected_error_message(exc: BaseException, doing: str = "the backend") -> 
 
 # Answers to requests for addresses the backend does not have: a wrong Backend URL or mismatched versions.
 HTTP_MESSAGES = {
-    "not_found": "the backend has no such address: check that the Backend URL is just http://host:port (no path) "
+    NOT_FOUND: "the backend has no such address: check that the Backend URL is just http://host:port (no path) "
                  "and that the add-on and the backend are the same version",
-    "method_not_allowed": "the backend does not take that request at this address: check that the add-on and the "
+    METHOD_NOT_ALLOWED: "the backend does not take that request at this address: check that the add-on and the "
                           "backend are the same version",
 }
 
-STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
-                415: "unsupported_media_type", 401: "bad_token"}
+STATUS_CODES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: UPLOAD_TOO_LARGE,
+                415: UNSUPPORTED_MEDIA_TYPE, 401: BAD_TOKEN}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -141,18 +146,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError):
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
-            return error_response(400, "malformed_json", "the request body is not valid JSON ("
+            return error_response(400, MALFORMED_JSON, "the request body is not valid JSON ("
                                   + "; ".join(str(error.get("ctx", {}).get("error", error.get("msg")))
                                               for error in errors) + "): send a JSON object")
-        return error_response(422, "bad_request", "; ".join(_describe_validation_error(e) for e in errors)
+        return error_response(422, BAD_REQUEST, "; ".join(_describe_validation_error(e) for e in errors)
                               + ". Send the fields as docs/protocol.md describes")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
-        code = STATUS_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
+        code = STATUS_CODES.get(exc.status_code, BAD_REQUEST if exc.status_code < 500 else INTERNAL_ERROR)
         return error_response(exc.status_code, code, HTTP_MESSAGES.get(code, str(exc.detail)))
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, exc: Exception):
         log.exception("unhandled error")
-        return error_response(500, "internal_error", unexpected_error_message(exc))
+        return error_response(500, INTERNAL_ERROR, unexpected_error_message(exc))

@@ -15,14 +15,18 @@ import time
 import traceback
 import uuid
 from collections import deque
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Callable
 
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import (
+    ACTIVE_STATES, CANCELLED, DONE, FAILED, INTERNAL_ERROR, INTERRUPTED, JOB_NOT_FOUND, JOB_NOT_RESUMABLE, QUEUED,
+    RESUMABLE_STATES, RUNNING, TRAINING_RUNNING,
+)
 
+from ..features.pipeline import TrainingRequest
 from .errors import ApiError, bounded_message, describe_input_error, input_error_code, unexpected_error_message
-from .store import ACTIVE_STATES, RESUMABLE_STATES, JobRecord, Store
+from .records import JobRecord, RecordStore
 
 log = logging.getLogger("clickgauss.server")
 
@@ -48,7 +52,7 @@ def finite_or_none(value) -> float | None:
 
 
 class JobManager:
-    def __init__(self, store: Store, runner: TrainingRunner, cancelled_error: type[BaseException],
+    def __init__(self, store: RecordStore, runner: TrainingRunner, cancelled_error: type[BaseException],
                  scene_name: Callable[[str], str] = lambda scene_id: "this scene"):
         self.store = store
         self.scene_name = scene_name  # scene id -> its file name, for messages
@@ -64,7 +68,7 @@ class JobManager:
         self._thread: threading.Thread | None = None
         for job in self._jobs.values():
             if job.state in ACTIVE_STATES:  # the previous server died with it
-                job.state = "interrupted"
+                job.state = INTERRUPTED
                 job.eta_seconds = None
                 store.save_job(job)
 
@@ -91,7 +95,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise ApiError(404, "job_not_found", f"no training job with id {job_id}")
+                raise ApiError(404, JOB_NOT_FOUND, f"no training job with id {job_id}")
             return self._describe(job)
 
     def list(self, scene_id: str | None = None) -> list[dict]:
@@ -108,12 +112,12 @@ class JobManager:
         return None
 
     def _describe(self, job: JobRecord) -> dict:
-        payload = asdict(job)
+        payload = job.to_json()
         payload["queue_position"] = (self._queue.index(job.job_id) + 1) if job.job_id in self._queue else None
         return payload
 
     # commands ----------------------------------------------------------------------------------
-    def submit(self, scene_id: str, request: dict) -> dict:
+    def submit(self, scene_id: str, request: TrainingRequest) -> dict:
         with self._lock:
             self._refuse_if_active(scene_id)
             job = JobRecord(job_id=uuid.uuid4().hex, scene_id=scene_id, request=request, created_at=utc_now())
@@ -127,13 +131,13 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise ApiError(404, "job_not_found", NO_SUCH_JOB)
+                raise ApiError(404, JOB_NOT_FOUND, NO_SUCH_JOB)
             if job.state not in RESUMABLE_STATES:
-                raise ApiError(409, "job_not_resumable",
+                raise ApiError(409, JOB_NOT_RESUMABLE,
                                f"the training of {self.scene_name(job.scene_id)} is {job.state}: only a cancelled, "
                                "failed or interrupted training can be resumed; start a new training instead")
             self._refuse_if_active(job.scene_id)
-            job.state, job.error, job.finished_at, job.eta_seconds = "queued", None, None, None
+            job.state, job.error, job.finished_at, job.eta_seconds = QUEUED, None, None, None
             self._cancel_requested.discard(job_id)
             self.store.save_job(job)
             self._queue.append(job_id)
@@ -144,18 +148,18 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise ApiError(404, "job_not_found", NO_SUCH_JOB)
-            if job.state == "queued":
+                raise ApiError(404, JOB_NOT_FOUND, NO_SUCH_JOB)
+            if job.state == QUEUED:
                 self._queue.remove(job_id)
-                self._finish(job, "cancelled")
-            elif job.state == "running":
+                self._finish(job, CANCELLED)
+            elif job.state == RUNNING:
                 self._cancel_requested.add(job_id)  # the worker notices at its next iteration
             return self._describe(job)
 
     def _refuse_if_active(self, scene_id: str) -> None:
         active = self.active_job_for(scene_id)
         if active is not None:
-            raise ApiError(409, "training_running",
+            raise ApiError(409, TRAINING_RUNNING,
                            f"{self.scene_name(scene_id)} is already being trained: wait for that training to "
                            "finish, or cancel it first")
 
@@ -168,7 +172,7 @@ class JobManager:
                 if self._stopping:
                     return
                 job = self._jobs[self._queue.popleft()]
-                job.state, job.started_at = "running", utc_now()
+                job.state, job.started_at = RUNNING, utc_now()
                 # A resumed job reports afresh: what it shows comes from this run, not the last one.
                 job.stage, job.iteration, job.total, job.losses, job.eta_seconds = None, 0, 0, {}, None
                 self._running = job.job_id
@@ -197,29 +201,29 @@ class JobManager:
             self.runner(job, report, should_cancel)
         except self.cancelled_error:
             with self._lock:
-                self._finish(job, "interrupted" if self._stopping and job.job_id not in self._cancel_requested
-                             else "cancelled")
+                self._finish(job, INTERRUPTED if self._stopping and job.job_id not in self._cancel_requested
+                             else CANCELLED)
         except ApiError as exc:
             with self._lock:
-                self._finish(job, "failed", {"code": exc.code, "message": exc.message})
+                self._finish(job, FAILED, {"code": exc.code, "message": exc.message})
         except ClickGaussInputError as exc:
             with self._lock:
-                self._finish(job, "failed", {"code": input_error_code(exc), "message": describe_input_error(exc)})
+                self._finish(job, FAILED, {"code": input_error_code(exc), "message": describe_input_error(exc)})
         except Exception as exc:  # a bug in training must not kill the worker thread
             log.error("training job %s failed:\n%s", job.job_id, traceback.format_exc())
             with self._lock:
-                self._finish(job, "failed", {"code": "internal_error",
+                self._finish(job, FAILED, {"code": INTERNAL_ERROR,
                                              "message": unexpected_error_message(exc, "the training")})
         else:
             with self._lock:
-                job.stage = "done"
-                self._finish(job, "done")
+                job.stage = DONE
+                self._finish(job, DONE)
 
     def _finish(self, job: JobRecord, state: str, error: dict | None = None) -> None:
         if error is not None:
             error = {**error, "message": bounded_message(error["message"])}
         job.state, job.error, job.finished_at, job.eta_seconds = state, error, utc_now(), None
-        if state == "done":
+        if state == DONE:
             job.eta_seconds = 0.0
         self.store.save_job(job)
         self._lock.notify_all()

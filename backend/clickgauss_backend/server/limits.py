@@ -13,8 +13,9 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model, model_validator
 
 from clickgauss_core.cameras import Camera
+from clickgauss_core.protocol import BAD_CAMERA, BAD_HOST, REQUEST_TOO_LARGE
 
-from ..features.config import SETTING_RANGES, SETTING_TYPES, TrainConfig, check_setting_names
+from ..features.config import SETTING_RANGES, SETTING_TYPES, check_setting_names
 from .errors import ApiError, error_response
 
 # A click renders one pixel, but the tile grid over the whole image is allocated: 100,000^2
@@ -36,7 +37,7 @@ def check_camera_limits(camera: Camera) -> None:
     numbers larger than the renderer's float32 arithmetic holds."""
     problem = camera_limit_problem(camera)
     if problem is not None:
-        raise ApiError(400, "bad_camera", f"the click's view cannot be used ({problem}): click again in a 3D view of "
+        raise ApiError(400, BAD_CAMERA, f"the click's view cannot be used ({problem}): click again in a 3D view of "
                                           "ordinary size with a normal perspective or orthographic camera")
 
 
@@ -91,14 +92,6 @@ def training_overrides(settings: BaseModel) -> dict:
     return settings.model_dump(exclude_unset=True, exclude_none=True)
 
 
-def check_training_config(preset: str, settings: dict) -> None:
-    """422 bad_request naming the setting when the preset with these overrides does not fit together."""
-    try:
-        TrainConfig.preset(preset).with_changes(**settings).check()
-    except ValueError as exc:
-        raise ApiError(422, "bad_request", f"settings.{exc}") from exc
-
-
 def _header(scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -129,7 +122,7 @@ class HostCheckMiddleware:
             host = raw.decode("latin-1")
             if host_name(host) not in self.allowed:
                 shown = host if len(host) <= 100 else host[:100] + "..."
-                response = error_response(400, "bad_host", f"Host header {shown!r} is not a name this server answers to "
+                response = error_response(400, BAD_HOST, f"Host header {shown!r} is not a name this server answers to "
                                                            f"({', '.join(sorted(self.allowed))}); start it with "
                                                            "--allowed-host NAME to add one, or use one of those names in the Backend URL")
                 await response(scope, receive, send)
@@ -179,7 +172,7 @@ class BodySizeLimitMiddleware:
 
     async def _refuse(self, scope, receive, send):
         limit_kb = self.max_bytes / 1024
-        response = error_response(413, "request_too_large", f"the request body is larger than the server's limit of "
+        response = error_response(413, REQUEST_TOO_LARGE, f"the request body is larger than the server's limit of "
                                                             f"{limit_kb:g} KB: send a smaller request, or start the "
                                                             "backend with a larger --max-json-kb")
         await response(scope, receive, send)

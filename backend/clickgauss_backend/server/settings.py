@@ -7,10 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 2048.0
 DEFAULT_MAX_JSON_KB = 1024.0  # a click is ~1 KB, a training request less
-TOKEN_ENV = "CLICKGAUSS_TOKEN"
 LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 

@@ -17,6 +17,7 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
 from .errors import ApiError
+from clickgauss_core.protocol import BAD_REQUEST, UNSUPPORTED_MEDIA_TYPE, UPLOAD_TOO_LARGE
 
 FILE_PART = "file"
 MAX_TEXT_FIELD_BYTES = 64 * 1024
@@ -92,7 +93,7 @@ class _PartCollector:
         name = _part_name(disposition)
         if name == FILE_PART:
             if self.saw_file:
-                raise ApiError(422, "bad_request", f"{self.upload_name}: more than one '{FILE_PART}' part")
+                raise ApiError(422, BAD_REQUEST, f"{self.upload_name}: more than one '{FILE_PART}' part")
             self.saw_file = True
             self._current = FILE_PART
             self.filename = _part_filename(self._headers.get(b"content-disposition", b""))
@@ -107,7 +108,7 @@ class _PartCollector:
         if self._current == FILE_PART:
             self.file_size += len(chunk)
             if self.file_size > self.max_file_bytes:
-                raise ApiError(413, "upload_too_large", too_large_message(self.upload_name, self.max_file_bytes))
+                raise ApiError(413, UPLOAD_TOO_LARGE, too_large_message(self.upload_name, self.max_file_bytes))
             self.handle.write(chunk)
             self.digest.update(chunk)
             if len(self.head) < HEAD_BYTES:
@@ -115,7 +116,7 @@ class _PartCollector:
         elif self._current is not None:
             buffer = self.fields[self._current]
             if len(buffer) + len(chunk) > MAX_TEXT_FIELD_BYTES:
-                raise ApiError(422, "bad_request", f"{self.upload_name}: form field {self._current!r} is too long")
+                raise ApiError(422, BAD_REQUEST, f"{self.upload_name}: form field {self._current!r} is too long")
             buffer += chunk
 
 
@@ -132,12 +133,12 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
     mime, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
-        raise ApiError(415, "unsupported_media_type",
+        raise ApiError(415, UNSUPPORTED_MEDIA_TYPE,
                        f"{upload_name} was not sent as a file upload: send it as multipart/form-data with a "
                        f"'{FILE_PART}' part")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
-        raise ApiError(413, "upload_too_large", too_large_message(upload_name, max_bytes, int(declared)))
+        raise ApiError(413, UPLOAD_TOO_LARGE, too_large_message(upload_name, max_bytes, int(declared)))
     dest_dir.mkdir(parents=True, exist_ok=True)
     descriptor, temp_name = tempfile.mkstemp(dir=dest_dir, prefix="upload-", suffix=".part")
     temp_path = Path(temp_name)
@@ -149,23 +150,23 @@ async def receive_file_upload(request: Request, dest_dir: Path, max_bytes: int, 
             async for chunk in request.stream():
                 received += len(chunk)
                 if received > max_bytes + ENVELOPE_BYTES:
-                    raise ApiError(413, "upload_too_large", too_large_message(upload_name, max_bytes))
+                    raise ApiError(413, UPLOAD_TOO_LARGE, too_large_message(upload_name, max_bytes))
                 parser.write(chunk)
             parser.finalize()
         if not collector.saw_file:
-            raise ApiError(422, "bad_request", f"{upload_name} is missing from the upload: send it as the "
+            raise ApiError(422, BAD_REQUEST, f"{upload_name} is missing from the upload: send it as the "
                                                f"'{FILE_PART}' part")
         fields = {}
         for name, value in collector.fields.items():
             try:
                 fields[name] = value.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ApiError(422, "bad_request", f"{upload_name}: form field {name!r} is not UTF-8") from exc
+                raise ApiError(422, BAD_REQUEST, f"{upload_name}: form field {name!r} is not UTF-8") from exc
         return ReceivedUpload(temp_path, collector.file_size, collector.digest.hexdigest(), fields,
                               collector.filename, collector.head)
     except MultipartParseError as exc:
         temp_path.unlink(missing_ok=True)
-        raise ApiError(400, "bad_request", f"{upload_name} could not be read from the upload ({exc}): "
+        raise ApiError(400, BAD_REQUEST, f"{upload_name} could not be read from the upload ({exc}): "
                                            "send it again as multipart/form-data") from exc
     except BaseException:
         temp_path.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from clickgauss_core.colmap import write_colmap_text
 from clickgauss_core.datasets import Dataset, View, load_dataset
 from clickgauss_core.errors import DatasetError
 from clickgauss_core.ply import write_gaussian_ply
+from clickgauss_core.protocol import COARSE, FINE
 
 from ..features.masks import write_mask_png
 from ..render import GaussianTensors, rasterize
@@ -83,7 +84,7 @@ class SyntheticConfig:
 
 PRESETS = {
     # Unit tests: generates in a second or two.
-    "tiny": SyntheticConfig(n_gaussians=4000, width=64, height=48, n_train=8, n_test=2),
+    "tiny": SyntheticConfig(n_gaussians=4000, width=64, height=48, n_train=8, n_test=2),  # not vocabulary: a synthetic scene size
     # The CPU training preset trains on this in a few minutes.
     "demo": SyntheticConfig(n_gaussians=20000, width=160, height=120, n_train=24, n_test=8),
     # Benchmarks and GPU runs.
@@ -139,12 +140,12 @@ class SyntheticScene:
 
     def gaussian_labels(self, level: str) -> np.ndarray:
         """GT label per Gaussian at "coarse" (objects) or "fine" (parts)."""
-        return {"coarse": self.gaussian_objects, "fine": self.gaussian_parts}[level]
+        return {COARSE: self.gaussian_objects, FINE: self.gaussian_parts}[level]
 
     def pixel_labels(self, view: str | int, level: str) -> np.ndarray:
         """GT label map of one view (by index or image name) at "coarse" or "fine"."""
         index = int(view) if isinstance(view, (int, np.integer)) else self.view_names.index(view)
-        return {"coarse": self.object_maps, "fine": self.part_maps}[level][index]
+        return {COARSE: self.object_maps, FINE: self.part_maps}[level][index]
 
 
 # -- cameras ---------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def split_views(n_views: int, n_test: int) -> list[bool]:
 def render_view(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """RGB image (H, W, 3) in [0, 1] on the void colour, and the rendered region weights + alpha."""
     with torch.no_grad():
-        result = rasterize(gaussians, features, camera, backend="auto")
+        result = rasterize(gaussians, features, camera, rasterizer="auto")
     rendered = result.features.cpu().numpy()
     alpha = result.alpha.cpu().numpy()
     rgb = rendered[..., :3] + (1.0 - alpha[..., None]) * np.asarray(VOID_COLOR)

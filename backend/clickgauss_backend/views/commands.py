@@ -52,14 +52,14 @@ def register(subparsers) -> None:
 def run_views(args: argparse.Namespace) -> int:
     from clickgauss_core.datasets import load_poses
 
-    from ..scene import Scene
+    from ..splat_scene import SplatScene
     from . import contact_sheet, framing_report, plan_scene_views, poses_at_resolution, render_views, \
         write_camera_files
 
     scene_path = Path(args.scene)
     out = Path(args.out) if args.out else scene_path.with_name(scene_path.stem + "_views")
     settings = view_settings_from_args(args)
-    scene = Scene.load(scene_path, device=args.device)
+    scene = SplatScene.load(scene_path, device=args.device)
     if args.views == "photos":
         raise SystemExit("error: `views` renders views from the splat; use --views poses or planned")
     if args.poses or args.views == "poses":

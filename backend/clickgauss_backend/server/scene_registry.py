@@ -1,6 +1,6 @@
 """The scenes the service knows: records on disk, scenes and feature fields loaded on demand.
 
-`Scene.load` keeps recently used scenes in memory itself; this keeps the feature fields next to
+`SplatScene.load` keeps recently used scenes in memory itself; this keeps the feature fields next to
 them (LRU by scene) so a click costs one 1-pixel render plus one vectorised similarity pass.
 """
 
@@ -14,15 +14,16 @@ from pathlib import Path
 
 from clickgauss_core.confinement import confined_to
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import NO_FEATURES, UNKNOWN_SCENE
 
 from ..features.field import FeatureField
-from ..scene import Scene
+from ..splat_scene import SplatScene
 from .errors import ApiError
-from .store import SCENE_ID_PATTERN, SceneRecord, Store
+from .records import SCENE_ID_PATTERN, SceneRecord, RecordStore
 
 
-class SceneManager:
-    def __init__(self, store: Store, device: str, field_capacity: int = 4, data_roots: list[Path] | None = None):
+class SceneRegistry:
+    def __init__(self, store: RecordStore, device: str, field_capacity: int = 4, data_roots: list[Path] | None = None):
         """`data_roots`: every dataset file (cameras, images) must resolve inside them (None: anywhere)."""
         self.store = store
         self.device = device
@@ -37,7 +38,7 @@ class SceneManager:
         with self._lock:
             record = self._records.get(scene_id) if SCENE_ID_PATTERN.match(scene_id) else None
         if record is None:
-            raise ApiError(404, "unknown_scene", "the backend does not know this scene (it was never opened here, "
+            raise ApiError(404, UNKNOWN_SCENE, "the backend does not know this scene (it was never opened here, "
                                                  "or the backend now uses another cache folder): open the scene again")
         return record
 
@@ -70,28 +71,28 @@ class SceneManager:
         return record
 
     # loaded state ------------------------------------------------------------------------------
-    def scene(self, scene_id: str) -> Scene:
+    def scene(self, scene_id: str) -> SplatScene:
         """The loaded scene, reopened from its recorded path when it is not in memory."""
         record = self.record(scene_id)
         if not os.path.isfile(record.ply_path):
             if record.uploaded:
-                raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the backend's copy of the file is gone "
+                raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)}: the backend's copy of the file is gone "
                                                      "(its cache was cleared): open the scene again to send it again")
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)}: the file is no longer at {record.ply_path}: "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)}: the file is no longer at {record.ply_path}: "
                                                  "open the scene again from where the file is now")
         try:
             scene = self._load(record.ply_path, record.dataset_path, record.images, record.resolution)
         except ClickGaussInputError as exc:
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)} can no longer be loaded ({exc.problem}): "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)} can no longer be loaded ({exc.problem}): "
                                                  "check the file and its dataset, then open the scene again") from exc
         if scene.content_hash != scene_id:
-            raise ApiError(404, "unknown_scene", f"{scene_name(record)} has changed on disk since it was opened: "
+            raise ApiError(404, UNKNOWN_SCENE, f"{scene_name(record)} has changed on disk since it was opened: "
                                                  "open the scene again (and train its features again)")
         return scene
 
-    def _load(self, ply_path, dataset_path, images, resolution) -> Scene:
+    def _load(self, ply_path, dataset_path, images, resolution) -> SplatScene:
         with nullcontext() if self.data_roots is None else confined_to(self.data_roots):
-            return Scene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
+            return SplatScene.load(ply_path, dataset_path, images=images, resolution=resolution, device=self.device)
 
     def has_field(self, scene_id: str) -> bool:
         with self._lock:
@@ -105,7 +106,7 @@ class SceneManager:
                 return self._fields[scene_id]
             path = self.store.field_path(scene_id)
             if not path.is_file():
-                raise ApiError(409, "no_features", f"{scene_name(self._records[scene_id])} has no trained features "
+                raise ApiError(409, NO_FEATURES, f"{scene_name(self._records[scene_id])} has no trained features "
                                                    "yet: train its features first, or load features saved earlier")
             field = FeatureField.load(path)
             self._remember_field(scene_id, field)

@@ -19,13 +19,14 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from clickgauss_core.protocol import QUEUED
+
+from ..features.pipeline import TrainingRequest
+
 log = logging.getLogger("clickgauss.server")
 
 SCENE_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")  # sha256 hex of the PLY bytes
 JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")    # uuid4 hex
-
-ACTIVE_STATES = ("queued", "running")
-RESUMABLE_STATES = ("interrupted", "cancelled", "failed")
 
 
 @dataclass
@@ -46,8 +47,8 @@ class SceneRecord:
 class JobRecord:
     job_id: str
     scene_id: str
-    request: dict                      # masks / preset / settings / seed as validated
-    state: str = "queued"              # queued running done failed cancelled interrupted
+    request: TrainingRequest           # as validated on submit (a dict when read from disk)
+    state: str = QUEUED                # one of protocol.JOB_STATES
     stage: str | None = None           # masks training clustering done
     iteration: int = 0
     total: int = 0
@@ -57,6 +58,13 @@ class JobRecord:
     started_at: str | None = None
     finished_at: str | None = None
     error: dict | None = None          # {"code", "message"} when failed
+
+    def __post_init__(self):
+        if not isinstance(self.request, TrainingRequest):  # read back from job.json
+            self.request = TrainingRequest.from_json(self.request)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "request": self.request.to_json()}
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -83,7 +91,24 @@ def _read_record(path: Path, record_type):
         return None
 
 
-class Store:
+def _id_folder(root: Path, pattern: re.Pattern, kind: str, record_id: str) -> Path:
+    """`root/<id>`, the id checked first: a request can never name a path."""
+    if not pattern.match(record_id):
+        raise ValueError(f"not a {kind} id: {record_id!r}")
+    return root / record_id
+
+
+def _read_records(root: Path, file_name: str, record_type, id_of) -> dict:
+    """Every readable record under `root/<id>/file_name` whose id matches its folder, by id."""
+    records = {}
+    for path in sorted(root.glob(f"*/{file_name}")):
+        record = _read_record(path, record_type)
+        if record is not None and id_of(record) == path.parent.name:
+            records[id_of(record)] = record
+    return records
+
+
+class RecordStore:
     def __init__(self, cache_dir: Path):
         self.root = Path(cache_dir)
         for folder in (self.scenes_root, self.jobs_root, self.uploads_dir):
@@ -102,9 +127,7 @@ class Store:
         return self.root / "uploads"
 
     def scene_dir(self, scene_id: str) -> Path:
-        if not SCENE_ID_PATTERN.match(scene_id):
-            raise ValueError(f"not a scene id: {scene_id!r}")
-        return self.scenes_root / scene_id
+        return _id_folder(self.scenes_root, SCENE_ID_PATTERN, "scene", scene_id)
 
     def field_path(self, scene_id: str) -> Path:
         return self.scene_dir(scene_id) / "field.npz"
@@ -113,9 +136,7 @@ class Store:
         return self.scene_dir(scene_id) / "masks"
 
     def job_dir(self, job_id: str) -> Path:
-        if not JOB_ID_PATTERN.match(job_id):
-            raise ValueError(f"not a job id: {job_id!r}")
-        return self.jobs_root / job_id
+        return _id_folder(self.jobs_root, JOB_ID_PATTERN, "job", job_id)
 
     def checkpoint_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "checkpoints"
@@ -124,20 +145,10 @@ class Store:
         write_json_atomic(self.scene_dir(record.scene_id) / "scene.json", asdict(record))
 
     def load_scenes(self) -> dict[str, SceneRecord]:
-        records = {}
-        for path in sorted(self.scenes_root.glob("*/scene.json")):
-            record = _read_record(path, SceneRecord)
-            if record is not None and record.scene_id == path.parent.name:
-                records[record.scene_id] = record
-        return records
+        return _read_records(self.scenes_root, "scene.json", SceneRecord, lambda record: record.scene_id)
 
     def save_job(self, record: JobRecord) -> None:
-        write_json_atomic(self.job_dir(record.job_id) / "job.json", asdict(record))
+        write_json_atomic(self.job_dir(record.job_id) / "job.json", record.to_json())
 
     def load_jobs(self) -> dict[str, JobRecord]:
-        records = {}
-        for path in sorted(self.jobs_root.glob("*/job.json")):
-            record = _read_record(path, JobRecord)
-            if record is not None and record.job_id == path.parent.name:
-                records[record.job_id] = record
-        return records
+        return _read_records(self.jobs_root, "job.json", JobRecord, lambda record: record.job_id)

@@ -1,6 +1,6 @@
 """A scene as the engine sees it: the splat's Gaussians, its training dataset and its identity.
 
-`Scene.load` reads the splat file once (any format the add-on imports: INRIA PLY, SuperSplat
+`SplatScene.load` reads the splat file once (any format the add-on imports: INRIA PLY, SuperSplat
 compressed PLY, antimatter15 `.splat`, Niantic SPZ, through `clickgauss_core`'s one reader) (and the dataset, when given), puts the Gaussians on the device
 and remembers the result, so the server and the CLI can ask for the same scene repeatedly for
 free. The content hash (sha256 of the file's bytes) is the scene's identity everywhere: mask
@@ -14,10 +14,10 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from clickgauss_core.files import file_sha256
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.ply import read_splat_file
 
-from .features.masks import file_sha256
 from .render import GaussianTensors
 
 # Scenes kept in memory; a scene is a few hundred MB at most, the server rarely has more open.
@@ -25,7 +25,7 @@ SCENE_CACHE_SIZE = 4
 
 
 @dataclass
-class Scene:
+class SplatScene:
     ply_path: str
     cloud: GaussianCloud
     gaussians: GaussianTensors
@@ -40,7 +40,7 @@ class Scene:
     @classmethod
     def load(cls, ply_path: str | os.PathLike, dataset_path: str | os.PathLike | None = None,
              images: str | None = None, resolution: int | float | None = None,
-             device: str = "cpu") -> "Scene":
+             device: str = "cpu") -> "SplatScene":
         ply_path = os.path.realpath(os.fspath(ply_path))
         stat = os.stat(ply_path) if os.path.isfile(ply_path) else None
         dataset_key = None if dataset_path is None else os.path.realpath(os.fspath(dataset_path))
@@ -58,7 +58,7 @@ class Scene:
         return scene
 
     @classmethod
-    def _read(cls, ply_path, dataset_path, images, resolution, device) -> "Scene":
+    def _read(cls, ply_path, dataset_path, images, resolution, device) -> "SplatScene":
         cloud = read_splat_file(ply_path)  # raises PlyFormatError naming the file
         dataset = None
         if dataset_path is not None:
@@ -68,7 +68,7 @@ class Scene:
                    dataset=dataset, content_hash=file_sha256(ply_path), device=device)
 
 
-_CACHE: "OrderedDict[tuple, Scene]" = OrderedDict()
+_CACHE: "OrderedDict[tuple, SplatScene]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
