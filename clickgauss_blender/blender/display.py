@@ -22,6 +22,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from clickgauss_core.click import LOW_PASS_VARIANCE
 from clickgauss_core.gaussian_quads import MAX_ALPHA, quad_frames
 from .mesh_io import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, write_attribute
 
@@ -30,6 +31,8 @@ MATERIAL_NAME = "ClickGauss Splat"
 MODIFIER_NAME = "ClickGauss Display"
 POINT_SCALE_INPUT = "Point Scale"
 GAUSSIANS_INPUT = "Gaussian Shapes"
+SRGB_BLENDING_INPUT = "sRGB Blending"        # output cg_color sRGB-encoded (shown as data by the Raw view)
+PIXEL_SIZE_INPUT = "Camera Pixel Size"        # one render pixel at distance 1 from the scene camera
 HIGHLIGHT_COLOR = (1.0, 0.35, 0.0, 1.0)
 HIGHLIGHT_STRENGTH = 0.75  # how much of the highlight colour a selected splat shows
 QUAD_U_ATTRIBUTE = "cg_quad_u"                # centre to the middle of the quad's side along the largest axis
@@ -134,15 +137,6 @@ def _named_attribute(tree, name: str, data_type: str):
     return node
 
 
-def _geo_math(tree, operation: str, a, b=None):
-    node = tree.nodes.new("ShaderNodeMath")
-    node.operation = operation
-    tree.links.new(a, _socket(node.inputs, "Value"))
-    if b is not None:
-        tree.links.new(b, _socket(node.inputs, "Value_001"))
-    return node.outputs["Value"]
-
-
 # The PLY properties and add-on attributes the quads do not need (the 45 f_rest alone would
 # otherwise be copied onto every corner). Properties a file adds beyond these simply travel on.
 _UNNEEDED_BY_QUADS = ("f_*", "rot_*", "scale_*", "opacity", "nx", "ny", "nz", ID_ATTRIBUTE, HIDDEN_ATTRIBUTE,
@@ -162,8 +156,21 @@ def _drop_unneeded(tree, geometry):
     return geometry
 
 
-def _highlighted_color(tree, geometry):
-    """Store cg_color = mix(cg_color, highlight, selected * strength) on the points."""
+def _srgb_encoded(tree, channel, use_srgb):
+    """The channel sRGB-encoded where `use_srgb` (a bool socket) is on, else as it is:
+    12.92 c below 0.0031308, else 1.055 c^(1/2.4) - 0.055."""
+    low = _math(tree, "MULTIPLY", channel, 12.92)
+    high = _math(tree, "SUBTRACT", _math(tree, "MULTIPLY", _math(tree, "POWER", _math(tree, "MAXIMUM", channel, 0.0),
+                                                                  1.0 / 2.4), 1.055), 0.055)
+    is_low = _math(tree, "LESS_THAN", channel, 0.0031308)
+    encoded = _math(tree, "ADD", high, _math(tree, "MULTIPLY", is_low, _math(tree, "SUBTRACT", low, high)))
+    return _math(tree, "ADD", channel, _math(tree, "MULTIPLY", use_srgb, _math(tree, "SUBTRACT", encoded, channel)))
+
+
+def _highlighted_color(tree, geometry, use_srgb):
+    """Store cg_color = mix(cg_color, highlight, selected * strength) on the points, sRGB-encoded
+    when `use_srgb` is on (the Raw view transform then shows it as it is, and Blender blends
+    the encoded values, as 3DGS does)."""
     links = tree.links
     color = _named_attribute(tree, COLOR_ATTRIBUTE, "FLOAT_COLOR")
     selected = _named_attribute(tree, SELECTED_ATTRIBUTE, "FLOAT")
@@ -183,7 +190,7 @@ def _highlighted_color(tree, geometry):
     links.new(_socket(mix.outputs, "Result_Color"), mixed.inputs["Color"])
     combine = tree.nodes.new("FunctionNodeCombineColor")
     for channel in ("Red", "Green", "Blue"):
-        links.new(mixed.outputs[channel], combine.inputs[channel])
+        links.new(_srgb_encoded(tree, mixed.outputs[channel], use_srgb), combine.inputs[channel])
     links.new(separate.outputs["Alpha"], combine.inputs["Alpha"])
     store = tree.nodes.new("GeometryNodeStoreNamedAttribute")
     store.data_type = "FLOAT_COLOR"
@@ -226,9 +233,35 @@ def _vector_math(tree, operation: str, a, b=None, scale=None):
             _socket(node.inputs, identifier).default_value = value
         else:
             tree.links.new(value, _socket(node.inputs, identifier))
-    if scale is not None:
+    if isinstance(scale, (int, float)):
         _socket(node.inputs, "Scale").default_value = scale
-    return _socket(node.outputs, "Vector")
+    elif scale is not None:
+        tree.links.new(scale, _socket(node.inputs, "Scale"))
+    return _socket(node.outputs, "Value" if operation in ("DOT_PRODUCT", "DISTANCE", "LENGTH") else "Vector")
+
+
+def _low_pass(tree, vertices, pixel_size):
+    """Widen every quad as 3DGS rasterizers blur every projected Gaussian (LOW_PASS_VARIANCE px^2
+    added to its screen covariance; sub-pixel Gaussians become pixel-sized dots): sigma^2 +=
+    LOW_PASS_VARIANCE * (distance to the scene camera * pixel_size)^2 along both quad axes, the
+    opacity kept (as 3DGS keeps it). Stored once on the points: the extrusions move them."""
+    camera = tree.nodes.new("GeometryNodeInputActiveCamera")
+    camera_info = tree.nodes.new("GeometryNodeObjectInfo")
+    camera_info.transform_space = "RELATIVE"  # in the splat object's space, where its scales are
+    tree.links.new(_socket(camera.outputs, "Active Camera"), camera_info.inputs["Object"])
+    position = tree.nodes.new("GeometryNodeInputPosition").outputs["Position"]
+    distance = _vector_math(tree, "DISTANCE", position, camera_info.outputs["Location"])
+    pixel = _math(tree, "MULTIPLY", distance, pixel_size)
+    blur_variance = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", pixel, pixel), LOW_PASS_VARIANCE)
+    extent = _named_attribute(tree, EXTENT_ATTRIBUTE, "FLOAT").outputs["Attribute"]
+    blur_in_rims = _math(tree, "MULTIPLY", blur_variance, _math(tree, "MULTIPLY", extent, extent))
+    for name in (QUAD_U_ATTRIBUTE, QUAD_V_ATTRIBUTE):
+        axis = _named_attribute(tree, name, "FLOAT_VECTOR").outputs["Attribute"]
+        # |axis| = sigma * extent: scale it by sqrt(1 + blur / sigma^2) (0 / 0 -> 0: an invisible one stays 0)
+        growth = _math(tree, "SQRT", _math(tree, "ADD", _math(tree, "DIVIDE", blur_in_rims,
+                                                                _vector_math(tree, "DOT_PRODUCT", axis, axis)), 1.0))
+        vertices = _store(tree, vertices, name, "FLOAT_VECTOR", _vector_math(tree, "SCALE", axis, scale=growth))
+    return vertices
 
 
 def _quads(tree, vertices):
@@ -260,8 +293,10 @@ def _quads(tree, vertices):
 
 def splat_node_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.get(NODE_GROUP_NAME)
-    if group is not None:
+    if group is not None and PIXEL_SIZE_INPUT in group.interface.items_tree:
         return group
+    if group is not None:  # from a file saved before the group had all its inputs: built anew
+        bpy.data.node_groups.remove(group)
     group = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
     group.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     gaussians_socket = group.interface.new_socket(name=GAUSSIANS_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
@@ -269,6 +304,9 @@ def splat_node_group() -> bpy.types.NodeTree:
     scale_socket = group.interface.new_socket(name=POINT_SCALE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
     scale_socket.default_value = 1.0
     scale_socket.min_value = 0.0
+    group.interface.new_socket(name=SRGB_BLENDING_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
+    pixel_socket = group.interface.new_socket(name=PIXEL_SIZE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
+    pixel_socket.min_value = 0.0
     group.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     nodes, links = group.nodes, group.links
     group_input = nodes.new("NodeGroupInput")
@@ -278,12 +316,12 @@ def splat_node_group() -> bpy.types.NodeTree:
     visible = nodes.new("FunctionNodeBooleanMath")
     visible.operation = "NOT"
     links.new(hidden.outputs["Attribute"], _socket(visible.inputs, "Boolean"))
-    geometry = _highlighted_color(group, group_input.outputs["Geometry"])
+    geometry = _highlighted_color(group, group_input.outputs["Geometry"], group_input.outputs[SRGB_BLENDING_INPUT])
 
     # Points: radius = exp(max(scale_0, scale_1, scale_2)) * point scale (the largest axis).
     scales = [_named_attribute(group, f"scale_{i}", "FLOAT").outputs["Attribute"] for i in range(3)]
-    largest = _geo_math(group, "MAXIMUM", _geo_math(group, "MAXIMUM", scales[0], scales[1]), scales[2])
-    radius = _geo_math(group, "MULTIPLY", _geo_math(group, "EXPONENT", largest), group_input.outputs[POINT_SCALE_INPUT])
+    largest = _math(group, "MAXIMUM", _math(group, "MAXIMUM", scales[0], scales[1]), scales[2])
+    radius = _math(group, "MULTIPLY", _math(group, "EXPONENT", largest), group_input.outputs[POINT_SCALE_INPUT])
     to_points = nodes.new("GeometryNodeMeshToPoints")
     to_points.mode = "VERTICES"
     links.new(geometry, to_points.inputs["Mesh"])
@@ -298,7 +336,8 @@ def splat_node_group() -> bpy.types.NodeTree:
     hidden_dropped.domain = "POINT"
     links.new(geometry, hidden_dropped.inputs["Geometry"])
     links.new(hidden.outputs["Attribute"], hidden_dropped.inputs["Selection"])
-    quads = _quads(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]))
+    quads = _quads(group, _low_pass(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]),
+                                    group_input.outputs[PIXEL_SIZE_INPUT]))
 
     switch = nodes.new("GeometryNodeSwitch")
     switch.input_type = "GEOMETRY"
@@ -341,6 +380,8 @@ def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | 
     group = splat_node_group()
     modifier.node_group = group
     modifier[group.interface.items_tree[POINT_SCALE_INPUT].identifier] = float(point_scale)
+    _drive_pixel_size(obj, modifier, bpy.context.scene)
+    _set_input(obj, SRGB_BLENDING_INPUT, bpy.context.scene.clickgauss.blending == "TRAINED")
     if mode is not None and obj.clickgauss.display_mode != mode:
         obj.clickgauss.display_mode = mode  # its update callback sets the modifier input
     else:
@@ -350,14 +391,49 @@ def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | 
     return modifier
 
 
-def apply_display_mode(obj) -> None:
-    """Set the display modifier's switch from the object's display mode setting."""
+def _set_input(obj, name: str, value) -> None:
     modifier = obj.modifiers.get(MODIFIER_NAME)
     if modifier is None or modifier.node_group is None:
         return
-    identifier = modifier.node_group.interface.items_tree[GAUSSIANS_INPUT].identifier
-    modifier[identifier] = obj.clickgauss.display_mode == "GAUSSIANS"
+    modifier[modifier.node_group.interface.items_tree[name].identifier] = value
     obj.update_tag()
+
+
+def apply_display_mode(obj) -> None:
+    """Set the display modifier's switch from the object's display mode setting."""
+    _set_input(obj, GAUSSIANS_INPUT, obj.clickgauss.display_mode == "GAUSSIANS")
+
+
+def _drive_pixel_size(obj, modifier, scene) -> None:
+    """A driver keeps the low-pass's pixel size that of the scene camera and render resolution:
+    sensor width / (focal length * width in pixels), exact for a horizontal sensor fit (and
+    Auto on landscape frames). Without a scene camera it stays 0: no widening."""
+    path = f'modifiers["{MODIFIER_NAME}"]["{modifier.node_group.interface.items_tree[PIXEL_SIZE_INPUT].identifier}"]'
+    obj.driver_remove(path)
+    driver = obj.driver_add(path).driver
+    driver.type = "SCRIPTED"
+    for name, data_path in (("sensor", "camera.data.sensor_width"), ("lens", "camera.data.lens"),
+                            ("width", "render.resolution_x"), ("percent", "render.resolution_percentage")):
+        variable = driver.variables.new()
+        variable.name = name
+        variable.type = "SINGLE_PROP"
+        variable.targets[0].id_type = "SCENE"
+        variable.targets[0].id = scene
+        variable.targets[0].data_path = data_path
+    driver.expression = "sensor / (lens * width * percent / 100)"  # a simple expression: no Python needed
+
+
+def apply_blending(scene) -> None:
+    """How the scene blends splats (scene.clickgauss.blending): TRAINED blends sRGB-encoded
+    colours under the Raw view transform, exactly as 3DGS composites (the picture the splat was
+    trained to make; other objects then show unencoded, darker); LINEAR blends in linear light
+    under the Standard view transform (other objects as usual; faint overlapping Gaussians come
+    out brighter than trained)."""
+    trained = scene.clickgauss.blending == "TRAINED"
+    scene.view_settings.view_transform = "Raw" if trained else "Standard"
+    for obj in scene.objects:
+        if obj.modifiers.get(MODIFIER_NAME) is not None:
+            _set_input(obj, SRGB_BLENDING_INPUT, trained)
 
 
 def show_in_solid_mode(context) -> None:

@@ -115,7 +115,17 @@ def _show_calibrated_threshold(settings, context):
     calibrated_threshold_shown(settings, context)
 
 
+def _blending_changed(settings, context):
+    from .display import apply_blending
+    apply_blending(settings.id_data)
+
+
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
+    blending: EnumProperty(name="Blending", default="LINEAR", update=_blending_changed, items=(
+        ("TRAINED", "As Trained", "Blend splat colours as 3DGS does (sRGB values): the picture the splat was "
+                                  "trained to make. Sets the Raw view transform: other objects show unencoded"),
+        ("LINEAR", "Linear", "Blend in linear light under the Standard view transform: other objects as usual, "
+                             "faint overlapping Gaussians brighter than trained")))
     level: EnumProperty(name="Level", default="coarse", update=_show_calibrated_threshold, items=(
         ("coarse", "Coarse", "Whole objects"),
         ("fine", "Fine", "Parts of objects")))
