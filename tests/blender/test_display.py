@@ -57,3 +57,55 @@ def test_selection_highlight_after_a_click(clean_scene, addon_module, tmp_path, 
     assert other_side < (0.02 if engine == "BLENDER_EEVEE" else 0.5 * selected_side)
     changed = np.abs(after - before).max(axis=2) > 2 / 255
     assert (orange_shift[changed] > 0).all()  # whatever changed, changed towards the highlight
+
+
+def _quad_sides_and_colours(obj):
+    """Per quad of the evaluated display: its centre, its two side lengths (longer first) and the
+    colour its corners carry."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    corners = np.array([p.vertices[:] for p in evaluated.polygons])
+    positions = np.array([v.co for v in evaluated.vertices])[corners]  # (quads, 4, 3)
+    sides = np.linalg.norm(positions - np.roll(positions, 1, axis=1), axis=2)[:, :2]
+    colours = np.array([c.color for c in evaluated.attributes["cg_color"].data])[corners[:, 0]]
+    return positions.mean(axis=1), -np.sort(-sides, axis=1), colours
+
+
+def test_quads_widen_like_the_rasterizer_low_pass_and_blend_as_trained(clean_scene, addon_module):
+    """The display's Geometry Nodes against the 3DGS formulas computed here from the file: each
+    quad's half-sides are extent * sqrt(sigma^2 + 0.3 px^2 at its distance from the scene camera)
+    (the driver follows the camera's lens and the render width), and 'As Trained' blending
+    outputs sRGB-encoded colours (Raw view), 'Linear' the linear ones (Standard view)."""
+    from clickgauss_core.click import LOW_PASS_VARIANCE
+    from clickgauss_core.gaussian_quads import visible_extent
+    from clickgauss_core.ply import read_splat_file
+
+    scene = bpy.context.scene
+    obj = addon_module("blender.io_operators").import_splats(bpy.context, str(FRUIT), z_up=False)
+    cloud = read_splat_file(FRUIT)
+    camera_data = bpy.data.cameras.new("low-pass view")
+    camera_data.sensor_fit, camera_data.sensor_width, camera_data.lens = "HORIZONTAL", 36.0, 50.0
+    camera = bpy.data.objects.new("low-pass view", camera_data)
+    scene.collection.objects.link(camera)
+    camera.location = cloud.positions.mean(axis=0) + np.array([0.0, 0.0, 3.0])
+    scene.camera = camera
+    scene.render.resolution_x, scene.render.resolution_percentage = 200, 50  # 100 px wide
+    bpy.context.view_layer.update()
+
+    centres, sides, colours = _quad_sides_and_colours(obj)
+    assert np.allclose(centres, cloud.positions, atol=1e-5)  # quad i is Gaussian i
+    sigmas = -np.sort(-cloud.scales.astype(np.float64), axis=1)[:, :2]  # activated (exp of the file's)
+    pixel = 36.0 / (50.0 * 100)
+    blur = LOW_PASS_VARIANCE * (np.linalg.norm(cloud.positions - np.array(camera.location), axis=1) * pixel) ** 2
+    expected = 2 * visible_extent(cloud.opacities)[:, None] * np.sqrt(sigmas ** 2 + blur[:, None])
+    visible = visible_extent(cloud.opacities) > 0
+    assert np.allclose(sides[visible], expected[visible], rtol=2e-3)
+    assert (expected[visible] > 1.5 * 2 * visible_extent(cloud.opacities)[visible, None] * sigmas[visible]).any()
+
+    stored = addon_module("blender.mesh_io").read_attribute(obj.data, "cg_color")[:, :3]
+    scene.clickgauss.blending = "TRAINED"
+    assert scene.view_settings.view_transform == "Raw"
+    encoded = np.where(stored <= 0.0031308, 12.92 * stored, 1.055 * np.clip(stored, 0, None) ** (1 / 2.4) - 0.055)
+    assert np.allclose(_quad_sides_and_colours(obj)[2][:, :3], encoded, atol=1e-4)
+    scene.clickgauss.blending = "LINEAR"
+    assert scene.view_settings.view_transform == "Standard"
+    assert np.allclose(_quad_sides_and_colours(obj)[2][:, :3], stored, atol=1e-5)
