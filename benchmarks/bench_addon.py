@@ -150,7 +150,8 @@ def measure_display(addon_module, obj, work: Path) -> dict:
     """The viewport display's cost, headless: re-evaluating the display after a selection change
     (what the viewport waits for after a click), and an EEVEE frame (1 sample, 320 x 240) of the
     Gaussians and of the Points display: the render after a first one (shaders compiled), as the
-    proxy for a viewport frame."""
+    proxy for a viewport frame. The same frame at 32 x 24 (one hundredth of the pixels) tells the
+    per-Gaussian cost (vertices, triangle setup) from the per-pixel one (fragments)."""
     from clickgauss_core.framing import framing_cameras
 
     views, selection = addon_module("blender.views"), addon_module("blender.selection")
@@ -175,6 +176,11 @@ def measure_display(addon_module, obj, work: Path) -> dict:
             views.render_to_file(scene, str(work / f"frame_{mode}_{index}.png"), "BLENDER_EEVEE", samples=1)
             frames.append(time.perf_counter() - start)
         result[f"{mode.lower()}_eevee_frame_s"] = round(frames[-1], 2)
+        scene.render.resolution_percentage = 10
+        start = time.perf_counter()
+        views.render_to_file(scene, str(work / f"frame_{mode}_small.png"), "BLENDER_EEVEE", samples=1)
+        result[f"{mode.lower()}_eevee_frame_32x24_s"] = round(time.perf_counter() - start, 2)
+        scene.render.resolution_percentage = 100
     return result
 
 
