@@ -33,6 +33,7 @@ POINT_SCALE_INPUT = "Point Scale"
 GAUSSIANS_INPUT = "Gaussian Shapes"
 SRGB_BLENDING_INPUT = "sRGB Blending"        # output cg_color sRGB-encoded (shown as data by the Raw view)
 PIXEL_SIZE_INPUT = "Camera Pixel Size"        # one render pixel at distance 1 from the scene camera
+SORTED_INPUT = "Sort from Camera"             # quads ordered back to front from the scene camera
 HIGHLIGHT_COLOR = (1.0, 0.35, 0.0, 1.0)
 HIGHLIGHT_STRENGTH = 0.75  # how much of the highlight colour a selected splat shows
 QUAD_U_ATTRIBUTE = "cg_quad_u"                # centre to the middle of the quad's side along the largest axis
@@ -121,7 +122,7 @@ def splat_material() -> bpy.types.Material:
     links.new(mix.outputs["Shader"], output.inputs["Surface"])
     for x, node in enumerate(tree.nodes):
         node.location = (x * 180, (x % 3) * -160)
-    material.surface_render_method = "DITHERED"  # order-independent: converges over the samples
+    material.surface_render_method = "DITHERED"  # order-independent (`apply_transparency` may sort instead)
     material.use_backface_culling = False
     if hasattr(material, "use_transparent_shadow"):
         material.use_transparent_shadow = True
@@ -240,18 +241,26 @@ def _vector_math(tree, operation: str, a, b=None, scale=None):
     return _socket(node.outputs, "Value" if operation in ("DOT_PRODUCT", "DISTANCE", "LENGTH") else "Vector")
 
 
-def _low_pass(tree, vertices, pixel_size):
+def _camera_location(tree):
+    """The scene camera's position in the splat object's space (where its scales are)."""
+    camera = tree.nodes.new("GeometryNodeInputActiveCamera")
+    camera_info = tree.nodes.new("GeometryNodeObjectInfo")
+    camera_info.transform_space = "RELATIVE"
+    tree.links.new(_socket(camera.outputs, "Active Camera"), camera_info.inputs["Object"])
+    return camera_info.outputs["Location"]
+
+
+def _distance_to(tree, location):
+    position = tree.nodes.new("GeometryNodeInputPosition").outputs["Position"]
+    return _vector_math(tree, "DISTANCE", position, location)
+
+
+def _low_pass(tree, vertices, pixel_size, camera_location):
     """Widen every quad as 3DGS rasterizers blur every projected Gaussian (LOW_PASS_VARIANCE px^2
     added to its screen covariance; sub-pixel Gaussians become pixel-sized dots): sigma^2 +=
     LOW_PASS_VARIANCE * (distance to the scene camera * pixel_size)^2 along both quad axes, the
     opacity kept (as 3DGS keeps it). Stored once on the points: the extrusions move them."""
-    camera = tree.nodes.new("GeometryNodeInputActiveCamera")
-    camera_info = tree.nodes.new("GeometryNodeObjectInfo")
-    camera_info.transform_space = "RELATIVE"  # in the splat object's space, where its scales are
-    tree.links.new(_socket(camera.outputs, "Active Camera"), camera_info.inputs["Object"])
-    position = tree.nodes.new("GeometryNodeInputPosition").outputs["Position"]
-    distance = _vector_math(tree, "DISTANCE", position, camera_info.outputs["Location"])
-    pixel = _math(tree, "MULTIPLY", distance, pixel_size)
+    pixel = _math(tree, "MULTIPLY", _distance_to(tree, camera_location), pixel_size)
     blur_variance = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", pixel, pixel), LOW_PASS_VARIANCE)
     extent = _named_attribute(tree, EXTENT_ATTRIBUTE, "FLOAT").outputs["Attribute"]
     blur_in_rims = _math(tree, "MULTIPLY", blur_variance, _math(tree, "MULTIPLY", extent, extent))
@@ -293,7 +302,7 @@ def _quads(tree, vertices):
 
 def splat_node_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.get(NODE_GROUP_NAME)
-    if group is not None and PIXEL_SIZE_INPUT in group.interface.items_tree:
+    if group is not None and SORTED_INPUT in group.interface.items_tree:
         return group
     if group is not None:  # from a file saved before the group had all its inputs: built anew
         bpy.data.node_groups.remove(group)
@@ -307,6 +316,7 @@ def splat_node_group() -> bpy.types.NodeTree:
     group.interface.new_socket(name=SRGB_BLENDING_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
     pixel_socket = group.interface.new_socket(name=PIXEL_SIZE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
     pixel_socket.min_value = 0.0
+    group.interface.new_socket(name=SORTED_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
     group.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     nodes, links = group.nodes, group.links
     group_input = nodes.new("NodeGroupInput")
@@ -336,8 +346,21 @@ def splat_node_group() -> bpy.types.NodeTree:
     hidden_dropped.domain = "POINT"
     links.new(geometry, hidden_dropped.inputs["Geometry"])
     links.new(hidden.outputs["Attribute"], hidden_dropped.inputs["Selection"])
+    camera_location = _camera_location(group)
     quads = _quads(group, _low_pass(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]),
-                                    group_input.outputs[PIXEL_SIZE_INPUT]))
+                                    group_input.outputs[PIXEL_SIZE_INPUT], camera_location))
+    # Sorted transparency: faces back to front from the scene camera (their centres' distance, as
+    # 3DGS sorts by depth); a blended material draws them in that order, exactly compositing.
+    back_to_front = nodes.new("GeometryNodeSortElements")
+    back_to_front.domain = "FACE"
+    links.new(quads, back_to_front.inputs["Geometry"])
+    links.new(_math(group, "MULTIPLY", _distance_to(group, camera_location), -1.0), back_to_front.inputs["Sort Weight"])
+    sort_switch = nodes.new("GeometryNodeSwitch")
+    sort_switch.input_type = "GEOMETRY"
+    links.new(group_input.outputs[SORTED_INPUT], sort_switch.inputs["Switch"])
+    links.new(quads, sort_switch.inputs["False"])
+    links.new(back_to_front.outputs["Geometry"], sort_switch.inputs["True"])
+    quads = sort_switch.outputs["Output"]
 
     switch = nodes.new("GeometryNodeSwitch")
     switch.input_type = "GEOMETRY"
@@ -382,6 +405,8 @@ def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | 
     modifier[group.interface.items_tree[POINT_SCALE_INPUT].identifier] = float(point_scale)
     _drive_pixel_size(obj, modifier, bpy.context.scene)
     _set_input(obj, SRGB_BLENDING_INPUT, bpy.context.scene.clickgauss.blending == "TRAINED")
+    apply_transparency(bpy.context.scene)  # the material's render method and the scene's splats' sort
+    _set_input(obj, SORTED_INPUT, bpy.context.scene.clickgauss.transparency == "SORTED")  # (if not linked yet)
     if mode is not None and obj.clickgauss.display_mode != mode:
         obj.clickgauss.display_mode = mode  # its update callback sets the modifier input
     else:
@@ -421,6 +446,21 @@ def _drive_pixel_size(obj, modifier, scene) -> None:
         variable.targets[0].id = scene
         variable.targets[0].data_path = data_path
     driver.expression = "sensor / (lens * width * percent / 100)"  # a simple expression: no Python needed
+
+
+def apply_transparency(scene) -> None:
+    """How splats are made transparent (scene.clickgauss.transparency): SORTED orders every
+    splat's quads back to front from the scene camera and blends them in that order (the
+    material's Blended render method): exact 3DGS compositing, no noise, but from the scene
+    camera only (a viewport looking from elsewhere sees some quads in the wrong order); DITHERED
+    (order-independent, converging over the samples: right from any view, grainy until settled)."""
+    sorted_ = scene.clickgauss.transparency == "SORTED"
+    material = splat_material()
+    material.surface_render_method = "BLENDED" if sorted_ else "DITHERED"
+    material.use_transparency_overlap = True  # every layer, not only the front-most
+    for obj in scene.objects:
+        if obj.modifiers.get(MODIFIER_NAME) is not None:
+            _set_input(obj, SORTED_INPUT, sorted_)
 
 
 def apply_blending(scene) -> None:

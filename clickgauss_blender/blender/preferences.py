@@ -120,7 +120,16 @@ def _blending_changed(settings, context):
     apply_blending(settings.id_data)
 
 
+def _transparency_changed(settings, context):
+    from .display import apply_transparency
+    apply_transparency(settings.id_data)
+
+
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
+    transparency: EnumProperty(name="Transparency", default="DITHERED", update=_transparency_changed, items=(
+        ("DITHERED", "Dithered", "Order-independent: right from any view, grainy until the samples settle"),
+        ("SORTED", "Sorted", "Quads sorted back to front from the scene camera and blended: exact and noise-free "
+                             "through the camera (F12); a viewport looking from elsewhere sees some out of order")))
     blending: EnumProperty(name="Blending", default="LINEAR", update=_blending_changed, items=(
         ("TRAINED", "As Trained", "Blend splat colours as 3DGS does (sRGB values): the picture the splat was "
                                   "trained to make. Sets the Raw view transform: other objects show unencoded"),

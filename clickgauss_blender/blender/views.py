@@ -43,12 +43,14 @@ def set_render_size(scene, camera: Camera) -> None:
 def faithful_color_settings(scene, background=(0.0, 0.0, 0.0)) -> None:
     """Render settings under which displayed colours come out as the splat's own: splats blended
     as trained (`display.apply_blending`: sRGB values under the Raw view transform, as 3DGS
-    composites), no look, exposure 0; a world of the given plain colour; Blender's 1.5-pixel
+    composites) and sorted from the camera (`display.apply_transparency`), no look, exposure 0; a world of the given plain colour; Blender's 1.5-pixel
     pixel filter (a narrower one measured worse; the display widens quads like the rasterizers'
     low-pass itself)."""
-    scene.clickgauss.blending = "TRAINED"  # its update sets the view transform and the splats' inputs
-    from .display import apply_blending
-    apply_blending(scene)  # also when it already was TRAINED (objects imported since)
+    scene.clickgauss.blending = "TRAINED"
+    scene.clickgauss.transparency = "SORTED"  # through the camera: exact, noise-free
+    from .display import apply_blending, apply_transparency
+    apply_blending(scene)  # also when they already were (objects imported since)
+    apply_transparency(scene)
     scene.view_settings.look = "None"
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0
