@@ -301,11 +301,25 @@ def _quads(tree, vertices):
 
 
 def splat_node_group() -> bpy.types.NodeTree:
+    """The display's node group: this file's, or built (anew for a file saved before the group
+    had all of today's inputs: its objects are moved over to the new one, keeping their Point Scale)."""
     group = bpy.data.node_groups.get(NODE_GROUP_NAME)
     if group is not None and SORTED_INPUT in group.interface.items_tree:
         return group
-    if group is not None:  # from a file saved before the group had all its inputs: built anew
-        bpy.data.node_groups.remove(group)
+    if group is None:
+        return _build_splat_node_group()
+    group.name = NODE_GROUP_NAME + " (outdated)"
+    built = _build_splat_node_group()
+    scale_identifier = group.interface.items_tree[POINT_SCALE_INPUT].identifier
+    for obj in bpy.data.objects:
+        modifier = obj.modifiers.get(MODIFIER_NAME)
+        if modifier is not None and modifier.node_group == group:
+            ensure_display(obj, point_scale=modifier.get(scale_identifier, 1.0))
+    bpy.data.node_groups.remove(group)
+    return built
+
+
+def _build_splat_node_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
     group.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     gaussians_socket = group.interface.new_socket(name=GAUSSIANS_INPUT, in_out="INPUT", socket_type="NodeSocketBool")

@@ -117,3 +117,21 @@ def test_quads_widen_like_the_rasterizer_low_pass_blend_as_trained_and_sort(clea
     centres = _quad_sides_and_colours(obj)[0]
     distances = np.linalg.norm(centres - np.array(camera.location), axis=1)
     assert len(centres) == len(cloud) and (np.diff(distances) <= 1e-5).all()
+
+
+def test_a_file_from_before_the_new_display_inputs_gets_the_new_display(clean_scene, addon_module):
+    """A .blend saved with an older display group (without today's inputs): the next splat
+    import rebuilds the group and moves the old objects over, keeping their Point Scale."""
+    display = addon_module("blender.display")
+    importer = addon_module("blender.io_operators")
+    old = importer.import_splats(bpy.context, str(FRUIT), z_up=False, point_scale=0.5)
+    group = bpy.data.node_groups[display.NODE_GROUP_NAME]
+    group.interface.remove(group.interface.items_tree[display.SORTED_INPUT])  # as the group was before
+    importer.import_splats(bpy.context, str(FRUIT), z_up=False)
+    modifier = old.modifiers[display.MODIFIER_NAME]
+    rebuilt = bpy.data.node_groups[display.NODE_GROUP_NAME]
+    assert modifier.node_group == rebuilt and display.SORTED_INPUT in rebuilt.interface.items_tree
+    assert len(bpy.data.node_groups) == 1
+    assert modifier[rebuilt.interface.items_tree[display.POINT_SCALE_INPUT].identifier] == 0.5
+    evaluated = old.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    assert len(evaluated.polygons) == len(old.data.vertices)  # the Gaussians display is back
