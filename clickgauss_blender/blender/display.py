@@ -446,7 +446,7 @@ def apply_display_mode(obj) -> None:
 def _drive_pixel_size(obj, modifier, scene) -> None:
     """A driver keeps the low-pass's pixel size that of the scene camera and render resolution:
     sensor width / (focal length * width in pixels), exact for a horizontal sensor fit (and
-    Auto on landscape frames). Without a scene camera it stays 0: no widening."""
+    Auto on landscape frames). Without a scene camera it is 0: no widening."""
     path = f'modifiers["{MODIFIER_NAME}"]["{modifier.node_group.interface.items_tree[PIXEL_SIZE_INPUT].identifier}"]'
     obj.driver_remove(path)
     driver = obj.driver_add(path).driver
@@ -459,7 +459,8 @@ def _drive_pixel_size(obj, modifier, scene) -> None:
         variable.targets[0].id_type = "SCENE"
         variable.targets[0].id = scene
         variable.targets[0].data_path = data_path
-    driver.expression = "sensor / (lens * width * percent / 100)"  # a simple expression: no Python needed
+    # A simple expression (no Python needed); no scene camera: 0 (no widening), not a division by zero.
+    driver.expression = "sensor / max(lens * width * percent / 100, 1e-6)"
 
 
 def apply_transparency(scene) -> None:
