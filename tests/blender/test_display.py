@@ -83,6 +83,7 @@ def test_quads_widen_like_the_rasterizer_low_pass_blend_as_trained_and_sort(clea
     from clickgauss_core.ply import read_splat_file
 
     scene = bpy.context.scene
+    scene.clickgauss.transparency = "DITHERED"  # the file's order first (earlier tests may have sorted)
     obj = addon_module("blender.io_operators").import_splats(bpy.context, str(FRUIT), z_up=False)
     cloud = read_splat_file(FRUIT)
     camera_data = bpy.data.cameras.new("low-pass view")
