@@ -150,8 +150,10 @@ def bench_size(addon_module, work: Path, n: int) -> dict:
 def measure_display(addon_module, obj, work: Path) -> dict:
     """The viewport display's cost, headless: re-evaluating the display after a selection change
     (what the viewport waits for after a click), and an EEVEE frame (1 sample, 320 x 240) of the
-    Gaussians and of the Points display: the render after a first one (shaders compiled), as the
-    proxy for a viewport frame."""
+    Gaussians display (Dithered, the viewport's default, and Sorted, the picture settings') and of
+    the Points display: the render after a first one (shaders compiled), as the
+    proxy for a viewport frame. The same frame at 32 x 24 (one hundredth of the pixels) tells the
+    per-Gaussian cost (vertices, triangle setup) from the per-pixel one (fragments)."""
     from clickgauss_core.framing import framing_cameras
 
     views, selection = addon_module("blender.views"), addon_module("blender.selection")
@@ -164,18 +166,26 @@ def measure_display(addon_module, obj, work: Path) -> dict:
     views.set_render_size(scene, camera)
     views.faithful_color_settings(scene)
     result = {}
-    for mode in ("GAUSSIANS", "POINTS"):
+    # (name, display mode, transparency): the viewport's default, the picture settings', the fast one.
+    for name, mode, transparency in (("gaussians", "GAUSSIANS", "DITHERED"), ("gaussians_sorted", "GAUSSIANS", "SORTED"),
+                                     ("points", "POINTS", "DITHERED")):
         obj.clickgauss.display_mode = mode
+        scene.clickgauss.transparency = transparency
         selection.set_selection(obj, np.random.default_rng(2).random(n) < 0.2)
         start = time.perf_counter()
         obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-        result[f"{mode.lower()}_update_s"] = round(time.perf_counter() - start, 3)
+        result[f"{name}_update_s"] = round(time.perf_counter() - start, 3)
         frames = []
         for index in range(2):
             start = time.perf_counter()
-            views.render_to_file(scene, str(work / f"frame_{mode}_{index}.png"), "BLENDER_EEVEE", samples=1)
+            views.render_to_file(scene, str(work / f"frame_{name}_{index}.png"), "BLENDER_EEVEE", samples=1)
             frames.append(time.perf_counter() - start)
-        result[f"{mode.lower()}_eevee_frame_s"] = round(frames[-1], 2)
+        result[f"{name}_eevee_frame_s"] = round(frames[-1], 2)
+        scene.render.resolution_percentage = 10
+        start = time.perf_counter()
+        views.render_to_file(scene, str(work / f"frame_{name}_small.png"), "BLENDER_EEVEE", samples=1)
+        result[f"{name}_eevee_frame_32x24_s"] = round(time.perf_counter() - start, 2)
+        scene.render.resolution_percentage = 100
     return result
 
 
@@ -262,7 +272,8 @@ def main(argv=None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(USER_DIR, ignore_errors=True)
     header = ("gaussians", "file_mb", "import_s", "click_ms_median", "click_response_kb", "export_s",
-              "gaussians_update_s", "gaussians_eevee_frame_s", "points_update_s", "points_eevee_frame_s")
+              *(f"{name}_{what}" for name in ("gaussians", "gaussians_sorted", "points")
+                for what in ("update_s", "eevee_frame_s", "eevee_frame_32x24_s")))
     print(f"Blender {bpy.app.version_string}, Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)")
     print(" | ".join(header))
     for row in rows:

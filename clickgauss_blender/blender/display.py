@@ -22,6 +22,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from clickgauss_core.click import LOW_PASS_VARIANCE
 from clickgauss_core.gaussian_quads import MAX_ALPHA, quad_frames
 from .mesh_io import COLOR_ATTRIBUTE, HIDDEN_ATTRIBUTE, ID_ATTRIBUTE, SELECTED_ATTRIBUTE, write_attribute
 
@@ -30,6 +31,9 @@ MATERIAL_NAME = "ClickGauss Splat"
 MODIFIER_NAME = "ClickGauss Display"
 POINT_SCALE_INPUT = "Point Scale"
 GAUSSIANS_INPUT = "Gaussian Shapes"
+SRGB_BLENDING_INPUT = "sRGB Blending"        # output cg_color sRGB-encoded (shown as data by the Raw view)
+PIXEL_SIZE_INPUT = "Camera Pixel Size"        # one render pixel at distance 1 from the scene camera
+SORTED_INPUT = "Sort from Camera"             # quads ordered back to front from the scene camera
 HIGHLIGHT_COLOR = (1.0, 0.35, 0.0, 1.0)
 HIGHLIGHT_STRENGTH = 0.75  # how much of the highlight colour a selected splat shows
 QUAD_U_ATTRIBUTE = "cg_quad_u"                # centre to the middle of the quad's side along the largest axis
@@ -118,7 +122,7 @@ def splat_material() -> bpy.types.Material:
     links.new(mix.outputs["Shader"], output.inputs["Surface"])
     for x, node in enumerate(tree.nodes):
         node.location = (x * 180, (x % 3) * -160)
-    material.surface_render_method = "DITHERED"  # order-independent: converges over the samples
+    material.surface_render_method = "DITHERED"  # order-independent (`apply_transparency` may sort instead)
     material.use_backface_culling = False
     if hasattr(material, "use_transparent_shadow"):
         material.use_transparent_shadow = True
@@ -132,15 +136,6 @@ def _named_attribute(tree, name: str, data_type: str):
     node.data_type = data_type
     node.inputs["Name"].default_value = name
     return node
-
-
-def _geo_math(tree, operation: str, a, b=None):
-    node = tree.nodes.new("ShaderNodeMath")
-    node.operation = operation
-    tree.links.new(a, _socket(node.inputs, "Value"))
-    if b is not None:
-        tree.links.new(b, _socket(node.inputs, "Value_001"))
-    return node.outputs["Value"]
 
 
 # The PLY properties and add-on attributes the quads do not need (the 45 f_rest alone would
@@ -162,8 +157,21 @@ def _drop_unneeded(tree, geometry):
     return geometry
 
 
-def _highlighted_color(tree, geometry):
-    """Store cg_color = mix(cg_color, highlight, selected * strength) on the points."""
+def _srgb_encoded(tree, channel, use_srgb):
+    """The channel sRGB-encoded where `use_srgb` (a bool socket) is on, else as it is:
+    12.92 c below 0.0031308, else 1.055 c^(1/2.4) - 0.055."""
+    low = _math(tree, "MULTIPLY", channel, 12.92)
+    high = _math(tree, "SUBTRACT", _math(tree, "MULTIPLY", _math(tree, "POWER", _math(tree, "MAXIMUM", channel, 0.0),
+                                                                  1.0 / 2.4), 1.055), 0.055)
+    is_low = _math(tree, "LESS_THAN", channel, 0.0031308)
+    encoded = _math(tree, "ADD", high, _math(tree, "MULTIPLY", is_low, _math(tree, "SUBTRACT", low, high)))
+    return _math(tree, "ADD", channel, _math(tree, "MULTIPLY", use_srgb, _math(tree, "SUBTRACT", encoded, channel)))
+
+
+def _highlighted_color(tree, geometry, use_srgb):
+    """Store cg_color = mix(cg_color, highlight, selected * strength) on the points, sRGB-encoded
+    when `use_srgb` is on (the Raw view transform then shows it as it is, and Blender blends
+    the encoded values, as 3DGS does)."""
     links = tree.links
     color = _named_attribute(tree, COLOR_ATTRIBUTE, "FLOAT_COLOR")
     selected = _named_attribute(tree, SELECTED_ATTRIBUTE, "FLOAT")
@@ -183,7 +191,7 @@ def _highlighted_color(tree, geometry):
     links.new(_socket(mix.outputs, "Result_Color"), mixed.inputs["Color"])
     combine = tree.nodes.new("FunctionNodeCombineColor")
     for channel in ("Red", "Green", "Blue"):
-        links.new(mixed.outputs[channel], combine.inputs[channel])
+        links.new(_srgb_encoded(tree, mixed.outputs[channel], use_srgb), combine.inputs[channel])
     links.new(separate.outputs["Alpha"], combine.inputs["Alpha"])
     store = tree.nodes.new("GeometryNodeStoreNamedAttribute")
     store.data_type = "FLOAT_COLOR"
@@ -226,9 +234,43 @@ def _vector_math(tree, operation: str, a, b=None, scale=None):
             _socket(node.inputs, identifier).default_value = value
         else:
             tree.links.new(value, _socket(node.inputs, identifier))
-    if scale is not None:
+    if isinstance(scale, (int, float)):
         _socket(node.inputs, "Scale").default_value = scale
-    return _socket(node.outputs, "Vector")
+    elif scale is not None:
+        tree.links.new(scale, _socket(node.inputs, "Scale"))
+    return _socket(node.outputs, "Value" if operation in ("DOT_PRODUCT", "DISTANCE", "LENGTH") else "Vector")
+
+
+def _camera_location(tree):
+    """The scene camera's position in the splat object's space (where its scales are)."""
+    camera = tree.nodes.new("GeometryNodeInputActiveCamera")
+    camera_info = tree.nodes.new("GeometryNodeObjectInfo")
+    camera_info.transform_space = "RELATIVE"
+    tree.links.new(_socket(camera.outputs, "Active Camera"), camera_info.inputs["Object"])
+    return camera_info.outputs["Location"]
+
+
+def _distance_to(tree, location):
+    position = tree.nodes.new("GeometryNodeInputPosition").outputs["Position"]
+    return _vector_math(tree, "DISTANCE", position, location)
+
+
+def _low_pass(tree, vertices, pixel_size, camera_location):
+    """Widen every quad as 3DGS rasterizers blur every projected Gaussian (LOW_PASS_VARIANCE px^2
+    added to its screen covariance; sub-pixel Gaussians become pixel-sized dots): sigma^2 +=
+    LOW_PASS_VARIANCE * (distance to the scene camera * pixel_size)^2 along both quad axes, the
+    opacity kept (as 3DGS keeps it). Stored once on the points: the extrusions move them."""
+    pixel = _math(tree, "MULTIPLY", _distance_to(tree, camera_location), pixel_size)
+    blur_variance = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", pixel, pixel), LOW_PASS_VARIANCE)
+    extent = _named_attribute(tree, EXTENT_ATTRIBUTE, "FLOAT").outputs["Attribute"]
+    blur_in_rims = _math(tree, "MULTIPLY", blur_variance, _math(tree, "MULTIPLY", extent, extent))
+    for name in (QUAD_U_ATTRIBUTE, QUAD_V_ATTRIBUTE):
+        axis = _named_attribute(tree, name, "FLOAT_VECTOR").outputs["Attribute"]
+        # |axis| = sigma * extent: scale it by sqrt(1 + blur / sigma^2) (0 / 0 -> 0: an invisible one stays 0)
+        growth = _math(tree, "SQRT", _math(tree, "ADD", _math(tree, "DIVIDE", blur_in_rims,
+                                                                _vector_math(tree, "DOT_PRODUCT", axis, axis)), 1.0))
+        vertices = _store(tree, vertices, name, "FLOAT_VECTOR", _vector_math(tree, "SCALE", axis, scale=growth))
+    return vertices
 
 
 def _quads(tree, vertices):
@@ -259,9 +301,25 @@ def _quads(tree, vertices):
 
 
 def splat_node_group() -> bpy.types.NodeTree:
+    """The display's node group: this file's, or built (anew for a file saved before the group
+    had all of today's inputs: its objects are moved over to the new one, keeping their Point Scale)."""
     group = bpy.data.node_groups.get(NODE_GROUP_NAME)
-    if group is not None:
+    if group is not None and SORTED_INPUT in group.interface.items_tree:
         return group
+    if group is None:
+        return _build_splat_node_group()
+    group.name = NODE_GROUP_NAME + " (outdated)"
+    built = _build_splat_node_group()
+    scale_identifier = group.interface.items_tree[POINT_SCALE_INPUT].identifier
+    for obj in bpy.data.objects:
+        modifier = obj.modifiers.get(MODIFIER_NAME)
+        if modifier is not None and modifier.node_group == group:
+            ensure_display(obj, point_scale=modifier.get(scale_identifier, 1.0))
+    bpy.data.node_groups.remove(group)
+    return built
+
+
+def _build_splat_node_group() -> bpy.types.NodeTree:
     group = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
     group.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
     gaussians_socket = group.interface.new_socket(name=GAUSSIANS_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
@@ -269,6 +327,10 @@ def splat_node_group() -> bpy.types.NodeTree:
     scale_socket = group.interface.new_socket(name=POINT_SCALE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
     scale_socket.default_value = 1.0
     scale_socket.min_value = 0.0
+    group.interface.new_socket(name=SRGB_BLENDING_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
+    pixel_socket = group.interface.new_socket(name=PIXEL_SIZE_INPUT, in_out="INPUT", socket_type="NodeSocketFloat")
+    pixel_socket.min_value = 0.0
+    group.interface.new_socket(name=SORTED_INPUT, in_out="INPUT", socket_type="NodeSocketBool")
     group.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     nodes, links = group.nodes, group.links
     group_input = nodes.new("NodeGroupInput")
@@ -278,12 +340,12 @@ def splat_node_group() -> bpy.types.NodeTree:
     visible = nodes.new("FunctionNodeBooleanMath")
     visible.operation = "NOT"
     links.new(hidden.outputs["Attribute"], _socket(visible.inputs, "Boolean"))
-    geometry = _highlighted_color(group, group_input.outputs["Geometry"])
+    geometry = _highlighted_color(group, group_input.outputs["Geometry"], group_input.outputs[SRGB_BLENDING_INPUT])
 
     # Points: radius = exp(max(scale_0, scale_1, scale_2)) * point scale (the largest axis).
     scales = [_named_attribute(group, f"scale_{i}", "FLOAT").outputs["Attribute"] for i in range(3)]
-    largest = _geo_math(group, "MAXIMUM", _geo_math(group, "MAXIMUM", scales[0], scales[1]), scales[2])
-    radius = _geo_math(group, "MULTIPLY", _geo_math(group, "EXPONENT", largest), group_input.outputs[POINT_SCALE_INPUT])
+    largest = _math(group, "MAXIMUM", _math(group, "MAXIMUM", scales[0], scales[1]), scales[2])
+    radius = _math(group, "MULTIPLY", _math(group, "EXPONENT", largest), group_input.outputs[POINT_SCALE_INPUT])
     to_points = nodes.new("GeometryNodeMeshToPoints")
     to_points.mode = "VERTICES"
     links.new(geometry, to_points.inputs["Mesh"])
@@ -298,7 +360,21 @@ def splat_node_group() -> bpy.types.NodeTree:
     hidden_dropped.domain = "POINT"
     links.new(geometry, hidden_dropped.inputs["Geometry"])
     links.new(hidden.outputs["Attribute"], hidden_dropped.inputs["Selection"])
-    quads = _quads(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]))
+    camera_location = _camera_location(group)
+    quads = _quads(group, _low_pass(group, _drop_unneeded(group, hidden_dropped.outputs["Geometry"]),
+                                    group_input.outputs[PIXEL_SIZE_INPUT], camera_location))
+    # Sorted transparency: faces back to front from the scene camera (their centres' distance, as
+    # 3DGS sorts by depth); a blended material draws them in that order, exactly compositing.
+    back_to_front = nodes.new("GeometryNodeSortElements")
+    back_to_front.domain = "FACE"
+    links.new(quads, back_to_front.inputs["Geometry"])
+    links.new(_math(group, "MULTIPLY", _distance_to(group, camera_location), -1.0), back_to_front.inputs["Sort Weight"])
+    sort_switch = nodes.new("GeometryNodeSwitch")
+    sort_switch.input_type = "GEOMETRY"
+    links.new(group_input.outputs[SORTED_INPUT], sort_switch.inputs["Switch"])
+    links.new(quads, sort_switch.inputs["False"])
+    links.new(back_to_front.outputs["Geometry"], sort_switch.inputs["True"])
+    quads = sort_switch.outputs["Output"]
 
     switch = nodes.new("GeometryNodeSwitch")
     switch.input_type = "GEOMETRY"
@@ -341,6 +417,10 @@ def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | 
     group = splat_node_group()
     modifier.node_group = group
     modifier[group.interface.items_tree[POINT_SCALE_INPUT].identifier] = float(point_scale)
+    _drive_pixel_size(obj, modifier, bpy.context.scene)
+    _set_input(obj, SRGB_BLENDING_INPUT, bpy.context.scene.clickgauss.blending == "TRAINED")
+    apply_transparency(bpy.context.scene)  # the material's render method and the scene's splats' sort
+    _set_input(obj, SORTED_INPUT, bpy.context.scene.clickgauss.transparency == "SORTED")  # (if not linked yet)
     if mode is not None and obj.clickgauss.display_mode != mode:
         obj.clickgauss.display_mode = mode  # its update callback sets the modifier input
     else:
@@ -350,14 +430,65 @@ def ensure_display(obj: bpy.types.Object, point_scale: float = 1.0, mode: str | 
     return modifier
 
 
-def apply_display_mode(obj) -> None:
-    """Set the display modifier's switch from the object's display mode setting."""
+def _set_input(obj, name: str, value) -> None:
     modifier = obj.modifiers.get(MODIFIER_NAME)
     if modifier is None or modifier.node_group is None:
         return
-    identifier = modifier.node_group.interface.items_tree[GAUSSIANS_INPUT].identifier
-    modifier[identifier] = obj.clickgauss.display_mode == "GAUSSIANS"
+    modifier[modifier.node_group.interface.items_tree[name].identifier] = value
     obj.update_tag()
+
+
+def apply_display_mode(obj) -> None:
+    """Set the display modifier's switch from the object's display mode setting."""
+    _set_input(obj, GAUSSIANS_INPUT, obj.clickgauss.display_mode == "GAUSSIANS")
+
+
+def _drive_pixel_size(obj, modifier, scene) -> None:
+    """A driver keeps the low-pass's pixel size that of the scene camera and render resolution:
+    sensor width / (focal length * width in pixels), exact for a horizontal sensor fit (and
+    Auto on landscape frames). Without a scene camera it is 0: no widening."""
+    path = f'modifiers["{MODIFIER_NAME}"]["{modifier.node_group.interface.items_tree[PIXEL_SIZE_INPUT].identifier}"]'
+    obj.driver_remove(path)
+    driver = obj.driver_add(path).driver
+    driver.type = "SCRIPTED"
+    for name, data_path in (("sensor", "camera.data.sensor_width"), ("lens", "camera.data.lens"),
+                            ("width", "render.resolution_x"), ("percent", "render.resolution_percentage")):
+        variable = driver.variables.new()
+        variable.name = name
+        variable.type = "SINGLE_PROP"
+        variable.targets[0].id_type = "SCENE"
+        variable.targets[0].id = scene
+        variable.targets[0].data_path = data_path
+    # A simple expression (no Python needed); no scene camera: 0 (no widening), not a division by zero.
+    driver.expression = "sensor / max(lens * width * percent / 100, 1e-6)"
+
+
+def apply_transparency(scene) -> None:
+    """How splats are made transparent (scene.clickgauss.transparency): SORTED orders every
+    splat's quads back to front from the scene camera and blends them in that order (the
+    material's Blended render method): exact 3DGS compositing, no noise, but from the scene
+    camera only (a viewport looking from elsewhere sees some quads in the wrong order); DITHERED
+    (order-independent, converging over the samples: right from any view, grainy until settled)."""
+    sorted_ = scene.clickgauss.transparency == "SORTED"
+    material = splat_material()
+    material.surface_render_method = "BLENDED" if sorted_ else "DITHERED"
+    material.use_transparency_overlap = True  # every layer, not only the front-most
+    for obj in scene.objects:
+        if obj.modifiers.get(MODIFIER_NAME) is not None:
+            _set_input(obj, SORTED_INPUT, sorted_)
+
+
+def apply_blending(scene) -> None:
+    """How the scene blends splats (scene.clickgauss.blending): TRAINED blends sRGB-encoded
+    colours under the Raw view transform, exactly as 3DGS composites (the picture the splat was
+    trained to make; other objects then show unencoded, darker); LINEAR blends in linear light
+    under the Standard view transform (other objects as usual; faint overlapping Gaussians come
+    out brighter than trained)."""
+    trained = scene.clickgauss.blending == "TRAINED"
+    scene.view_settings.view_transform = "Raw" if trained else "Standard"
+    for obj in scene.objects:
+        if obj.modifiers.get(MODIFIER_NAME) is not None:
+            _set_input(obj, SRGB_BLENDING_INPUT, trained)
 
 
 def show_in_solid_mode(context) -> None:

@@ -85,6 +85,8 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         box = layout.box()
         box.label(text=f"{obj.name}: {len(obj.data.vertices):,} Gaussians")
         box.prop(settings, "display_mode")
+        box.prop(bpy.context.scene.clickgauss, "blending")
+        box.prop(bpy.context.scene.clickgauss, "transparency")
         box.prop(settings, "dataset_path")
         if not settings.dataset_path:
             # Only the backend's answer says a dataset is in use; before that it is what was found on import.

@@ -10,7 +10,7 @@ from clickgauss_core.protocol import COARSE
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL
 from .click import calibrated_threshold_shown, threshold_changed
-from .display import apply_display_mode
+from .display import apply_blending, apply_display_mode, apply_transparency
 from .install_operators import draw_install
 from .preferences_access import ADDON_PACKAGE, AUTO_PRESET, LEVEL_ITEMS, PRESET_ITEMS
 
@@ -89,7 +89,24 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
     job_id: StringProperty(default="")
 
 
+def _blending_changed(settings, context):
+    apply_blending(settings.id_data)
+
+
+def _transparency_changed(settings, context):
+    apply_transparency(settings.id_data)
+
+
 class ClickGaussSceneSettings(bpy.types.PropertyGroup):
+    transparency: EnumProperty(name="Transparency", default="DITHERED", update=_transparency_changed, items=(
+        ("DITHERED", "Dithered", "Order-independent: right from any view, grainy until the samples settle"),
+        ("SORTED", "Sorted", "Quads sorted back to front from the scene camera and blended: exact and noise-free "
+                             "through the camera (F12); a viewport looking from elsewhere sees some out of order")))
+    blending: EnumProperty(name="Blending", default="LINEAR", update=_blending_changed, items=(
+        ("TRAINED", "As Trained", "Blend splat colours as 3DGS does (sRGB values): the picture the splat was "
+                                  "trained to make. Sets the Raw view transform: other objects show unencoded"),
+        ("LINEAR", "Linear", "Blend in linear light under the Standard view transform: other objects as usual, "
+                             "faint overlapping Gaussians brighter than trained")))
     level: EnumProperty(name="Level", default=COARSE, update=calibrated_threshold_shown, items=LEVEL_ITEMS)
     use_threshold: BoolProperty(name="Custom Threshold", default=False, update=calibrated_threshold_shown,
                                 description="Off: the calibrated default of the level (shown on the slider)")

@@ -41,11 +41,16 @@ def set_render_size(scene, camera: Camera) -> None:
 
 
 def faithful_color_settings(scene, background=(0.0, 0.0, 0.0)) -> None:
-    """Render settings under which displayed colours come out as the splat's own: Standard view
-    transform (not AgX / Filmic), no look, exposure 0; a world of the given plain colour; a
-    1.5-pixel pixel filter (Blender's default), close to the blur 3DGS rasterizers add to every
-    projected Gaussian (a 0.3 px^2 dilation); a narrower one measured worse."""
-    scene.view_settings.view_transform = "Standard"
+    """Render settings under which displayed colours come out as the splat's own: splats blended
+    as trained (`display.apply_blending`: sRGB values under the Raw view transform, as 3DGS
+    composites) and sorted from the camera (`display.apply_transparency`), no look, exposure 0; a world of the given plain colour; Blender's 1.5-pixel
+    pixel filter (a narrower one measured worse; the display widens quads like the rasterizers'
+    low-pass itself)."""
+    scene.clickgauss.blending = "TRAINED"
+    scene.clickgauss.transparency = "SORTED"  # through the camera: exact, noise-free
+    from .display import apply_blending, apply_transparency
+    apply_blending(scene)  # also when they already were (objects imported since)
+    apply_transparency(scene)
     scene.view_settings.look = "None"
     scene.view_settings.exposure = 0.0
     scene.view_settings.gamma = 1.0
@@ -59,14 +64,9 @@ def faithful_color_settings(scene, background=(0.0, 0.0, 0.0)) -> None:
     if bpy.app.version < (5, 0):
         world.use_nodes = True
     background_node = next(node for node in world.node_tree.nodes if node.type == "BACKGROUND")
-    # The world emits the background colour; the display transform makes it sRGB again.
-    background_node.inputs["Color"].default_value = (*_srgb_to_linear(background), 1.0)
+    # The Raw view shows the world's colour as it is: the sRGB background colour itself.
+    background_node.inputs["Color"].default_value = (*background, 1.0)
     background_node.inputs["Strength"].default_value = 1.0
-
-
-def _srgb_to_linear(rgb) -> tuple[float, float, float]:
-    from ..splat_math import srgb_to_linear
-    return tuple(float(v) for v in srgb_to_linear(np.asarray(rgb, dtype=np.float32)))
 
 
 def render_to_file(scene, path: str, engine: str = "BLENDER_EEVEE_NEXT", samples: int = 16) -> None:

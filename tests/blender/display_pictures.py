@@ -3,8 +3,8 @@ from the same cameras (shared by tests/blender/test_display.py and benchmarks/be
 
 The reference is `clickgauss-backend render-colors` run in the backend environment (a
 subprocess: no torch in Blender): SH-DC base colour, alpha-composited over black. EEVEE renders
-the imported object with the Gaussians display under `views.faithful_color_settings` (Standard
-view transform, black world)."""
+the imported object with the Gaussians display under `views.faithful_color_settings` (As
+Trained blending: sRGB values under the Raw view transform; black world)."""
 
 from __future__ import annotations
 

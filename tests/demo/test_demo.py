@@ -128,6 +128,6 @@ def test_the_blend_is_what_an_artist_would_open(demo):
     blend = json.loads(result.stdout.strip().splitlines()[-1])
     assert "Cube" not in blend["objects"] and "Light" not in blend["objects"]
     assert blend["types"].count("CAMERA") == 1 and blend["camera"] == "ClickGauss held-out view"
-    assert blend["view_transform"] == "Standard"
+    assert blend["view_transform"] == "Raw"  # As Trained blending: the splat looks as trained (README)
     assert blend["segments_hidden"] and all(flags == [True, True] for flags in blend["segments_hidden"])
     assert len(blend["splats"]) == 1 and blend["selected"][0] > 0
