@@ -33,7 +33,7 @@ from clickgauss_core.view_planning import DEFAULT_RESOLUTION as DEFAULT_VIEW_RES
 
 from ..features.config import LEVELS, PRESETS, default_preset
 from ..features.field import FeatureField
-from ..features.query import DEFAULT_THRESHOLDS, click_with_feature, segment_all
+from ..features.query import click_with_feature, segment_all
 from ..features.trainer import TrainingCancelled
 from ..views import ViewSettings
 from .errors import (LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, error_response, install_error_handlers,
@@ -107,7 +107,7 @@ class ClickRequest(StrictModel):
     camera: dict[str, Any] = Field(description="clickgauss_core.wire.camera_to_dict(camera)")
     pixel: tuple[float, float] = Field(description="[x, y] pixel, origin top-left")
     level: Literal["coarse", "fine"]
-    threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="null: the click's own adaptive threshold")
 
 
 # -- responses --------------------------------------------------------------------------------------
@@ -407,9 +407,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                                              "view: click inside the view")
         field = scenes.field(scene_id)
         scene = scenes.scene(scene_id)
-        threshold = DEFAULT_THRESHOLDS[body.level] if body.threshold is None else body.threshold
         try:
-            selection, pixel_feature = click_with_feature(field, scene.gaussians, camera, (x, y), body.level, threshold)
+            selection, pixel_feature, threshold = click_with_feature(field, scene.gaussians, camera, (x, y),
+                                                                     body.level, body.threshold)
         except ClickGaussInputError as exc:
             raise api_error_from_input_error(exc) from exc
         return ClickResponse(scene_id=scene_id, level=body.level, threshold=threshold, n_gaussians=record.n_gaussians,
