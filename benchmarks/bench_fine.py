@@ -19,7 +19,8 @@ variant's settings, then evaluate with `features.evaluate.evaluate_field` on the
 of the rendered selection) twice: at the fixed default thresholds and at each click's adaptive
 threshold (`clickgauss_core.click.adaptive_threshold`, the default of a click without an explicit
 threshold). Prints a table per seed, one per part, and the mean over the seeds; writes JSON.
-`--reuse` evaluates a field already trained into the work folder instead of training it again.
+`--reuse` evaluates a field already trained into the work folder instead of training it again;
+`--tables JSON` prints the tables of an earlier run's JSON (no training, no evaluation).
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def run_seed(work: Path, seed: int, variants: list[str], settings: dict, train_s
     return results
 
 
+def shown(value: float | None) -> str:
+    """A table cell: '-' where a part is nowhere large enough in the held-out views for a 2D score."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 def target_name(seed_result: dict, level: str, label: str) -> str:
     scene = seed_result["scene"]
     if level == "coarse":
@@ -148,9 +154,8 @@ def print_tables(report: dict) -> None:
             fixed, adaptive = entry["fixed"][level], entry["adaptive"][level]
             for label, value in fixed["per_target_3d"].items():
                 print(f"| {seed} | {level} | {target_name(seed_result, level, label)} | {value:.3f} | "
-                      f"{fixed['per_target_2d'].get(label, float('nan')):.3f} | {adaptive['per_target_3d'][label]:.3f} | "
-                      f"{adaptive['per_target_2d'].get(label, float('nan')):.3f} | "
-                      f"{adaptive['per_target_threshold'][label]:.3f} |")
+                      f"{shown(fixed['per_target_2d'].get(label))} | {adaptive['per_target_3d'][label]:.3f} | "
+                      f"{shown(adaptive['per_target_2d'].get(label))} | {adaptive['per_target_threshold'][label]:.3f} |")
 
 
 def mean_rows(report: dict) -> list[tuple[str, str, list]]:
@@ -180,7 +185,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "bench_fine_cpu.json"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--reuse", action="store_true", help="evaluate fields already trained into --work")
+    parser.add_argument("--tables", metavar="JSON", help="only print the tables of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.tables:
+        print_tables(json.loads(Path(args.tables).read_text()))
+        return 0
 
     seeds = seed_list(args.seeds)
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
