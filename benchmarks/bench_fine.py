@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from clickgauss_core.click import DEFAULT_THRESHOLDS
-from clickgauss_core.protocol import LEVELS, PRESET_CPU_FAST
+from clickgauss_core.protocol import COARSE, FINE, LEVELS, PRESET_CPU_FAST
 
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_field, visible_gaussians
@@ -122,7 +122,7 @@ def shown(value: float | None) -> str:
 
 def target_name(seed_result: dict, level: str, label: str) -> str:
     scene = seed_result["scene"]
-    if level == "coarse":
+    if level == COARSE:
         return scene["objects"][int(label) - 1]
     return scene["parts"][int(label) - 1]
 
@@ -134,10 +134,10 @@ def print_tables(report: dict) -> None:
     for seed, seed_result in seeds.items():
         for name, entry in seed_result["variants"].items():
             for mode in THRESHOLD_MODES:
-                c, f = entry[mode]["coarse"], entry[mode]["fine"]
+                c, f = entry[mode][COARSE], entry[mode][FINE]
                 worst = min(f["per_target_3d"].items(), key=lambda kv: kv[1])
                 print(f"| {seed} | {name} | {mode} | {c['iou_3d']:.3f} | {c['iou_2d']:.3f} | {f['iou_3d']:.3f} | "
-                      f"{f['iou_2d']:.3f} | {target_name(seed_result, 'fine', worst[0])} {worst[1]:.2f} |")
+                      f"{f['iou_2d']:.3f} | {target_name(seed_result, FINE, worst[0])} {worst[1]:.2f} |")
     print("\nmean over the seeds:")
     print("| variant | thresholds | coarse 3D | coarse 2D | fine 3D | fine 2D | parts < 0.5 (3D or 2D) |")
     print("|---|---|---|---|---|---|---|")
@@ -166,8 +166,8 @@ def mean_rows(report: dict) -> list[tuple[str, str, list]]:
         for mode in THRESHOLD_MODES:
             entries = [s["variants"][name][mode] for s in report["seeds"].values() if name in s["variants"]]
             means = [float(np.mean([e[level][key] for e in entries])) for level in LEVELS for key in ("iou_3d", "iou_2d")]
-            low = sum(1 for e in entries for label, v in e["fine"]["per_target_3d"].items()
-                      if v < 0.5 or e["fine"]["per_target_2d"].get(label, 1.0) < 0.5)
+            low = sum(1 for e in entries for label, v in e[FINE]["per_target_3d"].items()
+                      if v < 0.5 or e[FINE]["per_target_2d"].get(label, 1.0) < 0.5)
             rows.append((name, mode, [*means, low]))
     return rows
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cameras import Camera
+from .protocol import COARSE, FINE, LEVELS
 
 # The rasterizer's constants (render/projection.py, render/torch_rasterizer.py import them from here).
 LOW_PASS_VARIANCE = 0.3        # px^2 added to the 2D covariance (gsplat eps2d)
@@ -41,8 +42,7 @@ MIN_TRANSMITTANCE = 1e-4       # a pixel is done once T would drop to this (excl
 SIGMA_CUTOFF = 6.0             # > ln(255): opacity * exp(-6) < 1/255 for any opacity <= 1
 
 # Calibrated default thresholds per level (see backend features/query.py for the calibration).
-DEFAULT_THRESHOLDS = {"coarse": 0.60, "fine": 0.90}
-LEVELS = ("coarse", "fine")
+DEFAULT_THRESHOLDS = {COARSE: 0.60, FINE: 0.90}
 # A Gaussian belongs to a global cluster when its level feature is at least this similar to the
 # cluster's centre (GFL pulls members above tau_g = 0.9; 0.75 keeps the boundary Gaussians).
 SEGMENT_MIN_SIMILARITY = 0.75
@@ -57,9 +57,9 @@ _LOOSE = 1e-3                  # the same for the per-Gaussian test, computed in
 def level_slice(level: str, coarse_dim: int = 12, feature_dim: int = 24, granularity_prior: bool = True) -> slice:
     """Which dims of a feature make up the feature of `level` (coarse: the first `coarse_dim`;
     fine: all of them with the granularity prior, else the rest)."""
-    if level == "coarse":
+    if level == COARSE:
         return slice(0, coarse_dim)
-    if level == "fine":
+    if level == FINE:
         return slice(0 if granularity_prior else coarse_dim, feature_dim)
     raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
 
@@ -380,7 +380,7 @@ def pixel_feature(index: ClickIndex, features: np.ndarray, camera: Camera, pixel
 # own parts spread (its parts are never pushed apart at this level); fine between the band
 # where the negative term leaves sibling parts (tau_fine = 0.75) and the clicked part's own
 # spread near 1. Chosen on the tuning seeds of benchmarks/bench_fine.py.
-ADAPTIVE_SEARCH = {"coarse": (0.45, 0.80), "fine": (0.70, 0.96)}
+ADAPTIVE_SEARCH = {COARSE: (0.45, 0.80), FINE: (0.70, 0.96)}
 ADAPTIVE_BIN = 0.01            # histogram bin width (cosine)
 ADAPTIVE_SMOOTHING_BINS = 1.5  # std of the Gaussian kernel that smooths the histogram, in bins
 # A valley counts when the smoothed histogram there is at most this share of the clicked
@@ -431,7 +431,7 @@ def adaptive_threshold(similarity: np.ndarray, level: str, fallback: float | Non
 
 
 def select(unit_level_features: np.ndarray, level_query: np.ndarray, threshold: float | None = None,
-           level: str = "fine", fallback: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+           level: str = FINE, fallback: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """(selected bool (N,), similarities (N,), the threshold used) of a click's level query against
     every Gaussian: at `threshold` when given, else at the click's `adaptive_threshold` for `level`."""
     similarity = similarities(unit_level_features, level_query)

@@ -8,6 +8,7 @@ import torch
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import FINE
 from clickgauss_core.gaussians import GaussianCloud
 
 from clickgauss_backend.features.field import FeatureField, FeatureFieldError
@@ -80,12 +81,12 @@ def test_a_click_without_threshold_takes_its_own_threshold_from_its_similarities
     features[100:200, 12:] = rest
     close = FeatureField(features, clusters=field.clusters, metadata=field.metadata)
     pixel = pixel_of(camera, (-0.6, -0.3, 0))
-    fixed = click(close, gaussians, camera, pixel, "fine", threshold=DEFAULT_THRESHOLDS["fine"])
+    fixed = click(close, gaussians, camera, pixel, FINE, threshold=DEFAULT_THRESHOLDS[FINE])
     assert np.array_equal(fixed, np.isin(labels, ["A1", "A2"]))
-    adaptive, _, used = click_with_feature(close, gaussians, camera, pixel, "fine")
+    adaptive, _, used = click_with_feature(close, gaussians, camera, pixel, FINE)
     assert np.array_equal(adaptive, labels == "A1")
     assert 0.92 < used < 1.0
-    assert np.array_equal(click(close, gaussians, camera, pixel, "fine"), adaptive)
+    assert np.array_equal(click(close, gaussians, camera, pixel, FINE), adaptive)
 
 
 def test_similarity_is_cosine_against_every_gaussian_at_the_level():
