@@ -4,7 +4,7 @@ computed inside Blender from the stored field, the live threshold, and the .blen
 
 Live threshold: a click keeps every Gaussian's similarity; moving the Threshold slider
 re-thresholds that last click (no new render) and Blender makes the slider's release one undo
-step. The slider always shows the threshold the last click used (the calibrated one of the level
+step. The slider always shows the threshold the last click used (the click's own adaptive one
 unless Custom Threshold is on)."""
 
 from __future__ import annotations

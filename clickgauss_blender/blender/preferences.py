@@ -120,7 +120,8 @@ class ClickGaussSceneSettings(bpy.types.PropertyGroup):
         ("coarse", "Coarse", "Whole objects"),
         ("fine", "Fine", "Parts of objects")))
     use_threshold: BoolProperty(name="Custom Threshold", default=False, update=_show_calibrated_threshold,
-                                description="Off: the calibrated default of the level (shown on the slider)")
+                                description="Off: each click chooses its own threshold from its similarities "
+                                            "(the slider shows the one the last click used)")
     threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=_threshold_changed,
                              description="Cosine similarity a Gaussian's feature needs to be selected. Shows the "
                                          "threshold of the last click; moving it re-thresholds that click live")
