@@ -9,7 +9,7 @@
 4. the live threshold: a click from the stored field keeps every Gaussian's similarity, so
    moving the Threshold slider re-thresholds that last click (no new render) and Blender makes
    the slider's release one undo step. The slider always shows the threshold the last click used
-   (the calibrated one of the level unless Custom Threshold is on).
+   (the click's own adaptive one unless Custom Threshold is on).
 """
 
 from __future__ import annotations

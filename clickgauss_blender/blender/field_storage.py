@@ -169,8 +169,9 @@ def local_click(obj, camera: Camera, pixel_xy, level: str, threshold: float | No
         feature = prepared.index.composite(camera, pixel_xy).feature(prepared.features)
     except ValueError as exc:
         raise ValueError(f"click: {exc}") from None
-    threshold = record.thresholds[level] if threshold is None else float(threshold)
-    selected, similarity = select(prepared.unit_levels[level], feature[record.level_slice(level)], threshold)
+    # No threshold: the click's adaptive one, the field's calibrated threshold as its fallback.
+    selected, similarity, threshold = select(prepared.unit_levels[level], feature[record.level_slice(level)],
+                                             threshold, level, record.thresholds[level])
     return LocalClick(selected, similarity, threshold, feature, level)
 
 

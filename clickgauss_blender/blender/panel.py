@@ -146,7 +146,7 @@ class CLICKGAUSS_PT_sidebar(bpy.types.Panel):
         row = box.row(align=True)
         row.prop(scene_settings, "use_threshold", text="")
         # Always live: it shows the threshold the last click used, and moving it re-thresholds that click.
-        row.prop(scene_settings, "threshold", text="Threshold" if scene_settings.use_threshold else "Threshold (calibrated)")
+        row.prop(scene_settings, "threshold", text="Threshold" if scene_settings.use_threshold else "Threshold (auto)")
 
     @staticmethod
     def draw_editing(layout, scene_settings):

@@ -109,7 +109,8 @@ class ClickGaussSceneSettings(bpy.types.PropertyGroup):
                              "faint overlapping Gaussians brighter than trained")))
     level: EnumProperty(name="Level", default=COARSE, update=calibrated_threshold_shown, items=LEVEL_ITEMS)
     use_threshold: BoolProperty(name="Custom Threshold", default=False, update=calibrated_threshold_shown,
-                                description="Off: the calibrated default of the level (shown on the slider)")
+                                description="Off: each click chooses its own threshold from its similarities "
+                                            "(the slider shows the one the last click used)")
     threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=threshold_changed,
                              description="Cosine similarity a Gaussian's feature needs to be selected. Shows the "
                                          "threshold of the last click; moving it re-thresholds that click live")

@@ -374,7 +374,67 @@ def pixel_feature(index: ClickIndex, features: np.ndarray, camera: Camera, pixel
     return index.composite(camera, pixel_xy).feature(features)
 
 
-def select(unit_level_features: np.ndarray, level_query: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(selected bool (N,), similarities (N,)) of a click's level query against every Gaussian."""
+# The adaptive threshold (`adaptive_threshold`): the valley in a click's own similarities just
+# below the clicked segment. Searched per level inside these bounds: coarse around the band
+# where the negative term leaves other objects (tau_coarse = 0.5) and below where an object's
+# own parts spread (its parts are never pushed apart at this level); fine between the band
+# where the negative term leaves sibling parts (tau_fine = 0.75) and the clicked part's own
+# spread near 1. Chosen on the tuning seeds of benchmarks/bench_fine.py.
+ADAPTIVE_SEARCH = {COARSE: (0.45, 0.80), FINE: (0.70, 0.96)}
+ADAPTIVE_BIN = 0.01            # histogram bin width (cosine)
+ADAPTIVE_SMOOTHING_BINS = 1.5  # std of the Gaussian kernel that smooths the histogram, in bins
+# A valley counts when the smoothed histogram there is at most this share of the clicked
+# segment's peak; with none as deep, one segment fills the window and the fixed threshold is used.
+ADAPTIVE_MAX_VALLEY_RATIO = 0.1
+
+
+def adaptive_threshold(similarity: np.ndarray, level: str, fallback: float | None = None) -> float:
+    """The threshold of one click from its own similarity distribution.
+
+    The clicked segment's Gaussians sit in a peak near 1; other segments lower, where the
+    contrastive loss pushed them. The threshold is the highest valley of the smoothed histogram
+    (a local minimum at most ADAPTIVE_MAX_VALLEY_RATIO of that peak) inside ADAPTIVE_SEARCH[level]:
+    the gap right below the clicked segment, not one between two other segments further down. On
+    a run of equal bins (an empty gap) its middle. Without such a valley `fallback` (default
+    DEFAULT_THRESHOLDS[level])."""
+    if level not in ADAPTIVE_SEARCH:
+        raise ValueError(f"unknown level {level!r}; expected one of {LEVELS}")
+    low, high = ADAPTIVE_SEARCH[level]
+    fixed = DEFAULT_THRESHOLDS[level] if fallback is None else float(fallback)
+    values = np.asarray(similarity, dtype=np.float64).reshape(-1)
+    edges = np.arange(low - 5 * ADAPTIVE_BIN, 1.0 + 1.5 * ADAPTIVE_BIN, ADAPTIVE_BIN)
+    counts, _ = np.histogram(values[np.isfinite(values)], bins=edges)
+    radius = int(np.ceil(3 * ADAPTIVE_SMOOTHING_BINS))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / ADAPTIVE_SMOOTHING_BINS) ** 2)
+    density = np.convolve(counts, kernel / kernel.sum(), mode="same")
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    peak = float(density[centres > high].max(initial=0.0))
+    if peak <= 0.0:
+        return fixed
+    inside = np.flatnonzero((centres >= low) & (centres <= high))
+    deep = density[inside] <= ADAPTIVE_MAX_VALLEY_RATIO * peak
+    # a local minimum: no lower bin on either side before the density rises again
+    minimum = (density[inside] <= density[inside - 1]) & (density[inside] <= density[inside + 1])
+    candidates = inside[deep & minimum]
+    if len(candidates) == 0:
+        return fixed
+    top = candidates[-1]
+    # the run of (nearly) equal bins the highest valley belongs to: its middle
+    floor = density[top] + 1e-6 * peak
+    run_low = top
+    while run_low - 1 >= inside[0] and density[run_low - 1] <= floor:
+        run_low -= 1
+    run_high = top
+    while run_high + 1 <= inside[-1] and density[run_high + 1] <= floor:
+        run_high += 1
+    return float(np.round(0.5 * (centres[run_low] + centres[run_high]), 3))
+
+
+def select(unit_level_features: np.ndarray, level_query: np.ndarray, threshold: float | None = None,
+           level: str = FINE, fallback: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(selected bool (N,), similarities (N,), the threshold used) of a click's level query against
+    every Gaussian: at `threshold` when given, else at the click's `adaptive_threshold` for `level`."""
     similarity = similarities(unit_level_features, level_query)
-    return similarity >= threshold, similarity
+    if threshold is None:
+        threshold = adaptive_threshold(similarity, level, fallback)
+    return similarity >= threshold, similarity, float(threshold)

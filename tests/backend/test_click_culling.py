@@ -70,8 +70,8 @@ def _compare(cloud, features, rng, threshold=0.6):
             continue
         hit += 1
         worst_cosine = min(worst_cosine, float(reference @ ours / (np.linalg.norm(reference) * np.linalg.norm(ours))))
-        ours_selected, _ = select(unit, ours[:12], threshold)
-        reference_selected, _ = select(unit, reference[:12], threshold)
+        ours_selected, _, _ = select(unit, ours[:12], threshold)
+        reference_selected, _, _ = select(unit, reference[:12], threshold)
         union = (ours_selected | reference_selected).sum()
         if union:
             worst_iou = min(worst_iou, (ours_selected & reference_selected).sum() / union)

@@ -163,6 +163,17 @@ def test_segment_means_average_each_segment():
     assert torch.allclose(means, torch.tensor([[2.0, 0.0], [0.0, 2.0]]))
 
 
+def test_segment_means_can_leave_out_segments_whose_pixels_disagree():
+    # segment 4: two pixels agree (coherence 1); segment 7: a merged mask over two orthogonal
+    # features (coherence |(1, 1)| / 2 = 0.71) in the last two dims; the first dim is ignored
+    features = torch.tensor([[5.0, 1.0, 0.0], [-5.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    ids = torch.tensor([4, 4, 7, 7])
+    kept = gfl.segment_means(features, ids, min_coherence=0.9, coherence_dims=slice(1, 3))
+    assert torch.allclose(kept, torch.tensor([[0.0, 1.5, 0.0]]))
+    both = gfl.segment_means(features, ids, min_coherence=0.7, coherence_dims=slice(1, 3))
+    assert torch.allclose(both, gfl.segment_means(features, ids)) and len(both) == 2
+
+
 def test_hdbscan_finds_the_repeated_segments_and_leaves_outliers_as_noise():
     rng = np.random.default_rng(0)
     a, b = np.eye(12)[0], np.eye(12)[1]

@@ -8,12 +8,13 @@ import torch
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import ClickGaussInputError
+from clickgauss_core.protocol import FINE
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.protocol import COARSE, FINE
 
 from clickgauss_backend.features.field import FeatureField, FeatureFieldError
 from clickgauss_backend.features.config import TrainConfig
-from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, segment_all, similarity_to
+from clickgauss_backend.features.query import DEFAULT_THRESHOLDS, click, click_with_feature, segment_all, similarity_to
 from clickgauss_backend.render import GaussianTensors
 
 
@@ -69,6 +70,24 @@ def test_threshold_controls_the_selection():
     loose = click(field, gaussians, camera, pixel_of(camera, (-0.6, -0.3, 0)), FINE, threshold=0.4)
     assert np.array_equal(loose, np.isin(labels, ["A1", "A2"]))
     assert 0.5 < DEFAULT_THRESHOLDS[FINE] < 1.0 and 0.0 < DEFAULT_THRESHOLDS[COARSE] < 1.0
+
+
+def test_a_click_without_threshold_takes_its_own_threshold_from_its_similarities():
+    """A sibling part pulled close (fine cosine ~0.92 to the clicked part): the fixed 0.90 takes
+    both parts, the click's adaptive threshold (the gap between 0.92 and the clicked part's 1.0)
+    only the clicked one; an explicit threshold still wins."""
+    gaussians, field, labels, camera = two_objects_scene()
+    features = field.features.copy()
+    rest = 0.83 * direction(0) + np.sqrt(1 - 0.83 ** 2) * direction(1)  # rest cosine 0.83 to A1's
+    features[100:200, 12:] = rest
+    close = FeatureField(features, clusters=field.clusters, metadata=field.metadata)
+    pixel = pixel_of(camera, (-0.6, -0.3, 0))
+    fixed = click(close, gaussians, camera, pixel, FINE, threshold=DEFAULT_THRESHOLDS[FINE])
+    assert np.array_equal(fixed, np.isin(labels, ["A1", "A2"]))
+    adaptive, _, used = click_with_feature(close, gaussians, camera, pixel, FINE)
+    assert np.array_equal(adaptive, labels == "A1")
+    assert 0.92 < used < 1.0
+    assert np.array_equal(click(close, gaussians, camera, pixel, FINE), adaptive)
 
 
 def test_similarity_is_cosine_against_every_gaussian_at_the_level():

@@ -15,8 +15,7 @@ import pytest
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import iou, plan_clicks, visible_gaussians
 from clickgauss_backend.features.field import FeatureField
-from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
-from clickgauss_backend.features.query import click as engine_click
+from clickgauss_backend.features.query import click_with_feature as engine_click
 from clickgauss_backend.splat_scene import SplatScene
 from clickgauss_core import wire
 from clickgauss_core.ply import read_gaussian_ply, write_gaussian_ply
@@ -138,9 +137,11 @@ def test_click_selects_the_clicked_object(server, trained, tiny_synthetic_scene,
         result = click(server, scene_id, camera, target.pixel, level)
         selection = wire.decode_mask(result["mask"])
         assert result["selected"] == int(selection.sum()) and result["n_gaussians"] == len(selection)
-        assert result["threshold"] == DEFAULT_THRESHOLDS[level]
-        # Exactly the engine's answer for this camera and pixel: nothing lost on the wire.
-        np.testing.assert_array_equal(selection, engine_click(field, scene.gaussians, camera, target.pixel, level))
+        # Exactly the engine's answer for this camera and pixel, at the click's own adaptive
+        # threshold (none was sent): nothing lost on the wire.
+        expected, _, threshold = engine_click(field, scene.gaussians, camera, target.pixel, level)
+        assert result["threshold"] == threshold
+        np.testing.assert_array_equal(selection, expected)
         scores.append(iou(selection & counted, (synthetic.gaussian_labels(level) == target.label) & counted))
     # The tiny preset trains for seconds on inconsistent masks: a modest bar, but a real one.
     assert np.mean(scores) >= 0.5, scores

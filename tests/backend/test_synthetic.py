@@ -22,6 +22,8 @@ from clickgauss_backend.render import GaussianTensors, rasterize
 from clickgauss_backend.synthetic import generate_scene, load_synthetic
 from clickgauss_backend.synthetic.geometry import build_room_cloud, room_objects
 from clickgauss_backend.synthetic.sam_like import MaskNoise, simulate_sam_masks
+from clickgauss_backend.synthetic.scene import PRESETS
+from clickgauss_backend.synthetic.varied_objects import MAX_OBJECTS, MIN_OBJECTS, varied_objects
 
 
 @pytest.fixture(scope="module")
@@ -321,3 +323,53 @@ def test_synth_command_writes_scene_and_preview(tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     assert cli_main(["synth", str(tmp_path / "a_file"), "--preset", "tiny"]) == 2
     assert "a_file: output path exists and is not a folder" in capsys.readouterr().err
+
+
+# -- the "hard" preset (benchmarks/bench_fine.py) ---------------------------------------------------
+
+THIN_PARTS = ("mushroom ring", "mushroom stem", "cabinet top drawer", "cabinet bottom drawer", "office chair base",
+              "mug handle", "bucket handle", "bottle neck", "stool foot ring", "flower stem", "floor lamp base")
+
+
+def test_hard_preset_promises_its_sizes_and_noisier_masks():
+    hard, demo = PRESETS["hard"], PRESETS["demo"]
+    assert (hard.n_gaussians, hard.width, hard.height, hard.n_train, hard.n_test) == (19000, 192, 144, 40, 8)
+    assert hard.objects == "varied" and demo.objects == "room"
+    for rate in ("part_merge_rate", "object_merge_rate", "drop_rate", "split_rate", "boundary_jitter"):
+        assert getattr(hard.mask_noise, rate) > getattr(demo.mask_noise, rate), rate
+
+
+def test_varied_objects_have_thin_parts_touching_larger_siblings():
+    seen = set()
+    for seed in range(6):
+        objects = varied_objects(np.random.default_rng([seed, 4]))
+        assert MIN_OBJECTS <= len(objects) <= MAX_OBJECTS == 8 and MIN_OBJECTS == 5
+        assert len({o.name for o in objects}) == len(objects)
+        names = [p.name for o in objects for p in o.parts]
+        seen.update(names)
+        cloud = build_room_cloud(19000, np.random.default_rng(seed), objects=objects)
+        assert len(cloud.cloud) == 19000 and cloud.part_names == names
+        counts = np.bincount(cloud.part_labels, minlength=len(names) + 1)[1:]
+        assert counts.min() >= 30, dict(zip(names, counts))  # every part, however thin, is solid
+        # every thin part touches a sibling of its own object (nearest other-part Gaussian within 3 cm)
+        positions = cloud.cloud.positions
+        for label, name in enumerate(names, start=1):
+            if name not in THIN_PARTS:
+                continue
+            mine = positions[cloud.part_labels == label]
+            siblings = positions[(cloud.object_labels == cloud.part_objects[label]) & (cloud.part_labels != label)]
+            gaps = np.linalg.norm(mine[:, None, :] - siblings[None, :, :], axis=2).min()
+            assert gaps < 0.03, (name, gaps)
+    assert seen >= set(THIN_PARTS)  # over six scenes every template comes up
+
+
+def test_hard_scene_writes_the_objects_its_seed_picked(tmp_path):
+    scene = generate_scene(tmp_path / "hard", preset="hard", seed=5, width=64, height=48, n_train=3, n_test=1)
+    expected = varied_objects(np.random.default_rng([5, 4]))
+    assert scene.object_names == [o.name for o in expected]
+    assert scene.part_names == [p.name for o in expected for p in o.parts]
+    again = load_synthetic(scene.root)
+    assert again.config.objects == "varied" and again.part_names == scene.part_names
+    assert len(np.unique(scene.part_maps)) > len(scene.object_names)  # parts visible in the views
+    with pytest.raises(ValueError, match="objects must be one of room, varied"):
+        generate_scene(tmp_path / "bad", preset="tiny", objects="castle")

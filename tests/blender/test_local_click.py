@@ -232,11 +232,13 @@ def test_live_threshold_rethresholds_the_last_click(stored_object):
     pixel = blender_view.blender_region_to_pixel(*clicks[0]["region"], 120)
     level = clicks[0]["level"]
     result = local.click_locally(obj, camera, pixel, level, None, "NEW")
-    calibrated = {"coarse": 0.6, "fine": 0.9}[level]
-    assert settings.threshold == pytest.approx(calibrated) and not settings.use_threshold  # shown = used
-    similarity = storage.local_click(obj, camera, pixel, level).similarity
-    assert result.selected_now == int((similarity >= calibrated).sum())
-    for value in (calibrated - 0.2, calibrated + 0.05, calibrated):
+    # no custom threshold: the click's own adaptive one (clickgauss_core.click.adaptive_threshold)
+    again = storage.local_click(obj, camera, pixel, level)
+    used, similarity = again.threshold, again.similarity
+    assert result.threshold == used and -1.0 <= used <= 1.0
+    assert settings.threshold == pytest.approx(used) and not settings.use_threshold  # shown = used
+    assert result.selected_now == int((similarity >= used).sum())
+    for value in (used - 0.2, used + 0.05, used):
         settings.threshold = value  # the slider: re-thresholds the last click, no new render
         assert settings.use_threshold  # the value shown is the value the next click uses
         np.testing.assert_array_equal(selection.get_selection(obj), similarity >= value)

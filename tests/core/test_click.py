@@ -73,8 +73,8 @@ def test_composite_is_front_to_back_and_stops_when_opaque():
 
 def test_select_and_clusters():
     features = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32)
-    selected, similarity = select(unit_rows(features), np.array([2.0, 0.0]), 0.9)
-    assert selected.tolist() == [True, True, False] and similarity[0] == pytest.approx(1.0)
+    selected, similarity, used = select(unit_rows(features), np.array([2.0, 0.0]), 0.9)
+    assert selected.tolist() == [True, True, False] and similarity[0] == pytest.approx(1.0) and used == 0.9
     assert assign_to_clusters(features, np.array([[1.0, 0.0]]), 0.75).tolist() == [0, 0, -1]
     assert level_slice(FINE, 12, 24, False) == slice(12, 24)
     with pytest.raises(ValueError, match="unknown level"):

@@ -98,6 +98,11 @@ class TrainConfig:
     # same for all its parts, so over all 24 dims sibling parts sit sqrt(2) closer than their rest
     # dims say, and the few masks that merge two touching parts bridge them into one cluster.
     fine_clusters_on_rest: bool = False
+    # Our extension, off in the paper's recipe: HDBSCAN groups only the segments whose rendered
+    # pixels agree (|sum f| / sum |f| at least this, over the dims the level is clustered by). A
+    # mask merging two touching parts the field already separates has a mean between both, and
+    # such means chain the two clusters into one (a thin ring and its stem, a foot ring and legs).
+    gfl_min_segment_coherence: float = 0.0
     # Segment means are taken over every `gfl_pixel_stride`-th pixel in x and y (1 = every pixel,
     # as in the paper); larger strides make the no-grad pass cheap on CPU.
     gfl_pixel_stride: int = 1
@@ -234,7 +239,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "learning_rate": (1e-6, 1.0), "pixels_per_iteration": (2, 32_768),
     "sampling_exponent_coarse": (0.0, 4.0), "sampling_exponent_fine": (0.0, 4.0),
     "sampling_min_mask_fraction_coarse": FRACTION, "sampling_min_mask_fraction_fine": FRACTION,
-    "tau_coarse": FRACTION, "tau_fine": FRACTION, "tau_global": FRACTION, "unmasked_alpha": FRACTION,
+    "tau_coarse": FRACTION, "tau_fine": FRACTION, "gfl_min_segment_coherence": FRACTION, "tau_global": FRACTION, "unmasked_alpha": FRACTION,
     "lambda_negative": WEIGHT, "lambda_gfl": WEIGHT, "lambda_hypersphere": WEIGHT, "lambda_rendered_norm": WEIGHT,
     "lambda_spatial": WEIGHT,
     # distances between unit vectors are at most 2

@@ -14,6 +14,9 @@ Protocol (held-out views only: views the field was not trained on):
   against the ground-truth pixel mask; mIoU = mean over targets of the mean over those views.
 - Threshold calibration: the similarities of each click are computed once; every threshold of
   the sweep is scored by mean 3D IoU.
+- Adaptive (`adaptive=True`): each click at its own threshold from its own similarities
+  (`clickgauss_core.click.adaptive_threshold`, with the given / default fixed threshold as the
+  fallback), as a click with no threshold gets it from the add-on and the API.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
+
+from clickgauss_core.click import DEFAULT_THRESHOLDS, adaptive_threshold
 
 from ..render import rasterize
 from .config import LEVELS
@@ -51,9 +56,11 @@ class LevelResult:
     per_target_3d: dict = field(default_factory=dict)
     per_target_2d: dict = field(default_factory=dict)
     sweep_3d: dict = field(default_factory=dict)  # threshold -> mean 3D IoU
+    per_target_threshold: dict = field(default_factory=dict)  # the threshold each click used
 
     def to_dict(self) -> dict:
         return {"threshold": self.threshold, "iou_3d": self.iou_3d, "iou_2d": self.iou_2d,
+                "per_target_threshold": {str(k): v for k, v in self.per_target_threshold.items()},
                 "per_target_3d": {str(k): v for k, v in self.per_target_3d.items()},
                 "per_target_2d": {str(k): v for k, v in self.per_target_2d.items()},
                 "sweep_3d": {f"{k:.2f}": v for k, v in self.sweep_3d.items()}}
@@ -106,8 +113,10 @@ def render_selection(gaussians, selection: np.ndarray, camera) -> np.ndarray:
 
 
 def evaluate_level(field: FeatureField, gaussians, synthetic, level: str, view_indices: list[int],
-                   counted: np.ndarray, threshold: float | None = None, snap: bool = False) -> LevelResult:
-    """Mean 3D / 2D IoU of one click per target; `threshold=None` picks the sweep's best by 3D IoU."""
+                   counted: np.ndarray, threshold: float | None = None, snap: bool = False,
+                   adaptive: bool = False) -> LevelResult:
+    """Mean 3D / 2D IoU of one click per target; `threshold=None` picks the sweep's best by 3D IoU;
+    `adaptive`: each click at its adaptive threshold (`threshold`, else the default, its fallback)."""
     truth_labels = synthetic.gaussian_labels(level)
     device = gaussians.means.device
     clicks = plan_clicks(synthetic, level, view_indices)
@@ -124,12 +133,16 @@ def evaluate_level(field: FeatureField, gaussians, synthetic, level: str, view_i
                 for c, s in zip(clicks, similarities)}
 
     sweep = {float(t): float(np.mean(list(scores_3d(float(t)).values()))) if clicks else 0.0 for t in THRESHOLD_SWEEP}
-    chosen = max(sweep, key=sweep.get) if threshold is None else float(threshold)
-    per_target_3d = scores_3d(chosen)
+    chosen = max(sweep, key=sweep.get) if threshold is None and not adaptive else float(
+        DEFAULT_THRESHOLDS[level] if threshold is None else threshold)
+    per_click = {c.label: adaptive_threshold(s, level, chosen) if adaptive else chosen
+                 for c, s in zip(clicks, similarities)}
+    per_target_3d = {c.label: iou((s >= per_click[c.label])[counted], (truth_labels == c.label)[counted])
+                     for c, s in zip(clicks, similarities)}
     per_target_2d = {}
     image_pixels = synthetic.cameras[0].width * synthetic.cameras[0].height
     for click_, similarity in zip(clicks, similarities):
-        selection = similarity >= chosen
+        selection = similarity >= per_click[click_.label]
         view_scores = []
         for view_index in view_indices:
             truth = synthetic.pixel_labels(view_index, level) == click_.label
@@ -140,14 +153,16 @@ def evaluate_level(field: FeatureField, gaussians, synthetic, level: str, view_i
     return LevelResult(threshold=chosen,
                        iou_3d=float(np.mean(list(per_target_3d.values()))) if per_target_3d else 0.0,
                        iou_2d=float(np.mean(list(per_target_2d.values()))) if per_target_2d else 0.0,
-                       per_target_3d=per_target_3d, per_target_2d=per_target_2d, sweep_3d=sweep)
+                       per_target_3d=per_target_3d, per_target_2d=per_target_2d, sweep_3d=sweep,
+                       per_target_threshold=per_click)
 
 
 def evaluate_field(field: FeatureField, gaussians, synthetic, thresholds: dict | None = None,
-                   snap: bool = False) -> dict[str, LevelResult]:
-    """Both levels on the synthetic scene's held-out views (see the module docstring for the protocol)."""
-    counted = visible_gaussians(gaussians, synthetic.cameras)
+                   snap: bool = False, adaptive: bool = False, counted: np.ndarray | None = None) -> dict[str, LevelResult]:
+    """Both levels on the synthetic scene's held-out views (see the module docstring for the protocol).
+    `counted`: the visible Gaussians when already computed (`visible_gaussians`)."""
+    counted = visible_gaussians(gaussians, synthetic.cameras) if counted is None else counted
     views = synthetic.test_indices
     return {level: evaluate_level(field, gaussians, synthetic, level, views, counted,
-                                  None if thresholds is None else thresholds.get(level), snap)
+                                  None if thresholds is None else thresholds.get(level), snap, adaptive)
             for level in LEVELS}

@@ -18,8 +18,14 @@ from clickgauss_core.click import assign_to_clusters, unit_rows  # noqa: F401 (a
 from .config import LEVELS, TrainConfig
 
 
-def segment_means(features: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
-    """Mean feature (S, D) of every segment id > 0 present in `segment_ids` (P,), ordered by id."""
+def segment_means(features: torch.Tensor, segment_ids: torch.Tensor, min_coherence: float = 0.0,
+                  coherence_dims: slice | None = None) -> torch.Tensor:
+    """Mean feature (S, D) of every segment id > 0 present in `segment_ids` (P,), ordered by id.
+
+    `min_coherence` > 0: only the segments whose pixels agree, |sum f_p| / sum |f_p| >= it over
+    `coherence_dims` (all dims when None). A mask that merges two segments the field already
+    tells apart averages their features: its mean lies between two clusters and, through
+    HDBSCAN's single linkage, bridges them into one that GFL then fuses."""
     valid = segment_ids > 0
     ids = segment_ids[valid]
     if ids.numel() == 0:
@@ -27,7 +33,13 @@ def segment_means(features: torch.Tensor, segment_ids: torch.Tensor) -> torch.Te
     unique, inverse = torch.unique(ids, return_inverse=True)
     sums = features.new_zeros((len(unique), features.shape[1])).index_add_(0, inverse, features[valid])
     counts = torch.bincount(inverse, minlength=len(unique)).to(features.dtype)
-    return sums / counts[:, None]
+    means = sums / counts[:, None]
+    if min_coherence <= 0.0:
+        return means
+    dims = slice(None) if coherence_dims is None else coherence_dims
+    norms = features.new_zeros(len(unique)).index_add_(0, inverse, features[valid][:, dims].norm(dim=1))
+    coherence = sums[:, dims].norm(dim=1) / norms.clamp_min(1e-12)
+    return means[coherence >= min_coherence]
 
 
 def min_cluster_size(config: TrainConfig, view_count: int) -> int:

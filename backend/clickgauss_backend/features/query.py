@@ -6,7 +6,9 @@ does, so the cost depends neither on the viewport size nor much on the scene siz
 equals that pixel of a whole-image render; the add-on runs the same code inside Blender), takes its level
 part (coarse: the first 12 dims; fine: all 24 with the granularity prior), and compares it by
 cosine similarity with every Gaussian's level feature in one vectorised pass. Gaussians at or
-above the threshold are selected.
+above the threshold are selected. Without an explicit threshold each click chooses its own from
+its similarities (`clickgauss_core.click.adaptive_threshold`: the valley below the clicked
+segment), falling back to the fixed defaults below where there is no clear valley.
 
 Default thresholds (`DEFAULT_THRESHOLDS`, kept in clickgauss_core.click for the add-on too) were calibrated on the synthetic "demo" benchmark:
 `benchmarks/bench_train.py` sweeps thresholds 0.50..0.99 for each level on held-out views (views
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from clickgauss_core.click import DEFAULT_THRESHOLDS, ClickIndex, pixel_feature, unit_rows
+from clickgauss_core.click import DEFAULT_THRESHOLDS, ClickIndex, adaptive_threshold, pixel_feature, unit_rows
 from clickgauss_core.errors import ClickGaussInputError
 
 from .config import LEVELS
@@ -98,26 +100,27 @@ def click(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshol
           snap: bool = False) -> np.ndarray:
     """Select the Gaussians that belong with the clicked pixel: bool (N,) in PLY order.
 
-    `snap=True` compares the Gaussians with the nearest global cluster's centre instead of the
+    `threshold=None`: the click's adaptive threshold (fixed default as its fallback). `snap=True` compares the Gaussians with the nearest global cluster's centre instead of the
     rendered pixel feature (when that centre is at least as similar as the threshold).
     """
     return click_with_feature(field, gaussians, camera, pixel_xy, level, threshold, snap)[0]
 
 
 def click_with_feature(field: FeatureField, gaussians, camera, pixel_xy, level: str, threshold: float | None = None,
-                       snap: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """`click`, and the rendered (D,) feature of the clicked pixel (float32)."""
+                       snap: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """`click`, the rendered (D,) feature of the clicked pixel (float32) and the threshold used."""
     _check_level(level)
     if len(field) != len(gaussians.means):
         raise ClickGaussInputError(None, f"the feature field has {len(field)} Gaussians but the scene has "
                                          f"{len(gaussians.means)}: it was trained for another PLY")
-    threshold = DEFAULT_THRESHOLDS[level] if threshold is None else float(threshold)
     device = gaussians.means.device
     feature = render_pixel_feature(field, gaussians, camera, pixel_xy)
     query = feature[field.config.level_slice(level)]
     if snap:
-        query = snap_to_cluster(field, query, level, threshold)
-    return (similarity_to(field, query, level, device) >= threshold).cpu().numpy(), feature.cpu().numpy()
+        query = snap_to_cluster(field, query, level, DEFAULT_THRESHOLDS[level] if threshold is None else threshold)
+    similarity = similarity_to(field, query, level, device).cpu().numpy()
+    threshold = adaptive_threshold(similarity, level) if threshold is None else float(threshold)
+    return similarity >= threshold, feature.cpu().numpy(), threshold
 
 
 def segment_all(field: FeatureField) -> dict[str, np.ndarray]:

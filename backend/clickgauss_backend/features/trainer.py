@@ -180,7 +180,8 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
                 for start in range(0, flat.size, RENDER_CHUNK_PIXELS)])
             for level in LEVELS:
                 level_ids = torch.from_numpy(view.ids[level][flat]).to(rendered.device)
-                means[level].append(gfl_module.segment_means(losses.level_features(rendered, config, level), level_ids))
+                means[level].append(gfl_module.segment_means(losses.level_features(rendered, config, level), level_ids,
+                                                             config.gfl_min_segment_coherence, config.cluster_dims(level)))
     return gfl_module.global_clusters(means, config, len(views))
 
 

@@ -75,7 +75,7 @@ class ClickRequest(StrictModel):
     camera: dict[str, Any] = Field(description="clickgauss_core.wire.camera_to_dict(camera)")
     pixel: tuple[float, float] = Field(description="[x, y] pixel, origin top-left")
     level: Literal[LEVELS]  # type: ignore[valid-type]
-    threshold: float | None = Field(None, ge=-1.0, le=1.0)
+    threshold: float | None = Field(None, ge=-1.0, le=1.0, description="null: the click's own adaptive threshold")
 
 
 # -- responses --------------------------------------------------------------------------------------

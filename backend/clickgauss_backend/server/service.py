@@ -28,7 +28,7 @@ from clickgauss_core.protocol import (
 from ..features.field import FeatureField
 from ..features.pipeline import (MASKS_FROM_FOLDER, MaskChoice, TrainingRequest, TrainingRequestError, ViewChoice,
                                  check_masks, check_views, training_config)
-from ..features.query import DEFAULT_THRESHOLDS, click_with_feature, segment_all
+from ..features.query import click_with_feature, segment_all
 from .api_models import (ClickRequest, ClickResponse, HealthResponse, OpenSceneRequest, SceneResponse,
                          SegmentsResponse, StartJobRequest)
 from .errors import LOAD_SAVED_FEATURES, ApiError, api_error_from_input_error, no_training_views_message
@@ -177,9 +177,9 @@ class Service:
                                            "view: click inside the view")
         field = self.scenes.field(scene_id)
         scene = self.scenes.scene(scene_id)
-        threshold = DEFAULT_THRESHOLDS[body.level] if body.threshold is None else body.threshold
         try:
-            selection, pixel_feature = click_with_feature(field, scene.gaussians, camera, (x, y), body.level, threshold)
+            selection, pixel_feature, threshold = click_with_feature(field, scene.gaussians, camera, (x, y),
+                                                                     body.level, body.threshold)
         except ClickGaussInputError as exc:
             raise api_error_from_input_error(exc) from exc
         return ClickResponse(scene_id=scene_id, level=body.level, threshold=threshold, n_gaussians=record.n_gaussians,

@@ -284,9 +284,11 @@ def _frames_to_quats(rng, normals) -> np.ndarray:
     return np.stack([w * c - z * s, x * c + y * s, y * c - x * s, w * s + z * c], axis=1)
 
 
-def build_room_cloud(n_gaussians: int, rng: np.random.Generator, background_fraction: float = 0.35) -> LabelledCloud:
-    """The labelled room as a 3DGS cloud (SH degree 3, normals, mostly-opaque flat Gaussians)."""
-    objects = room_objects()
+def build_room_cloud(n_gaussians: int, rng: np.random.Generator, background_fraction: float = 0.35,
+                     objects: tuple[SceneObject, ...] | None = None) -> LabelledCloud:
+    """The labelled room as a 3DGS cloud (SH degree 3, normals, mostly-opaque flat Gaussians), with
+    `objects` in it (default: the demo room's `room_objects()`)."""
+    objects = room_objects() if objects is None else objects
     parts = [part for obj in objects for part in obj.parts]
     part_objects = np.array([0] + [k + 1 for k, obj in enumerate(objects) for _ in obj.parts], dtype=np.int32)
     n_background = int(round(n_gaussians * background_fraction))

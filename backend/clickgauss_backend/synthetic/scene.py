@@ -33,6 +33,7 @@ from ..features.masks import write_mask_png
 from ..render import GaussianTensors, rasterize
 from .geometry import BACKGROUND_REGIONS, LabelledCloud, build_room_cloud
 from .sam_like import MaskNoise, simulate_sam_masks
+from .varied_objects import varied_objects
 
 FORMAT = "clickgauss-synthetic"
 FORMAT_VERSION = 1
@@ -46,6 +47,7 @@ SPARSE_DIR = os.path.join("sparse", "0")
 VOID_COLOR = (0.92, 0.94, 0.97)
 LOOK_AT = (0.0, 0.0, 0.55)
 COLMAP_POINTS = 5000
+OBJECT_SETS = ("room", "varied")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class SyntheticConfig:
     horizontal_fov_deg: float = 70.0
     label_alpha_threshold: float = 0.5    # a pixel is labelled where the render is this opaque
     mask_noise: MaskNoise = field(default_factory=MaskNoise)
+    # "room": the demo room's six fixed objects; "varied": 5-8 of varied_objects' templates with
+    # thin and touching parts, picked and placed by the seed.
+    objects: str = "room"
 
     def __post_init__(self):
         problems = [f"{name} must be at least {low}" for name, low in
@@ -66,6 +71,8 @@ class SyntheticConfig:
                     if getattr(self, name) < low]
         if not 0.0 <= self.background_fraction < 1.0:
             problems.append("background_fraction must be in [0, 1)")
+        if self.objects not in OBJECT_SETS:
+            problems.append(f"objects must be one of {', '.join(OBJECT_SETS)}")
         if problems:
             raise ValueError(f"invalid synthetic scene settings: {'; '.join(problems)}")
 
@@ -89,6 +96,11 @@ PRESETS = {
     "demo": SyntheticConfig(n_gaussians=20000, width=160, height=120, n_train=24, n_test=8),
     # Benchmarks and GPU runs.
     "large": SyntheticConfig(n_gaussians=200_000, width=320, height=240, n_train=32, n_test=8),
+    # The fine-level benchmark (benchmarks/bench_fine.py): other objects per seed, thin parts
+    # touching larger siblings, and masks noisier than the demo's.
+    "hard": SyntheticConfig(n_gaussians=19000, width=192, height=144, n_train=40, n_test=8, objects="varied",
+                            mask_noise=MaskNoise(part_merge_rate=0.25, object_merge_rate=0.15, drop_rate=0.05,
+                                                 split_rate=0.08, boundary_jitter=0.007)),
 }
 
 
@@ -250,9 +262,10 @@ def generate_scene(out_dir: str | os.PathLike, preset: str = "demo", seed: int =
     for stale in [*(root / IMAGES_DIR).glob("view_*.png"), *(root / MASKS_DIR).glob("view_*_*.png")]:
         stale.unlink()
     # Independent streams, so changing e.g. the mask noise leaves the geometry and views unchanged.
-    geometry_rng, camera_rng, mask_rng, points_rng = (np.random.default_rng([seed, k]) for k in range(4))
+    geometry_rng, camera_rng, mask_rng, points_rng, layout_rng = (np.random.default_rng([seed, k]) for k in range(5))
 
-    labelled = build_room_cloud(config.n_gaussians, geometry_rng, config.background_fraction)
+    objects = varied_objects(layout_rng) if config.objects == "varied" else None
+    labelled = build_room_cloud(config.n_gaussians, geometry_rng, config.background_fraction, objects)
     write_gaussian_ply(root / PLY_NAME, labelled.cloud)
     cameras = ring_cameras(config, camera_rng)
     is_test = split_views(len(cameras), config.n_test)
