@@ -7,6 +7,8 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
 
+from clickgauss_core.view_planning import DEFAULT_COUNT as DEFAULT_VIEW_COUNT
+
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL, BackendClient
 
 ADDON_PACKAGE = __package__.rpartition(".")[0]  # this file lives in <add-on>/blender/
@@ -90,7 +92,7 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("cpu-fast", "CPU Fast", "Shorter training that runs on a CPU"),
         ("gpu", "GPU", "The paper's schedule with our changes for SAM-like masks (GPU)"),
         ("paper", "Paper", "The paper's settings, exactly (GPU)")))
-    view_count: IntProperty(name="Views", default=48, min=1, max=1000,
+    view_count: IntProperty(name="Views", default=DEFAULT_VIEW_COUNT, min=1, max=1000,
                             description="Without photos: how many views are rendered from the splat to train on")
     use_scene_cameras: BoolProperty(name="Use Scene Cameras", default=False,
                                     description="Without photos: render the splat from this scene's cameras "
