@@ -26,35 +26,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from clickgauss_backend.features.evaluate import evaluate_field
 from clickgauss_backend.features.pipeline import TrainingPlaces, TrainingRequest, run_training
 from clickgauss_backend.features.query import DEFAULT_THRESHOLDS
 from clickgauss_backend.splat_scene import SplatScene
-from clickgauss_backend.synthetic.label_masks import json_label_masks
+from clickgauss_backend.synthetic.label_masks import LabelledViews, held_out_cameras, json_label_masks
 from clickgauss_backend.synthetic.sam_like import MaskNoise
-from clickgauss_backend.views import ViewSettings, plan_scene_views, training_views
+from clickgauss_backend.views import ViewSettings, training_views
 from clickgauss_core.protocol import PRESET_CPU_FAST
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FRUIT = REPO_ROOT / "tests" / "data" / "real" / "supersplat-fruit-labels"
-HELD_OUT_VIEWS = 8
-
-
-class LabelledSplat:
-    """What `features.evaluate` needs of a labelled scene: labels per Gaussian and per pixel, cameras."""
-
-    def __init__(self, labels: np.ndarray, cameras: list, pixel_maps: list):
-        self.labels, self.cameras, self.pixel_maps = labels, cameras, pixel_maps
-        self.test_indices = list(range(len(cameras)))
-
-    def gaussian_labels(self, level: str) -> np.ndarray:
-        return self.labels
-
-    def pixel_labels(self, view: int, level: str) -> np.ndarray:
-        return self.pixel_maps[view]
 
 
 def main(argv=None) -> int:
@@ -85,10 +69,8 @@ def main(argv=None) -> int:
     started = masks_done[-1]
     seconds = time.perf_counter() - started
 
-    held_out, _ = plan_scene_views(scene.cloud, scene.gaussians,
-                                   ViewSettings(HELD_OUT_VIEWS, args.resolution, "orbit", "sphere"), "held_out")
-    exact = type(source)(scene.gaussians, source.part_labels, source.part_objects)
-    labelled = LabelledSplat(source.part_labels, held_out, [exact.label_maps(c)[0] for c in held_out])
+    held_out = held_out_cameras(scene, args.resolution)
+    labelled = LabelledViews.rendered(source, held_out)
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()},
               "scene": args.scene, "gaussians": len(scene.cloud), "views": planned.describe(),

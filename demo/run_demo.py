@@ -8,6 +8,11 @@ backend" launcher, import the PLY with the add-on's importer, Train Features wit
 operator, click every object (coarse) and part (fine) through the add-on's click path from held-out
 viewpoints, segment everything into one object per segment, delete one object, recolour another,
 export, save a .blend, then let the backend measure the selections (IoU) and draw the pictures.
+Second part, a real splat without photos (`--real-splat`, default the SuperSplat fruit crop in
+tests/data/real, MIT): the backend renders the views Train Features will plan around it (a contact
+sheet) and, as the demo has no SAM checkpoint, a mask folder from the splat's own per-Gaussian
+labels; the add-on imports it, trains on the views rendered from the splat, and clicks each label
+from views the training never saw (pictures of the clicks).
 The backend is stopped whatever happens; a failure names the step.
 """
 
@@ -27,13 +32,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_TINY
+from clickgauss_core.protocol import (COARSE, DONE, FINE, FINISHED_STATES, PRESET_CPU_FAST, PRESET_GPU, PRESET_NAMES,
+                                      PRESET_PAPER, PRESET_TINY)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ADDON_MODULE = "bl_ext.user_default.clickgauss"
 TRAINING_TIMEOUT_S = 3600.0
 DELETED_COLOR = "deleted"
 RECOLOR_RGB = (0.1, 0.45, 1.0)  # a blue no synthetic object has
+REAL_SPLAT = REPO_ROOT / "tests" / "data" / "real" / "supersplat-fruit-labels" / "fruit_drops_minimal.ply"
 
 
 class StepFailed(Exception):
@@ -50,6 +57,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-preset", default="auto", choices=("auto", PRESET_TINY, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER),
                         help="training preset (auto: cpu-fast on CPU, gpu on CUDA)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="backend device")
+    parser.add_argument("--real-splat", default=str(REAL_SPLAT),
+                        help="the second part's real splat; its per-Gaussian labels (Segments.ai JSON) next to it "
+                             "with the same stem stand in for SAM's masks")
+    parser.add_argument("--real-views", type=int, default=16, help="views planned around the real splat")
+    parser.add_argument("--real-train-preset", default=PRESET_TINY, choices=PRESET_NAMES,
+                        help="training preset for the real splat (default tiny: a quick look)")
     parser.add_argument("--backend-python", default=str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"),
                         help="the backend environment's interpreter")
     return parser.parse_args(argv)
@@ -111,7 +124,8 @@ class Demo:
         with self.step("import the scene (File > Import > 3D Gaussian Splatting)"):
             self.obj = self.import_scene()
         with self.step("Train Features"):
-            self.train()
+            self.timings["training_seconds"], self.timings["training_preset"] = self.train(
+                self.obj, self.scene_dir / "masks", self.args.train_preset)
         with self.step(f"click every object and part ({len(self.plan)} clicks)"):
             self.selections = self.click_everything()
         with self.step("segment everything into one object per segment, export each"):
@@ -122,6 +136,18 @@ class Demo:
             self.save_blend()
         with self.step("measure the selections and draw the pictures (backend)"):
             summary = self.report()
+        with self.step("a real splat without photos: render the views Train Features will use, masks (backend)"):
+            self.prepare_real()
+        with self.step("import the real splat"):
+            self.real_obj = self.import_real()
+        with self.step("Train Features on views rendered from the splat (no photos)"):
+            self.real_timings["training_seconds"], self.real_timings["training_preset"] = self.train(
+                self.real_obj, self.real_dir / "masks", self.args.real_train_preset)
+        with self.step(f"click each label of the real splat ({len(self.real_clicks)} clicks)"):
+            self.click_real()
+        with self.step("draw the real splat's views and clicks (backend)"):
+            summary["real_splat"] = self.report_real()
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
     def install_addon(self) -> None:
@@ -166,24 +192,26 @@ class Demo:
         self.timings["gaussians"] = len(obj.data.vertices)
         return obj
 
-    def train(self) -> None:
+    def train(self, obj, masks: Path, preset: str) -> tuple[float, str]:
+        """Train Features on `obj` with the masks in `masks`; returns (seconds, preset used)."""
         import bpy
 
         session = self.addon("blender.session")
-        settings = self.obj.clickgauss
+        settings = obj.clickgauss
         settings.masks_source = "FOLDER"
-        settings.masks_path = str(self.scene_dir / "masks")
-        settings.preset = "AUTO" if self.args.train_preset == "auto" else self.args.train_preset
+        settings.masks_path = str(masks)
+        settings.preset = "AUTO" if preset == "auto" else preset
+        bpy.context.view_layer.objects.active = obj
         started = time.perf_counter()
         if bpy.ops.clickgauss.train_features() != {"FINISHED"}:
             raise RuntimeError("the Train Features operator did not start")
         last_print, job = 0.0, None
         while time.perf_counter() - started < TRAINING_TIMEOUT_S:
             session.TASKS.deliver_finished()  # what the add-on's bpy.app.timers callback does in the UI
-            if self.obj.name in session.STATE.errors:
-                raise RuntimeError(session.STATE.errors[self.obj.name])
-            job = session.STATE.jobs.get(self.obj.name)
-            if job and job.get("state") in session.FINISHED_STATES:
+            if obj.name in session.STATE.errors:
+                raise RuntimeError(session.STATE.errors[obj.name])
+            job = session.STATE.jobs.get(obj.name)
+            if job and job.get("state") in FINISHED_STATES:
                 break
             if job and time.perf_counter() - last_print > 5:
                 eta = job.get("eta_seconds")
@@ -195,32 +223,34 @@ class Demo:
             raise RuntimeError(f"training ended as {job and job.get('state')}: {job}")
         # The add-on then downloads the trained field onto the object (it goes into the .blend).
         storage = self.addon("blender.field_storage")
-        while not storage.has_stored_field(self.obj) and time.perf_counter() - started < TRAINING_TIMEOUT_S:
+        while not storage.has_stored_field(obj) and time.perf_counter() - started < TRAINING_TIMEOUT_S:
             session.TASKS.deliver_finished()
-            if self.obj.name in session.STATE.errors:
-                raise RuntimeError(session.STATE.errors[self.obj.name])
+            if obj.name in session.STATE.errors:
+                raise RuntimeError(session.STATE.errors[obj.name])
             time.sleep(0.05)
-        if not storage.has_stored_field(self.obj):
+        if not storage.has_stored_field(obj):
             raise RuntimeError("the trained features were not stored on the object")
-        self.timings["training_seconds"] = round(time.perf_counter() - started, 1)
-        self.timings["training_preset"] = job.get("preset") or self.args.train_preset
+        return round(time.perf_counter() - started, 1), job.get("preset") or preset
 
-    def click(self, camera_dict: dict, pixel, level: str) -> np.ndarray:
+    def click(self, camera_dict: dict, pixel, level: str, obj=None) -> np.ndarray:
         """One click through the add-on's click path: viewport matrices -> camera in the object's
         frame -> the click computed in Blender from the features stored on the object (what
         Shift+click does; no backend) -> selection on the mesh. Returns the selection in PLY order."""
         from clickgauss_core import blender_view, wire
 
+        # the synthetic object loses Gaussians to the edits; selections stay in its PLY order
+        count = int(self.timings["gaussians"]) if obj is None else len(obj.data.vertices)
+        obj = obj or self.obj
         selection, local = self.addon("blender.selection"), self.addon("blender.click")
         camera = wire.camera_from_dict(camera_dict)
-        view, window = blender_view.blender_view_from_camera(camera, np.array(self.obj.matrix_world))
+        view, window = blender_view.blender_view_from_camera(camera, np.array(obj.matrix_world))
         region_x, region_y = pixel[0] - 0.5, camera.height - pixel[1] - 0.5  # the mouse in region coordinates
         viewport = blender_view.camera_from_blender_view(view, window, camera.width, camera.height,
-                                                         np.array(self.obj.matrix_world))
-        local.click_locally(self.obj, viewport, blender_view.blender_region_to_pixel(region_x, region_y, camera.height),
+                                                         np.array(obj.matrix_world))
+        local.click_locally(obj, viewport, blender_view.blender_region_to_pixel(region_x, region_y, camera.height),
                             level, None, "NEW")
-        selected = np.zeros(int(self.timings["gaussians"]), dtype=bool)
-        selected[selection.splat_ids(self.obj)[selection.get_selection(self.obj)]] = True
+        selected = np.zeros(count, dtype=bool)
+        selected[selection.splat_ids(obj)[selection.get_selection(obj)]] = True
         return selected
 
     def click_everything(self) -> dict:
@@ -321,6 +351,58 @@ class Demo:
                          "--extra", str(extra_path), "--out", str(self.out))
         return json.loads((self.out / "summary.json").read_text())
 
+    # -- the second part: a real splat without photos -----------------------------------------------
+    def prepare_real(self) -> None:
+        from clickgauss_core.view_planning import DEFAULT_RESOLUTION
+
+        source = Path(self.args.real_splat)
+        labels = source.with_suffix(".json")
+        self.real_dir = self.out / "real"
+        self.real_dir.mkdir()
+        # inside the backend's data root; the labels go with it
+        self.real_splat, self.real_labels = self.real_dir / source.name, self.real_dir / labels.name
+        shutil.copy(source, self.real_splat)
+        shutil.copy(labels, self.real_labels)
+        # What the add-on sends for an unrotated object: up = +Z; the server renders at its default size.
+        self.backend_cli("demo-real-prepare", str(self.real_splat), "--labels", str(self.real_labels),
+                         "--out", str(self.real_dir), "--count", str(self.args.real_views),
+                         "--resolution", str(DEFAULT_RESOLUTION), "--up", "0", "0", "1")
+        self.real_clicks = json.loads((self.real_dir / "clicks.json").read_text())
+        self.real_timings: dict = {}
+
+    def import_real(self):
+        import bpy
+
+        self.obj.hide_set(True)  # the synthetic room out of the way
+        result = bpy.ops.import_scene.clickgauss_splats(filepath=str(self.real_splat), orientation="KEEP")
+        if result != {"FINISHED"}:
+            raise RuntimeError(f"import returned {result}")
+        obj = bpy.context.active_object
+        obj.clickgauss.view_count = self.args.real_views
+        sentence = self.addon("blender.planned_views").no_photos_sentence(bpy.context, obj)
+        print(f"    {len(obj.data.vertices):,} Gaussians as '{obj.name}'; the panel says: {sentence}")
+        if not sentence:
+            raise RuntimeError("the panel did not say that there are no photos")
+        self.real_timings["no_photos_sentence"] = sentence
+        return obj
+
+    def click_real(self) -> None:
+        selections = {}
+        for item in self.real_clicks:
+            key = f"{item['level']}_{item['label']}"
+            selections[key] = self.click(item["camera"], item["pixel"], item["level"], self.real_obj)
+            print(f"    {item['name']:10s} in {item['view']}: {int(selections[key].sum()):5d} Gaussians selected",
+                  flush=True)
+        np.savez_compressed(self.real_dir / "selections.npz", **selections)
+
+    def report_real(self) -> dict:
+        extra_path = self.real_dir / "timings.json"
+        extra_path.write_text(json.dumps(self.real_timings))
+        self.backend_cli("demo-real-report", str(self.real_splat), "--labels", str(self.real_labels),
+                         "--clicks", str(self.real_dir / "clicks.json"), "--selections",
+                         str(self.real_dir / "selections.npz"), "--extra", str(extra_path), "--out", str(self.real_dir))
+        return json.loads((self.real_dir / "real_summary.json").read_text())
+
     def stop_backend(self) -> None:
         if self.backend_process is not None:
             from clickgauss_core.launcher import stop_backend
@@ -339,6 +421,11 @@ class Demo:
         print("  edited.ply                  the edited scene (one object deleted, one recoloured)")
         print("  segments/*.ply              one PLY per segmented object")
         print("  clickgauss_demo.blend       open it in Blender (with the add-on installed) to go on by hand")
+        real = summary["real_splat"]
+        print(f"  real/views.png              the {self.args.real_views} views rendered from {real['splat']} "
+              f"(no photos), trained in {real['training_seconds']} s")
+        print(f"  real/real_clicks.png        {len(real['clicks'])} clicks on it from views the training never saw "
+              f"(mean 3D IoU against its labels {real['mean_iou_3d']:.2f}); real/real_summary.json")
         print("\nNext:")
         print(f"  - Install {self.addon_zip.name} in Blender: Edit > Preferences > Get Extensions > Install from Disk.")
         print("  - Your own scene: backend/.venv/bin/clickgauss-backend train SCENE.ply --dataset DATASET "

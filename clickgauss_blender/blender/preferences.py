@@ -7,6 +7,7 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, PointerProperty,
                        StringProperty)
 from clickgauss_core.protocol import COARSE
+from clickgauss_core.view_planning import DEFAULT_COUNT as DEFAULT_VIEW_COUNT
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL
 from .click import calibrated_threshold_shown, threshold_changed
@@ -76,7 +77,7 @@ class ClickGaussObjectSettings(bpy.types.PropertyGroup):
         ("SAM", "SAM", "Segment Anything on the backend (needs its --sam-checkpoint)")))
     masks_path: StringProperty(name="Mask Folder", subtype="DIR_PATH", default="", options=RELATIVE_PATH_OPTIONS)
     preset: EnumProperty(name="Preset", default=AUTO_PRESET, items=PRESET_ITEMS)
-    view_count: IntProperty(name="Views", default=48, min=1, max=1000,
+    view_count: IntProperty(name="Views", default=DEFAULT_VIEW_COUNT, min=1, max=1000,
                             description="Without photos: how many views are rendered from the splat to train on")
     use_scene_cameras: BoolProperty(name="Use Scene Cameras", default=False,
                                     description="Without photos: render the splat from this scene's cameras "

@@ -3,7 +3,11 @@
 1. `content_bounds(positions, opacities)`: where the content is, ignoring floaters and far
    background: Gaussians under `MIN_OPACITY` are dropped, the rest weighted by opacity; anything
    farther than `FAR_FACTOR` x the median distance from the weighted median is far background.
-   The framing sphere holds `frame_quantile` of the remaining opacity mass.
+   What is left is weighted by opacity x local density (Gaussians in the same cell of a
+   `DENSITY_CELLS`-wide grid): a capture reconstructs its subject densely and the floor, walls
+   and surroundings sparsely, so without it a room's floor and walls pull the centre up and the
+   cameras out (parts of the subject then cover half the pixels they do in the capture's photos,
+   see benchmarks/RESULTS.md). The framing sphere holds `frame_quantile` of that mass.
 2. `up_from_content(...)`: when the caller knows no up direction: the principal axis of least
    spread (floors, tables and most captured objects are wider than tall), signed so that more
    mass lies below the centre, snapped to a world axis when within `UP_SNAP_DEG` of one.
@@ -29,15 +33,23 @@ MODES = ("auto", "orbit", "inside")
 LAYOUTS = ("rings", "sphere")
 MIN_OPACITY = 0.05         # Gaussians this transparent are floaters for the bounds
 FAR_FACTOR = 6.0           # x the median distance: beyond is far background (skyboxes, stray splats)
+DENSITY_CELLS = 24         # cells along the longest side of the content's box for the density weights
 UP_SNAP_DEG = 25.0
-DEFAULT_COUNT = 48
-DEFAULT_RESOLUTION = 256   # the longer image side in pixels
+DEFAULT_COUNT = 24         # benchmarks/RESULTS.md, "Training without photos": 24 scored as well as 48 or better
+DEFAULT_RESOLUTION = 160   # the longer image side in pixels (the same sweep: 256 px scored 0.04-0.16 lower)
 DEFAULT_ASPECT = 4 / 3
 DEFAULT_FOV_DEG = 60.0     # horizontal field of view of orbit cameras
 INSIDE_FOV_DEG = 90.0
 DEFAULT_FRAME_QUANTILE = 0.8
 RING_ELEVATIONS_DEG = (12.0, 32.0, 55.0)   # orbit rings above the horizon (2 rings: the first two)
 SPHERE_ELEVATION_RANGE_DEG = (-20.0, 75.0)
+# Flat content (a surface: a crop of a front-facing capture, a relief, a tabletop layer) is seen
+# nearly edge-on from low rings: its parts then cover a few pixels between the large Gaussians
+# around them. Content thinner along up than this share of its narrower horizontal spread is
+# viewed from high rings instead (the SuperSplat fruit crop: 3% of pixels at 10 deg, 23% at 80).
+FLAT_THICKNESS_RATIO = 0.25
+FLAT_RING_ELEVATIONS_DEG = (40.0, 60.0, 80.0)
+FLAT_SPHERE_ELEVATION_RANGE_DEG = (25.0, 85.0)
 INSIDE_ELEVATIONS_DEG = (-20.0, 5.0, 30.0)
 # surrounds_centre: content in this share of direction bins, and this little mass near the centre
 SURROUND_BINS = 48
@@ -61,6 +73,7 @@ class ContentBounds:
     low: np.ndarray      # (3,) robust box (2nd / 98th weighted percentiles of the kept Gaussians)
     high: np.ndarray
     kept: np.ndarray     # bool (N,): the Gaussians counted as content
+    weights: np.ndarray  # (N,) opacity x local density: each Gaussian's share of the framing (0: not kept)
 
     def to_dict(self) -> dict:
         return {"center": self.center.tolist(), "radius": self.radius, "low": self.low.tolist(),
@@ -93,12 +106,27 @@ def content_bounds(positions: np.ndarray, opacities: np.ndarray,
         near = distance <= FAR_FACTOR * typical
         kept[idx[~near]] = False
         idx = idx[near]
-    w = weights[idx]
+    w = weights[idx] * local_density(positions[idx], weights[idx])
     low = np.array([weighted_quantile(positions[idx, k], w, 0.02) for k in range(3)])
     high = np.array([weighted_quantile(positions[idx, k], w, 0.98) for k in range(3)])
     center = 0.5 * (low + high)
     radius = float(weighted_quantile(np.linalg.norm(positions[idx] - center, axis=1), w, frame_quantile))
-    return ContentBounds(center=center, radius=max(radius, 1e-6), low=low, high=high, kept=kept)
+    framing_weights = np.zeros(len(positions))
+    framing_weights[idx] = w
+    return ContentBounds(center=center, radius=max(radius, 1e-6), low=low, high=high, kept=kept,
+                         weights=framing_weights)
+
+
+def local_density(points: np.ndarray, weights: np.ndarray, cells: int = DENSITY_CELLS) -> np.ndarray:
+    """How many Gaussians share each point's cell of a grid over the points' robust box."""
+    low = np.array([weighted_quantile(points[:, k], weights, 0.02) for k in range(3)])
+    high = np.array([weighted_quantile(points[:, k], weights, 0.98) for k in range(3)])
+    size = max(float((high - low).max()) / cells, 1e-9)
+    keys = np.floor((points - low) / size).astype(np.int64)
+    keys -= keys.min(axis=0)
+    cell = np.ravel_multi_index(keys.T, keys.max(axis=0) + 1)  # one integer per cell: fast on millions
+    _, inverse, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    return counts[inverse].astype(np.float64)
 
 
 def up_from_content(positions: np.ndarray, opacities: np.ndarray, bounds: ContentBounds) -> np.ndarray:
@@ -113,6 +141,17 @@ def up_from_content(positions: np.ndarray, opacities: np.ndarray, bounds: Conten
     if np.degrees(np.arccos(min(1.0, abs(up[axis])))) <= UP_SNAP_DEG:
         up = np.sign(up[axis]) * np.eye(3)[axis]
     return up / np.linalg.norm(up)
+
+
+def thickness_ratio(points: np.ndarray, weights: np.ndarray, up: np.ndarray) -> float:
+    """The content's spread along `up` over its narrower horizontal spread (weighted std devs;
+    `points` relative to the centre): near 0 for a surface lying across `up`."""
+    a, b, up = _basis(up)
+    horizontal = points @ np.stack([a, b], axis=1)
+    covariance = (horizontal * weights[:, None]).T @ horizontal / weights.sum()
+    narrower = float(np.sqrt(max(np.linalg.eigvalsh(covariance)[0], 0.0)))
+    along = float(np.sqrt(np.sum(weights * (points @ up) ** 2) / weights.sum()))
+    return along / narrower if narrower > 0 else float("inf")
 
 
 def _basis(up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -233,15 +272,19 @@ def plan_views(positions: np.ndarray, opacities: np.ndarray, count: int = DEFAUL
     width, height = image_size(resolution, aspect)
     fx = width / 2 / np.tan(np.radians(fov) / 2)
     a, b, _ = _basis(up_vector)
+    points = np.asarray(positions, dtype=np.float64)[bounds.kept] - bounds.center
+    weights = bounds.weights[bounds.kept]
+    thickness = thickness_ratio(points, weights, up_vector)
+    flat = chosen == "orbit" and thickness < FLAT_THICKNESS_RATIO
+    rings = FLAT_RING_ELEVATIONS_DEG if flat else RING_ELEVATIONS_DEG
     if chosen == "inside":
         directions = _ring_directions(count, INSIDE_ELEVATIONS_DEG)
     elif layout == "rings":
-        directions = _ring_directions(count, RING_ELEVATIONS_DEG if count >= 12 else RING_ELEVATIONS_DEG[:2])
+        directions = _ring_directions(count, rings if count >= 12 else rings[:2])
     else:
-        directions = _fibonacci_directions(count, SPHERE_ELEVATION_RANGE_DEG)
+        directions = _fibonacci_directions(count, FLAT_SPHERE_ELEVATION_RANGE_DEG if flat
+                                           else SPHERE_ELEVATION_RANGE_DEG)
     tan_half_x, tan_half_y = width / 2 / fx, height / 2 / fx
-    points = np.asarray(positions, dtype=np.float64)[bounds.kept] - bounds.center
-    weights = np.clip(np.asarray(opacities, dtype=np.float64)[bounds.kept], 1e-6, 1.0)
     digits = max(3, len(str(count - 1)))
     cameras, distances = [], []
     for index, (azimuth, elevation) in enumerate(directions):
@@ -260,5 +303,6 @@ def plan_views(positions: np.ndarray, opacities: np.ndarray, count: int = DEFAUL
                    "count": count, "width": width, "height": height, "horizontal_fov_deg": fov,
                    "distance": None if chosen == "inside" else distance, "distance_scale": distance_scale,
                    "frame_quantile": frame_quantile, "up": up_vector.tolist(), "up_given": up is not None,
+                   "thickness_ratio": thickness, "flat": flat,
                    "bounds": bounds.to_dict()}
     return cameras, description

@@ -142,3 +142,35 @@ def test_load_poses_from_inria_cameras_json(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no camera poses"):
         load_poses(tmp_path / "empty")
+
+
+def test_framing_follows_the_dense_subject_not_a_sparse_floor_and_walls():
+    """A capture's subject is reconstructed densely, its surroundings sparsely: a 7 x 7 floor and two
+    walls holding a third of the Gaussians must not pull the centre up or the cameras out."""
+    rng = np.random.default_rng(4)
+    directions = rng.standard_normal((4000, 3))
+    subject = (0.0, 0.0, 0.5) + 0.5 * directions / np.linalg.norm(directions, axis=1, keepdims=True)  # a surface
+    floor = np.column_stack([rng.uniform(-3.5, 3.5, (1200, 2)), np.zeros(1200)])
+    back_wall = np.column_stack([rng.uniform(-3.5, 3.5, 400), np.full(400, 3.5), rng.uniform(0, 2.6, 400)])
+    side_wall = np.column_stack([np.full(400, -3.5), rng.uniform(-3.5, 3.5, 400), rng.uniform(0, 2.6, 400)])
+    points = np.concatenate([subject, floor, back_wall, side_wall])
+    opacities = np.full(len(points), 0.9)
+    bounds = content_bounds(points, opacities)
+    assert np.allclose(bounds.center, (0.0, 0.0, 0.5), atol=0.2)
+    assert bounds.radius < 1.2
+    alone = plan_views(subject, np.full(len(subject), 0.9), count=12, up=(0, 0, 1), mode="orbit")[1]
+    in_room = plan_views(points, opacities, count=12, up=(0, 0, 1), mode="orbit")[1]
+    assert in_room["distance"] < 1.3 * alone["distance"]
+
+
+def test_flat_content_is_viewed_from_high_rings():
+    rng = np.random.default_rng(5)
+    slab = blob(rng, center=(0.0, 0.0, 0.0), size=(0.5, 0.3, 0.02))  # a thin layer across z
+    cameras, plan = plan_views(slab, np.full(len(slab), 0.5), count=12, mode="orbit")
+    assert plan["flat"] and plan["thickness_ratio"] < 0.1 and plan["up"] == [0.0, 0.0, 1.0]
+    elevations = [np.degrees(np.arcsin(c.center[2] / np.linalg.norm(c.center))) for c in cameras]
+    assert min(elevations) > 35
+    solid = blob(rng, center=(0.0, 0.0, 0.0), size=(0.5, 0.3, 0.25))
+    cameras, plan = plan_views(solid, np.full(len(solid), 0.5), count=12, mode="orbit")
+    assert not plan["flat"]
+    assert min(np.degrees(np.arcsin(c.center[2] / np.linalg.norm(c.center))) for c in cameras) < 15

@@ -99,6 +99,24 @@ def test_the_summary_reports_real_iou_per_object_and_level(demo):
     assert summary["training_seconds"] > 0 and summary["click_latency_ms"]["median"] > 0
 
 
+def test_the_second_part_trains_a_real_splat_without_photos_and_clicks_it(demo):
+    """The fruit crop (tests/data/real, no photos): the views rendered from it, a non-empty selection
+    for every click, the pictures."""
+    out, stdout, summary = demo
+    real = out / "real"
+    views = sorted((real / "views" / "images").glob("*.png"))
+    assert len(views) == 16 and (real / "views" / "cameras.json").is_file()
+    assert sorted(p.name for p in (real / "masks").glob("*_coarse.png")) == [f"{p.stem}_coarse.png" for p in views]
+    for picture in ("views.png", "real_clicks.png"):
+        with Image.open(real / picture) as image:
+            image.verify()
+    result = summary["real_splat"]
+    assert result["no_photos_sentence"] == "No photos found: training on 16 views rendered from the splat"
+    assert result["training_seconds"] > 0 and len(result["clicks"]) >= 4
+    assert all(0 < click["selected"] < result["gaussians"] for click in result["clicks"])
+    assert "real/real_clicks.png" in stdout
+
+
 BLEND_CHECK = """
 import json, sys, bpy, numpy as np
 bpy.ops.wm.open_mainfile(filepath=sys.argv[-1])

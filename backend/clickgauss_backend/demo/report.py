@@ -81,7 +81,7 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], columns: list[str], 
     return path
 
 
-def _mark(image: np.ndarray, pixel) -> np.ndarray:
+def mark_click(image: np.ndarray, pixel) -> np.ndarray:
     """A small cross at the click."""
     marked = image.copy()
     x, y = int(pixel[0]), int(pixel[1])
@@ -115,7 +115,7 @@ def write_report(synthetic: SyntheticScene, plan: list[dict], selections: dict[s
         truth = synthetic.gaussian_labels(click["level"]) == click["label"]
         rows[click["level"]].append((
             f"{click['name']} ({click['view']}): 3D IoU {iou_3d:.2f}, 2D IoU {iou_2d:.2f}",
-            [_mark(render_rgb(gaussians, base_colors, camera), click["pixel"]),
+            [mark_click(render_rgb(gaussians, base_colors, camera), click["pixel"]),
              render_rgb(gaussians, highlighted(base_colors, selection), camera),
              render_rgb(gaussians, highlighted(base_colors, truth), camera),
              overlay(render_rgb(gaussians, base_colors, camera),

@@ -80,6 +80,40 @@ class RenderedLabelMasks:
                                   self.noise, rng)
 
 
+HELD_OUT_VIEWS = 8
+
+
+def held_out_cameras(scene, resolution: int, up=None, count: int = HELD_OUT_VIEWS) -> list:
+    """Views to score (and click) a field trained on planned views from: a Fibonacci sphere at the
+    same framing, not the training rings."""
+    from ..views import ViewSettings, plan_scene_views
+
+    cameras, _ = plan_scene_views(scene.cloud, scene.gaussians, ViewSettings(count, resolution, "orbit", "sphere",
+                                                                             up), "held_out")
+    return cameras
+
+
+class LabelledViews:
+    """What `features.evaluate` needs of a labelled splat that is not a synthetic scene: labels per
+    Gaussian (the same at both levels) and per pixel of some cameras, all of them held out."""
+
+    def __init__(self, labels: np.ndarray, cameras: list, pixel_maps: list):
+        self.labels, self.cameras, self.pixel_maps = labels, cameras, pixel_maps
+        self.test_indices = list(range(len(cameras)))
+
+    @classmethod
+    def rendered(cls, source: "RenderedLabelMasks", cameras: list) -> "LabelledViews":
+        """The source's labels at `cameras`, without its mask noise (the ground truth)."""
+        exact = RenderedLabelMasks(source.gaussians, source.part_labels, source.part_objects)
+        return cls(source.part_labels, cameras, [exact.label_maps(camera)[0] for camera in cameras])
+
+    def gaussian_labels(self, level: str) -> np.ndarray:
+        return self.labels
+
+    def pixel_labels(self, view: int, level: str) -> np.ndarray:
+        return self.pixel_maps[view]
+
+
 def synthetic_label_masks(synthetic, gaussians, seed: int = 0) -> RenderedLabelMasks:
     """The synthetic scene's own labels and noise settings; its floor and walls are rebuilt from its
     seed (the labels file keeps only objects and parts)."""
