@@ -41,6 +41,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FRUIT = REPO_ROOT / "tests" / "data" / "real" / "supersplat-fruit-labels"
 
 
+def repository_relative(path: str) -> str:
+    """The scene's path as the report names it: relative to the repository when inside it (no machine paths)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scene", default=str(FRUIT / "fruit_drops_minimal.ply"))
@@ -73,7 +79,7 @@ def main(argv=None) -> int:
     labelled = LabelledViews.rendered(source, held_out)
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()},
-              "scene": args.scene, "gaussians": len(scene.cloud), "views": planned.describe(),
+              "scene": repository_relative(args.scene), "gaussians": len(scene.cloud), "views": planned.describe(),
               "preset": args.preset, "seed": args.seed, "train_seconds": seconds, "results": {}}
     for name, thresholds in (("calibrated", None), ("default thresholds", DEFAULT_THRESHOLDS)):
         evaluation = evaluate_field(field, scene.gaussians, labelled, thresholds)

@@ -8,7 +8,6 @@ import torch
 
 from clickgauss_core.cameras import Camera
 from clickgauss_core.errors import ClickGaussInputError
-from clickgauss_core.protocol import FINE
 from clickgauss_core.gaussians import GaussianCloud
 from clickgauss_core.protocol import COARSE, FINE
 
