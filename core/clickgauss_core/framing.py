@@ -24,16 +24,24 @@ def principal_axes(positions: np.ndarray, weights: np.ndarray) -> tuple[np.ndarr
     return centre, axes[:, order], variances[order]
 
 
-def framing_cameras(positions, opacities, width: int, height: int, fov_deg: float = 50.0,
-                    tilts_deg=(25.0, -35.0)) -> list[Camera]:
-    """One perspective camera per tilt: looking along the thinnest axis, turned by the tilt about
-    the largest axis (image up: the largest axis)."""
+def visible_principal_axes(positions, opacities) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`principal_axes` of the Gaussians that show (opacity-weighted; all of them when fewer than
+    three show), and that visibility mask: the shape framing and orientation both read."""
     positions = np.asarray(positions, dtype=np.float64)
     opacities = np.asarray(opacities, dtype=np.float64)
     visible = opacities >= VISIBLE_OPACITY
     if visible.sum() < 3:
         visible = np.ones(len(positions), dtype=bool)
-    centre, axes, _ = principal_axes(positions[visible], opacities[visible])
+    centre, axes, variances = principal_axes(positions[visible], opacities[visible])
+    return centre, axes, variances, visible
+
+
+def framing_cameras(positions, opacities, width: int, height: int, fov_deg: float = 50.0,
+                    tilts_deg=(25.0, -35.0)) -> list[Camera]:
+    """One perspective camera per tilt: looking along the thinnest axis, turned by the tilt about
+    the largest axis (image up: the largest axis)."""
+    positions = np.asarray(positions, dtype=np.float64)
+    centre, axes, _, visible = visible_principal_axes(positions, opacities)
     radius = float(np.quantile(np.linalg.norm(positions[visible] - centre, axis=1), BULK_QUANTILE))
     focal = 0.5 * width / np.tan(np.radians(fov_deg) / 2)
     distance = radius / np.tan(np.radians(fov_deg) / 2) * min(width, height) / width * 1.15 + radius * 0.2

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .framing import visible_principal_axes
+
 AXES = {"+X": (1, 0, 0), "-X": (-1, 0, 0), "+Y": (0, 1, 0), "-Y": (0, -1, 0), "+Z": (0, 0, 1), "-Z": (0, 0, -1)}
 # What a principal axis (no sign) means, by the conventions of the tools that write such files.
 UNSIGNED_AXIS_CONVENTION = {0: "+X", 1: "-Y", 2: "+Z"}
@@ -28,7 +30,6 @@ _COMMENT_PATTERNS = (
     (re.compile(r"\by[-_ ]?down\b", re.IGNORECASE), "-Y"),
     (re.compile(r"\bup[-_ :=]*\+?z\b", re.IGNORECASE), "+Z"),
 )
-VISIBLE_OPACITY = 0.1
 
 
 @dataclass
@@ -69,14 +70,7 @@ def from_cameras(cameras) -> Orientation | None:
 
 
 def from_content(positions, opacities) -> Orientation:
-    from .framing import principal_axes
-
-    positions = np.asarray(positions, dtype=np.float64)
-    opacities = np.asarray(opacities, dtype=np.float64)
-    visible = opacities >= VISIBLE_OPACITY
-    if visible.sum() < 3:
-        visible = np.ones(len(positions), dtype=bool)
-    _, axes, variances = principal_axes(positions[visible], opacities[visible])
+    _, axes, variances, _ = visible_principal_axes(positions, opacities)
     thinnest = axes[:, 2]
     index = int(np.argmax(np.abs(thinnest)))
     up = UNSIGNED_AXIS_CONVENTION[index]
