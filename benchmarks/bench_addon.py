@@ -49,7 +49,6 @@ for _variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER
 
 import bpy  # noqa: E402
 import numpy as np  # noqa: E402
-from clickgauss_core.protocol import COARSE, FINE
 
 ADDON_MODULE = "bl_ext.user_default.clickgauss"
 CLICK_REPEATS = 5
@@ -103,8 +102,10 @@ class CannedClickServer:
 
 
 def bench_size(addon_module, work: Path, n: int) -> dict:
+    # clickgauss_core comes with the add-on's wheel: imported once the add-on is installed.
     from clickgauss_core import wire
     from clickgauss_core.cameras import Camera
+    from clickgauss_core.protocol import COARSE
 
     client_module, click = addon_module("client"), addon_module("blender.click")
     ply = work / f"scene_{n}.ply"
@@ -195,6 +196,7 @@ def bench_local_click(addon_module, work: Path, n: int, clicks: int) -> dict:
     from click_scene import click_views, latency_summary, room_scene, unit_features
     from clickgauss_core.click import unit_rows
     from clickgauss_core.ply import write_gaussian_ply
+    from clickgauss_core.protocol import COARSE, FINE
     from clickgauss_core.stored_field import FieldRecord
 
     storage, local = addon_module("blender.field_storage"), addon_module("blender.click")

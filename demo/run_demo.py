@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -32,10 +33,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from clickgauss_core.protocol import (COARSE, DONE, FINE, FINISHED_STATES, PRESET_CPU_FAST, PRESET_GPU, PRESET_NAMES,
-                                      PRESET_PAPER, PRESET_TINY)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _repository_protocol():
+    """`clickgauss_core.protocol` read from this checkout under a name of its own: the demo needs the
+    protocol's words before it installs the add-on, and the `clickgauss_core` package itself must then
+    come from the add-on's wheel, as it does for a user."""
+    spec = importlib.util.spec_from_file_location("clickgauss_demo_protocol",
+                                                  REPO_ROOT / "core" / "clickgauss_core" / "protocol.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_protocol = _repository_protocol()
+COARSE, FINE, DONE, FINISHED_STATES = _protocol.COARSE, _protocol.FINE, _protocol.DONE, _protocol.FINISHED_STATES
+PRESET_TINY, PRESET_CPU_FAST, PRESET_GPU, PRESET_PAPER, PRESET_NAMES = (
+    _protocol.PRESET_TINY, _protocol.PRESET_CPU_FAST, _protocol.PRESET_GPU, _protocol.PRESET_PAPER, _protocol.PRESET_NAMES)
 ADDON_MODULE = "bl_ext.user_default.clickgauss"
 TRAINING_TIMEOUT_S = 3600.0
 DELETED_COLOR = "deleted"

@@ -65,13 +65,15 @@ def wait_until_healthy(url: str, process: subprocess.Popen | None = None, token:
     request = urllib.request.Request(f"{url.rstrip('/')}{API_PREFIX}/health")
     if token:
         request.add_header(TOKEN_HEADER, f"Bearer {token}")
+    # The backend we started is on this machine: no HTTP(S)_PROXY or system proxy may stand between.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
             raise BackendStartError(f"the backend stopped while starting (exit status {process.returncode}): "
                                     f"{_log_says_why(log_path)}")
         try:
-            with urllib.request.urlopen(request, timeout=max(POLL_INTERVAL, min(5.0, timeout))) as response:
+            with opener.open(request, timeout=max(POLL_INTERVAL, min(5.0, timeout))) as response:
                 body = response.read()
             return _json_object(body, url, log_path)
         except urllib.error.HTTPError as exc:

@@ -88,3 +88,14 @@ def test_a_healthy_answer_is_returned_and_stop_ends_the_process(fake_server, tmp
     sleeper = spawn_backend([sys.executable, "-c", "import time; time.sleep(60)"], 1, tmp_path / "sleep.log")
     stop_backend(sleeper, timeout=5)
     assert sleeper.poll() is not None
+
+
+def test_a_proxy_in_the_environment_does_not_stand_between(fake_server, monkeypatch):
+    """Artists behind a company proxy have HTTP_PROXY set; the backend they start is local."""
+    url = fake_server(200, json.dumps({"status": "ok"}).encode(), "application/json")
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(variable, dead_proxy)
+    for variable in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    assert wait_until_healthy(url, timeout=5) == {"status": "ok"}
