@@ -27,7 +27,7 @@ from clickgauss_core.protocol import COARSE
 from ..client import BackendClient
 from ..messages import describe
 from .backend_tasks import active_splat
-from .field_storage import field_record, has_stored_field, local_click
+from .field_storage import has_stored_field, local_click
 from .mesh_io import is_splat_object
 from .preferences_access import client_from_preferences
 from .selection import combine, ensure_object_mode, get_selection, per_vertex, set_selection
@@ -65,6 +65,8 @@ class LastClick:
 
 
 LAST_CLICKS: dict[str, LastClick] = {}
+# (object name, level) -> the threshold the last automatic click at that level chose for itself.
+AUTO_THRESHOLDS: dict[tuple[str, str], float] = {}
 _showing_threshold = False  # set while the add-on itself writes the slider (no re-threshold then)
 
 
@@ -161,6 +163,8 @@ def apply_pending_click(obj, pending: PendingClick) -> ClickResult:
     result = ClickResult(in_scene, set_selection(obj, combine(before, hit, pending.mode)), threshold)
     if similarity is not None:
         LAST_CLICKS[obj.name] = LastClick(similarity, before, pending.mode, pending.level)
+    if pending.threshold is None:
+        AUTO_THRESHOLDS[obj.name, pending.level] = threshold
     STATE.clicks[obj.name] = result
     return result
 
@@ -175,6 +179,7 @@ def _forget_clicks(_filepath=None, *_args) -> None:
     """Another .blend was opened: the last clicks were another file's."""
     STATE.pending_clicks.clear()
     LAST_CLICKS.clear()
+    AUTO_THRESHOLDS.clear()
 
 
 # -- 4. the live threshold ------------------------------------------------------------------------
@@ -210,11 +215,13 @@ def threshold_changed(settings, context) -> None:
         rethreshold(obj, settings.threshold)
 
 
-def calibrated_threshold_shown(settings, context) -> None:
-    """Level or Custom Threshold changed: without a custom one, show the calibrated one of the level."""
-    record = field_record(context.active_object) if is_splat_object(context.active_object) else None
-    if not settings.use_threshold and record is not None:
-        show_threshold(context.scene, record.thresholds[settings.level])
+def auto_threshold_shown(settings, context) -> None:
+    """Level or Custom Threshold changed: without a custom one, show the threshold the last click at
+    that level chose for itself (a click without one yet chooses its own when it comes)."""
+    obj = context.active_object
+    chosen = AUTO_THRESHOLDS.get((obj.name, settings.level)) if is_splat_object(obj) else None
+    if not settings.use_threshold and chosen is not None:
+        show_threshold(context.scene, chosen)
 
 
 # -- the operators ----------------------------------------------------------------------------------

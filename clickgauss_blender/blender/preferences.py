@@ -10,7 +10,7 @@ from clickgauss_core.protocol import COARSE
 from clickgauss_core.view_planning import DEFAULT_COUNT as DEFAULT_VIEW_COUNT
 
 from ..client import DEFAULT_TIMEOUT, DEFAULT_URL
-from .click import calibrated_threshold_shown, threshold_changed
+from .click import auto_threshold_shown, threshold_changed
 from .display import apply_blending, apply_display_mode, apply_transparency
 from .install_operators import draw_install
 from .preferences_access import ADDON_PACKAGE, AUTO_PRESET, LEVEL_ITEMS, PRESET_ITEMS
@@ -108,8 +108,8 @@ class ClickGaussSceneSettings(bpy.types.PropertyGroup):
                                   "trained to make. Sets the Raw view transform: other objects show unencoded"),
         ("LINEAR", "Linear", "Blend in linear light under the Standard view transform: other objects as usual, "
                              "faint overlapping Gaussians brighter than trained")))
-    level: EnumProperty(name="Level", default=COARSE, update=calibrated_threshold_shown, items=LEVEL_ITEMS)
-    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=calibrated_threshold_shown,
+    level: EnumProperty(name="Level", default=COARSE, update=auto_threshold_shown, items=LEVEL_ITEMS)
+    use_threshold: BoolProperty(name="Custom Threshold", default=False, update=auto_threshold_shown,
                                 description="Off: each click chooses its own threshold from its similarities "
                                             "(the slider shows the one the last click used)")
     threshold: FloatProperty(name="Threshold", default=0.6, min=-1.0, max=1.0, update=threshold_changed,

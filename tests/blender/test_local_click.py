@@ -242,7 +242,10 @@ def test_live_threshold_rethresholds_the_last_click(stored_object):
         settings.threshold = value  # the slider: re-thresholds the last click, no new render
         assert settings.use_threshold  # the value shown is the value the next click uses
         np.testing.assert_array_equal(selection.get_selection(obj), similarity >= value)
-    settings.use_threshold = False
+    settings.level = level
+    settings.threshold = used + 0.05
+    settings.use_threshold = False  # back to automatic: the slider shows what the last click chose itself
+    assert settings.threshold == pytest.approx(used)
 
 
 def test_delete_and_separate_keep_each_gaussians_feature(stored_object):
