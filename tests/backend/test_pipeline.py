@@ -66,3 +66,12 @@ def test_a_request_without_masks_needs_a_mask_source(tmp_path):
     places = TrainingPlaces(view_cache_dir=tmp_path / "views", mask_cache_dir=tmp_path / "masks")
     with pytest.raises(TrainingRequestError, match="masks: say where the masks come from"):
         run_training(TrainingRequest(masks=None, preset=PRESET_TINY), scene=None, places=places, views=[])
+
+
+def test_a_recorded_request_with_unusable_masks_stops_before_any_view_is_made(tmp_path):
+    """A job recorded before today's checks (or edited on disk) meets them again when it runs: a mask
+    folder without its path is refused before views are chosen (scene=None would fail there)."""
+    places = TrainingPlaces(view_cache_dir=tmp_path / "views", mask_cache_dir=tmp_path / "masks")
+    with pytest.raises(TrainingRequestError, match="masks.path: give the mask folder"):
+        run_training(TrainingRequest(masks=MaskChoice(MASKS_FROM_FOLDER), preset=PRESET_TINY), scene=None,
+                     places=places)

@@ -222,12 +222,11 @@ def check_masks(choice: MaskChoice) -> None:
 # -- the pipeline -----------------------------------------------------------------------------------
 
 def mask_source(choice: MaskChoice, places: TrainingPlaces):
-    """The `MaskSource` a choice names (SAM is imported only when it is used)."""
+    """The `MaskSource` a (checked: `check_masks`) choice names (SAM is imported only when it is used)."""
     if choice.source == MASKS_FROM_FOLDER:
         return PrecomputedMasks(choice.path)
     from .sam import SamMaskGenerator
 
-    check_sam_settings(choice.settings)
     return SamMaskGenerator(places.sam_checkpoint, model_type=places.sam_model, device=places.device,
                             **choice.settings)
 
@@ -275,11 +274,14 @@ def run_training(request: TrainingRequest, scene, places: TrainingPlaces,
     stop = should_stop or (lambda: False)
     request = request.with_preset_for(places.device)
     config = training_config(request.preset, request.overrides)  # also a job recorded before the bounds
+    # The masks are checked before any view is rendered (a job recorded before today's checks too).
+    if masks is None and request.masks is None:
+        raise TrainingRequestError("masks: say where the masks come from (a folder, or SAM)")
+    if masks is None:
+        check_masks(request.masks)
     if views is None:
         views = choose_views(scene, request.views, places).views
     report(TrainingProgress(MASKS_STAGE, 0, len(views)))  # before SAM loads, which takes seconds
-    if masks is None and request.masks is None:
-        raise TrainingRequestError("masks: say where the masks come from (a folder, or SAM)")
     source = masks if masks is not None else mask_source(request.masks, places)
     mask_store = build_masks(source, views, places, report, stop)
     return train_feature_field(scene, mask_store, config, progress=report, should_cancel=stop,
