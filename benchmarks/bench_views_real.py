@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scene", default=str(FRUIT / "fruit_drops_minimal.ply"))
     parser.add_argument("--labels", default=str(FRUIT / "fruit_drops_minimal.json"))
+    # 48 views at 256 px: the settings of the committed fruit rows (RESULTS), not the product's defaults
     parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--preset", default=PRESET_CPU_FAST)
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     labelled = LabelledViews.rendered(source, held_out)
     report = {"machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                           "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()},
-              "scene": repository_relative(args.scene), "gaussians": len(scene.cloud), "views": planned.describe(),
+              "scene": repository_relative(args.scene), "gaussians": len(scene.cloud), "views": {**planned.describe(), "folder": Path(planned.folder).name},
               "preset": args.preset, "seed": args.seed, "train_seconds": seconds, "results": {}}
     for name, thresholds in (("calibrated", None), ("default thresholds", DEFAULT_THRESHOLDS)):
         evaluation = evaluate_field(field, scene.gaussians, labelled, thresholds)

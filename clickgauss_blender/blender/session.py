@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import bpy
-from clickgauss_core.protocol import ACTIVE_STATES, FINISHED_STATES, UNREACHABLE  # noqa: F401  (FINISHED_STATES: for scripts that follow a job)
+from clickgauss_core.protocol import ACTIVE_STATES, FINISHED_STATES  # noqa: F401  (FINISHED_STATES: for scripts that follow a job)
 
 TIMER_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5
@@ -23,7 +23,7 @@ ACTIVE_JOB_STATES = (OPENING, *ACTIVE_STATES)  # Train Features waits while a jo
 
 @dataclass
 class BackendStatus:
-    state: str = "unknown"        # unknown | checking | starting | connected | UNREACHABLE
+    state: str = "unknown"        # unknown | checking | starting | connected | protocol.UNREACHABLE
     message: str = ""
     health: dict = field(default_factory=dict)
 

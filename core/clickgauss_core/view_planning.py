@@ -69,7 +69,7 @@ def views_sentence(source: str, count: int) -> str:
 @dataclass(frozen=True)
 class ContentBounds:
     center: np.ndarray   # (3,) centre of the framing sphere
-    radius: float        # framing sphere radius (holds `frame_quantile` of the opacity mass)
+    radius: float        # framing sphere radius (holds `frame_quantile` of the opacity x local density weight)
     low: np.ndarray      # (3,) robust box (2nd / 98th weighted percentiles of the kept Gaussians)
     high: np.ndarray
     kept: np.ndarray     # bool (N,): the Gaussians counted as content

@@ -83,6 +83,7 @@ def run_real_prepare(args: argparse.Namespace) -> int:
 def run_real_report(args: argparse.Namespace) -> int:
     clicks, selections, extra = _report_inputs(args, args.clicks)
     summary = real_splat.report(Path(args.splat), Path(args.labels), clicks, selections, Path(args.out), extra)
+    mean = summary['mean_iou_3d']
     print(f"{len(summary['clicks'])} clicks on {summary['splat']}: mean 3D IoU against its labels "
-          f"{summary['mean_iou_3d']:.3f} -> {summary['pictures']['clicks']}")
+          + (f"{mean:.3f}" if mean is not None else "- (no clicks)") + f" -> {summary['pictures']['clicks']}")
     return 0
