@@ -66,6 +66,9 @@ def clean_scene(addon):
     """An empty scene (objects, meshes, materials and node groups removed) for one test."""
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):
         bpy.data.batch_remove(list(collection))
+    # Transparency back to its default: Sorted reorders the quads (tests of quad order read them); a
+    # test that wants Sorted sets it itself.
+    bpy.context.scene.clickgauss.transparency = "DITHERED"
     bpy.context.view_layer.update()
     yield bpy.context.scene
     for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.materials, bpy.data.node_groups):
