@@ -52,10 +52,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCENE_PRESET = "hard"
 TUNING_SEEDS = (1, 2)
 EVALUATION_SEEDS = (101, 102, 103)
-# The preset as it is ("full"), and candidate changes measured against it (TrainConfig overrides
-# on top of the preset): "GFL coherent segments": HDBSCAN groups only segments whose pixels agree
-# (`gfl_min_segment_coherence`, off in every preset).
-VARIANTS: dict[str, dict] = {"full": {}, "GFL coherent segments": {"gfl_min_segment_coherence": 0.9}}
+# The preset as it is ("full"), and changes measured against it (TrainConfig overrides on top of
+# the preset): "paper's equal mask shares": every coarse mask the same share of the samples (the
+# preset before issue 17: `sampling_exponent_coarse` 1); "GFL coherent segments": HDBSCAN groups
+# only segments whose pixels agree (`gfl_min_segment_coherence`, off in every preset).
+VARIANTS: dict[str, dict] = {"full": {}, "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
+                             "GFL coherent segments": {"gfl_min_segment_coherence": 0.9}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 
 

@@ -7,11 +7,11 @@
 2. Trains on its training views only (precomputed masks through MaskStore), or with `--views
    planned` on views planned around the splat (`clickgauss_backend.views`, `--view-count`,
    `--view-resolution`) with label masks rendered at them under the scene's own SAM-like noise
-   (`synthetic.label_masks`), six times:
+   (`synthetic.label_masks`), seven times:
    the full method, GFL off, granularity prior off, the paper's mask terms (our three changes
    to them, `config.ROBUST_MASK_TERMS`, undone), the paper's fine clustering (all 24 dims
-   instead of the rest dims) and the paper's pixel sampling (every mask an equal share, however
-   small). Each run is timed.
+   instead of the rest dims), the paper's pixel sampling (every mask an equal share, however
+   small) and equal coarse shares (only `sampling_exponent_coarse` undone). Each run is timed.
 3. Evaluates each field on the held-out views with `features.evaluate.evaluate_field`: one click
    per object (coarse) / part (fine), 3D IoU over the visible Gaussians and LERF-Mask-style 2D
    IoU of the rendered selection (protocol in evaluate.py). The cosine threshold of each level is
@@ -59,14 +59,16 @@ from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_
 from clickgauss_backend.views import ViewSettings, training_views
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# "paper's mask terms" / "fine clustering" / "pixel sampling": the same schedule with one of our
-# changes undone (config.ROBUST_MASK_TERMS / fine_clusters_on_rest / sampling_min_mask_fraction_*),
-# to show what each is worth.
+# "paper's mask terms" / "fine clustering" / "pixel sampling" / "equal coarse shares": the same
+# schedule with one of our changes undone (config.ROBUST_MASK_TERMS / fine_clusters_on_rest /
+# both sampling changes / sampling_exponent_coarse), to show what each is worth.
 VARIANTS = {"full": {}, "no GFL": {"gfl": False}, "no granularity prior": {"granularity_prior": False},
             "paper's mask terms": {"unmasked_negatives": False, "skip_mask_edges": False,
                                    "lambda_negative": TrainConfig().lambda_negative},
             "paper's fine clustering": {"fine_clusters_on_rest": False},
-            "paper's pixel sampling": {"sampling_min_mask_fraction_coarse": 0.0, "sampling_min_mask_fraction_fine": 0.0}}
+            "paper's pixel sampling": {"sampling_min_mask_fraction_coarse": 0.0, "sampling_min_mask_fraction_fine": 0.0,
+                                       "sampling_exponent_coarse": 1.0},
+            "equal coarse shares": {"sampling_exponent_coarse": 1.0}}
 
 
 def peak_rss_mb() -> float:

@@ -224,22 +224,27 @@ def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):
     assert np.isclose(robust.sampling_weight.sum(), masked_mass + 2.0)
 
 
-def test_sampling_exponent_sets_each_masks_share(setup):
+def test_sampling_exponent_divides_a_levels_share_but_keeps_the_levels_balance(setup):
     raw = setup.masks.load(0)
     coarse, fine = np.asarray(raw.coarse).reshape(-1), np.asarray(raw.fine).reshape(-1)
-    # exponent 0 at the coarse level: every coarse-masked pixel weighs the same (a mask's share grows
-    # with its area); the fine level keeps the paper's 1 / area
-    flat = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.0)).get(0)
     fine_counts = np.bincount(fine)
-    expected = (coarse > 0).astype(np.float64)
-    expected[fine > 0] += 1.0 / fine_counts[fine[fine > 0]]
-    assert np.allclose(flat.sampling_weight, expected)
-    # 0.5: a mask's share is the square root of its area
-    half = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.5)).get(0)
+    fine_part = np.zeros(coarse.size)
+    fine_part[fine > 0] = 1.0 / fine_counts[fine[fine > 0]]  # the fine level keeps the paper's 1 / area
     coarse_ids, coarse_counts = np.unique(coarse[coarse > 0], return_counts=True)
-    shares = [half.sampling_weight[coarse == i].sum() - (1.0 / fine_counts[fine[coarse == i]])[fine[coarse == i] > 0].sum()
-              for i in coarse_ids]
-    assert np.allclose(shares, np.sqrt(coarse_counts))
+    # exponent 0 at the coarse level: every coarse-masked pixel weighs the same (a mask's share grows
+    # with its area), and the level still has one share per mask in all
+    flat = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.0)).get(0)
+    coarse_part = flat.sampling_weight - fine_part
+    assert np.allclose(coarse_part[coarse > 0], len(coarse_ids) / (coarse > 0).sum())
+    # 0.5: a mask's share goes as the square root of its area, the level's total unchanged
+    half = _TrainingViews(setup.masks, setup.train_views, TrainConfig(sampling_exponent_coarse=0.5)).get(0)
+    shares = np.array([(half.sampling_weight - fine_part)[coarse == i].sum() for i in coarse_ids])
+    assert np.allclose(shares / shares.sum(), np.sqrt(coarse_counts) / np.sqrt(coarse_counts).sum())
+    assert np.isclose(shares.sum(), len(coarse_ids))
+    # so the fine level's part of the samples does not shrink when the coarse exponent falls
+    paper = _TrainingViews(setup.masks, setup.train_views, TrainConfig()).get(0)
+    for view in (flat, half):
+        assert np.isclose(view.sampling_weight.sum(), paper.sampling_weight.sum())
 
 
 def test_masks_under_the_minimum_fraction_get_a_share_by_their_area(setup):

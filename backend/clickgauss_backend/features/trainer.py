@@ -82,6 +82,33 @@ def mask_edges(ids: np.ndarray) -> np.ndarray:
     return edge & (interior_counts[ids] > 0)
 
 
+def level_sampling_weights(level_ids: np.ndarray, exponent: float, min_mask_fraction: float) -> tuple[np.ndarray, float]:
+    """(per-pixel sampling weight of one level's masks, the mean mass of one of its masks).
+
+    The level gets one share per mask (less for a mask under `min_mask_fraction` of the view: it
+    is sampled as if it had that many pixels), whatever the exponent; inside the level a pixel's
+    weight goes as (its mask's pixel count) ** -exponent: 1 (the paper) gives every mask the
+    same share, 0.5 gives a larger mask more. Keeping the level's total fixed keeps the two
+    levels' balance when one level's exponent changes."""
+    counts = np.bincount(level_ids)
+    weight = np.zeros(level_ids.shape, dtype=np.float64)
+    present = counts[1:] > 0
+    if not present.any():
+        return weight, 1.0
+    # as a mask of at least this many pixels (1 keeps ids absent from the view finite)
+    floor = max(1.0, min_mask_fraction * level_ids.size)
+
+    def mass(per_pixel: np.ndarray) -> float:
+        return float(np.sum(counts[1:][present] * per_pixel[1:][present]))
+
+    level_mass = mass(np.maximum(counts, floor) ** -1.0)
+    sampled_as = np.maximum(counts, floor) ** -exponent
+    sampled_as *= level_mass / mass(sampled_as)
+    covered = level_ids > 0
+    weight[covered] = sampled_as[level_ids[covered]]
+    return weight, level_mass / int(present.sum())
+
+
 def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainConfig) -> _ViewMasks:
     masks = mask_store.load(index)
     coarse = np.asarray(masks.coarse, dtype=np.int64)
@@ -98,15 +125,10 @@ def _view_masks(mask_store, index: int, camera, view_name: str, config: TrainCon
     weight = np.zeros(coarse.size, dtype=np.float64)
     mask_mass = []
     for level, level_ids in ids.items():
-        exponent = config.sampling_exponent(level)
-        counts = np.bincount(level_ids)
-        # as a mask of at least this many pixels (1 keeps ids absent from the view finite)
-        floor = max(1.0, config.sampling_min_mask_fraction(level) * level_ids.size)
-        sampled_as = np.maximum(counts, floor) ** -exponent
-        covered = level_ids > 0
-        weight[covered] += sampled_as[level_ids[covered]]
-        present = counts[1:] > 0
-        mask_mass.append(float(np.mean(counts[1:][present] * sampled_as[1:][present])) if present.any() else 1.0)
+        level_weight, mass_per_mask = level_sampling_weights(level_ids, config.sampling_exponent(level),
+                                                             config.sampling_min_mask_fraction(level))
+        weight += level_weight
+        mask_mass.append(mass_per_mask)
     if config.unmasked_negatives and unmasked.any():
         weight[unmasked] += sum(mask_mass) / unmasked.sum()  # as much as one (average) mask at each level
     camera = _camera_for_masks(camera, coarse.shape[0], coarse.shape[1], view_name)
