@@ -21,10 +21,11 @@ sys.path[:0] = [str(REPO_ROOT / "core"), str(next((REPO_ROOT / "wheels").glob("p
 from clickgauss_core.ply import read_gaussian_ply  # noqa: E402
 
 BACKEND_PYTHON = os.environ.get("CLICKGAUSS_BACKEND_PYTHON", str(REPO_ROOT / "backend" / ".venv" / "bin" / "python"))
-# The training issue's bars: 0.90 coarse / 0.85 fine mean IoU, in 3D and in 2D (benchmarks/RESULTS.md:
-# 0.91-0.92 / 0.87-0.89 on this scene with the cpu-fast preset, two seeds).
-MIN_COARSE_IOU_3D, MIN_COARSE_IOU_2D = 0.90, 0.90
-MIN_FINE_IOU_3D, MIN_FINE_IOU_2D = 0.85, 0.85
+# What the cpu-fast preset holds on this scene through the add-on, less its run-to-run spread (torch's
+# two threads: ~0.02-0.03; benchmarks/RESULTS.md, the demo): issue 17's coarse sampling measured
+# coarse 0.965 / 0.971, fine 0.919 / 0.922 (3D / 2D). The training issue's bars were 0.90 / 0.85.
+MIN_COARSE_IOU_3D, MIN_COARSE_IOU_2D = 0.93, 0.93
+MIN_FINE_IOU_3D, MIN_FINE_IOU_2D = 0.88, 0.88
 # How well the edits must land (they are made by clicks of the same quality).
 MIN_EDIT_RECALL = 0.85
 SCENE_PRESET, TRAIN_PRESET = "demo", "cpu-fast"
