@@ -53,10 +53,12 @@ SCENE_PRESET = "hard"
 TUNING_SEEDS = (1, 2)
 EVALUATION_SEEDS = (101, 102, 103)
 # The preset as it is ("full"), and changes measured against it (TrainConfig overrides on top of
-# the preset): "paper's equal mask shares": every coarse mask the same share of the samples (the
+# the preset): "masks as given": the masks not snapped to the image's colours (the preset before
+# session 7); "paper's equal mask shares": every coarse mask the same share of the samples (the
 # preset before issue 17: `sampling_exponent_coarse` 1); "GFL coherent segments": HDBSCAN groups
 # only segments whose pixels agree (`gfl_min_segment_coherence`, off in every preset).
-VARIANTS: dict[str, dict] = {"full": {}, "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
+VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colours": False},
+                             "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
                              "GFL coherent segments": {"gfl_min_segment_coherence": 0.9}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 

@@ -59,16 +59,18 @@ from clickgauss_backend.synthetic.scene import SCENE_JSON, generate_scene, load_
 from clickgauss_backend.views import ViewSettings, training_views
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# "paper's mask terms" / "fine clustering" / "pixel sampling" / "equal coarse shares": the same
-# schedule with one of our changes undone (config.ROBUST_MASK_TERMS / fine_clusters_on_rest /
-# both sampling changes / sampling_exponent_coarse), to show what each is worth.
+# "paper's mask terms" / "fine clustering" / "pixel sampling" / "equal coarse shares" / "masks as
+# given": the same schedule with one of our changes undone (config.ROBUST_MASK_TERMS /
+# fine_clusters_on_rest / both sampling changes / sampling_exponent_coarse / snap_masks_to_colours),
+# to show what each is worth.
 VARIANTS = {"full": {}, "no GFL": {"gfl": False}, "no granularity prior": {"granularity_prior": False},
             "paper's mask terms": {"unmasked_negatives": False, "skip_mask_edges": False,
                                    "lambda_negative": TrainConfig().lambda_negative},
             "paper's fine clustering": {"fine_clusters_on_rest": False},
             "paper's pixel sampling": {"sampling_min_mask_fraction_coarse": 0.0, "sampling_min_mask_fraction_fine": 0.0,
                                        "sampling_exponent_coarse": 1.0},
-            "equal coarse shares": {"sampling_exponent_coarse": 1.0}}
+            "equal coarse shares": {"sampling_exponent_coarse": 1.0},
+            "masks as given": {"snap_masks_to_colours": False}}
 
 
 def peak_rss_mb() -> float:

@@ -28,6 +28,7 @@ from clickgauss_core.view_planning import DEFAULT_RESOLUTION as DEFAULT_VIEW_RES
 
 from .config import TrainConfig, default_preset
 from .field import FeatureField
+from .mask_snapping import ColourSnappedMasks
 from .masks import MaskStore, PrecomputedMasks
 from .trainer import TrainingCancelled, TrainingProgress, train_feature_field
 
@@ -283,6 +284,8 @@ def run_training(request: TrainingRequest, scene, places: TrainingPlaces,
         views = choose_views(scene, request.views, places).views
     report(TrainingProgress(MASKS_STAGE, 0, len(views)))  # before SAM loads, which takes seconds
     source = masks if masks is not None else mask_source(request.masks, places)
+    if config.snap_masks_to_colours:
+        source = ColourSnappedMasks(source)
     mask_store = build_masks(source, views, places, report, stop)
     return train_feature_field(scene, mask_store, config, progress=report, should_cancel=stop,
                                checkpoint_dir=places.checkpoint_dir, seed=request.seed, views=views)
