@@ -3,6 +3,7 @@ an end-to-end click that finds the right object, and the train / click / segment
 
 import json
 import subprocess
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_TINY
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, visible_gaussians
 from clickgauss_backend.features.field import FeatureField
+from clickgauss_backend.features.mask_snapping import SnapSettings
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
 from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
@@ -87,7 +89,9 @@ def test_field_metadata_describes_the_training(trained, setup):
     assert field.features.shape == (len(setup.scene.cloud), 24)
     assert field.metadata["scene_hash"] == setup.scene.content_hash
     assert field.metadata["views"] == [v.name for v in setup.train_views]
-    assert field.metadata["mask_source"] == setup.masks.describe()
+    given = setup.masks.describe()  # the tiny preset snaps the masks to the images' colours first
+    assert field.metadata["mask_source"] == {**given, "source": {**given["source"],
+                                                                "snapped_to_colours": asdict(SnapSettings())}}
     assert TrainConfig.from_dict(field.metadata["settings"]) == CONFIG
 
 
