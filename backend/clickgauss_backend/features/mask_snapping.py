@@ -95,6 +95,11 @@ def snap_ids_to_colours(ids: np.ndarray, image: np.ndarray, settings: SnapSettin
     return result
 
 
+def _image_not_found(path: str | Path) -> MaskError:
+    return MaskError(path, "image not found: snapping masks to colours needs the training images "
+                           "(train with snap_masks_to_colours false to use the masks as given)")
+
+
 def read_image_at(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 of the image at `path`, resized (area average) to `size` = (width, height)."""
     try:
@@ -104,8 +109,7 @@ def read_image_at(path: str | Path, size: tuple[int, int]) -> np.ndarray:
                 image = image.resize(tuple(size), Image.Resampling.BOX)
             return np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
-        raise MaskError(path, "image not found: snapping masks to colours needs the training images "
-                              "(train with snap_masks_to_colours false to use the masks as given)") from None
+        raise _image_not_found(path) from None
     except Exception as exc:
         raise MaskError(path, f"not a readable image ({exc})") from None
 
@@ -132,7 +136,7 @@ class ColourSnappedMasks:
     def fingerprint(self, view) -> str:
         path = self._image_path(view)
         if not path.is_file():
-            read_image_at(path, (1, 1))  # raises the missing image's error
+            raise _image_not_found(path)
         return f"{self.source.fingerprint(view)}+{file_sha256(path)}"
 
     def _snapped(self, view, masks: TwoLevelMasks) -> TwoLevelMasks:
