@@ -30,7 +30,7 @@ from scipy.ndimage import maximum_filter, minimum_filter
 from clickgauss_core.errors import MaskError
 from clickgauss_core.files import file_sha256
 
-from .masks import TwoLevelMasks
+from .masks import TwoLevelMasks, view_image_path
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,6 @@ def snap_ids_to_colours(ids: np.ndarray, image: np.ndarray, settings: SnapSettin
     return result
 
 
-def _image_not_found(path: str | Path) -> MaskError:
-    return MaskError(path, "image not found: snapping masks to colours needs the training images "
-                           "(train with snap_masks_to_colours false to use the masks as given)")
-
-
 def read_image_at(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 of the image at `path`, resized (area average) to `size` = (width, height)."""
     try:
@@ -108,8 +103,6 @@ def read_image_at(path: str | Path, size: tuple[int, int]) -> np.ndarray:
             if image.size != tuple(size):
                 image = image.resize(tuple(size), Image.Resampling.BOX)
             return np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise _image_not_found(path) from None
     except Exception as exc:
         raise MaskError(path, f"not a readable image ({exc})") from None
 
@@ -127,17 +120,11 @@ class ColourSnappedMasks:
 
     @staticmethod
     def _image_path(view) -> Path:
-        path = getattr(view, "image_path", None)
-        if not path:
-            raise MaskError(None, f"view '{getattr(view, 'name', view)}' has no image: snapping masks to colours "
-                                  "needs one (train with snap_masks_to_colours false to use the masks as given)")
-        return Path(path)
+        return view_image_path(view, "snapping masks to colours needs the training images; train with "
+                                     "snap_masks_to_colours false to use the masks as given")
 
     def fingerprint(self, view) -> str:
-        path = self._image_path(view)
-        if not path.is_file():
-            raise _image_not_found(path)
-        return f"{self.source.fingerprint(view)}+{file_sha256(path)}"
+        return f"{self.source.fingerprint(view)}+{file_sha256(self._image_path(view))}"
 
     def _snapped(self, view, masks: TwoLevelMasks) -> TwoLevelMasks:
         image = read_image_at(self._image_path(view), masks.size)

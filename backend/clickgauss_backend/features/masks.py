@@ -141,6 +141,18 @@ def read_mask_file(path: str | os.PathLike) -> np.ndarray:
     return ids.astype(np.int32)
 
 
+def view_image_path(view, purpose: str) -> Path:
+    """The view's image file, or a `MaskError` that names the view or the missing file and `purpose`
+    (why the image is needed, and how to do without it)."""
+    path = getattr(view, "image_path", None)
+    if not path:
+        raise MaskError(None, f"view '{getattr(view, 'name', view)}' has no image file ({purpose})")
+    path = Path(path)
+    if not path.is_file():
+        raise MaskError(path, f"image not found ({purpose})")
+    return path
+
+
 def _view_stem(view) -> str:
     """The image file name without extension: what mask files and caches are named after."""
     image_path = getattr(view, "image_path", None)

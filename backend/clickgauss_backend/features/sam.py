@@ -26,7 +26,7 @@ from PIL import Image
 from clickgauss_core.errors import MaskError
 from clickgauss_core.files import file_sha256
 
-from .masks import TwoLevelMasks, resize_ids, two_level_from_masks
+from .masks import TwoLevelMasks, resize_ids, two_level_from_masks, view_image_path
 
 # SAM's native input: images are resized to this on their long side and padded to a square.
 SAM_INPUT_SIZE = 1024
@@ -217,13 +217,7 @@ class SamMaskGenerator:
 
     @staticmethod
     def _image_path(view) -> Path:
-        path = getattr(view, "image_path", None)
-        if not path:
-            raise MaskError(None, f"view '{getattr(view, 'name', view)}' has no image file to run SAM on")
-        path = Path(path)
-        if not path.is_file():
-            raise MaskError(path, "image not found (SAM needs the training images)")
-        return path
+        return view_image_path(view, "SAM needs the training images")
 
     def _read_image(self, view) -> np.ndarray:
         path = self._image_path(view)
