@@ -121,6 +121,20 @@ def test_gfl_pulls_a_feature_toward_its_cluster_and_away_from_others():
     assert F.cosine_similarity(stepped, centres[1], dim=0) < F.cosine_similarity(between.detach(), centres[1], dim=0)
 
 
+def test_gfl_pulls_a_retargeted_feature_to_its_target_however_far():
+    centres = torch.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    # at cosine ~0.99 to centre 0, but its pixels' votes sent it to centre 1
+    stray = unit(1, 0.1, 0).clone().requires_grad_()
+    kept, _ = losses.gfl_loss(stray[None], centres, 0.9, 0.5, torch.tensor([-1]))
+    assert kept.item() < -0.9  # -1 keeps the nearest cluster's pull
+    positive, negative = losses.gfl_loss(stray[None], centres, 0.9, 0.5, torch.tensor([1]))
+    assert abs(positive.item() + F.cosine_similarity(stray.detach(), centres[1], dim=0).item()) < 1e-6
+    (positive + negative).backward()
+    stepped = stray.detach() - 0.1 * stray.grad
+    assert F.cosine_similarity(stepped, centres[1], dim=0) > F.cosine_similarity(stray.detach(), centres[1], dim=0)
+    assert F.cosine_similarity(stepped, centres[0], dim=0) < F.cosine_similarity(stray.detach(), centres[0], dim=0)
+
+
 def test_gfl_without_clusters_is_zero():
     feats = torch.randn(5, 12, requires_grad=True)
     positive, negative = losses.gfl_loss(feats, torch.zeros((0, 12)), 0.9, 0.5)
@@ -168,8 +182,8 @@ def test_segment_means_can_leave_out_segments_whose_pixels_disagree():
     # features (coherence |(1, 1)| / 2 = 0.71) in the last two dims; the first dim is ignored
     features = torch.tensor([[5.0, 1.0, 0.0], [-5.0, 2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     ids = torch.tensor([4, 4, 7, 7])
-    kept = gfl.segment_means(features, ids, min_coherence=0.9, coherence_dims=slice(1, 3))
-    assert torch.allclose(kept, torch.tensor([[0.0, 1.5, 0.0]]))
+    kept_ids, kept = gfl.segment_means(features, ids, min_coherence=0.9, coherence_dims=slice(1, 3), return_ids=True)
+    assert torch.allclose(kept, torch.tensor([[0.0, 1.5, 0.0]])) and kept_ids.tolist() == [4]
     both = gfl.segment_means(features, ids, min_coherence=0.7, coherence_dims=slice(1, 3))
     assert torch.allclose(both, gfl.segment_means(features, ids)) and len(both) == 2
 
@@ -179,8 +193,9 @@ def test_hdbscan_finds_the_repeated_segments_and_leaves_outliers_as_noise():
     a, b = np.eye(12)[0], np.eye(12)[1]
     means = np.concatenate([a + 0.01 * rng.standard_normal((10, 12)), b + 0.01 * rng.standard_normal((10, 12)),
                             np.eye(12)[5:6]])
-    centres = gfl.cluster_centres(means, epsilon=1e-2, min_size=4)
+    centres, labels = gfl.cluster_centres(means, epsilon=1e-2, min_size=4, return_labels=True)
     assert centres.shape == (2, 12)
+    assert len(set(labels[:10])) == 1 and len(set(labels[10:20])) == 1 and labels[0] != labels[10] and labels[20] == -1
     assert sorted(np.argmax(centres, axis=1).tolist()) == [0, 1]
     ids = gfl.assign_to_clusters(np.stack([a, b, np.eye(12)[5]]), centres, min_similarity=0.75)
     assert ids[0] != ids[1] and ids[0] >= 0 and ids[1] >= 0 and ids[2] == -1

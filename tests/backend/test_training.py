@@ -20,7 +20,7 @@ from clickgauss_backend.features.mask_snapping import SnapSettings
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
 from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
-from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, mask_edges
+from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, compute_global_clusters, mask_edges, neighbour_table
 from clickgauss_backend.splat_scene import SplatScene
 
 CONFIG = TrainConfig.preset(PRESET_TINY)
@@ -206,6 +206,55 @@ def test_mask_edges_are_where_ids_change_and_thin_parts_keep_their_pixels():
     # the background's pixels touching the square, the bar or the dot are edge; the others are not
     assert edges[1, 4] and edges[7, 3] and edges[4, 8] and edges[0, 1]
     assert not edges[8, 0] and not edges[4, 0]
+
+
+def test_spatial_neighbours_of_alike_size_leave_a_large_gaussian_out_of_small_ones():
+    # a row of small Gaussians (an object's surface) with one large floor Gaussian centred among
+    # them, and a row of large ones (the floor) further off
+    small = np.stack([np.arange(8) * 0.01, np.zeros(8), np.zeros(8)], axis=1)
+    large_one = np.array([[0.035, 0.002, 0.0]])
+    floor = np.stack([0.2 + np.arange(6) * 0.1, np.zeros(6), np.zeros(6)], axis=1)
+    positions = np.concatenate([small, large_one, floor])
+    sizes = np.array([0.01] * 8 + [0.1] + [0.12] * 6)
+    big = 8
+    nearest = neighbour_table(positions, 3)
+    assert set(nearest[big]) <= set(range(8))  # by centres alone: three of the small ones
+    alike = neighbour_table(positions, 3, sizes, max_size_ratio=3.0)
+    assert set(alike[big]) == {9, 10, 11}      # its own kind, though further away
+    assert all(set(alike[i]) <= set(range(8)) - {i} for i in range(8))
+    # a Gaussian with too few alike neighbours lists itself in the free places
+    lonely = neighbour_table(positions[:9], 3, sizes[:9], max_size_ratio=3.0)
+    assert list(lonely[big]) == [big, big, big]
+
+
+def test_gfl_votes_send_a_stray_floor_gaussian_back_to_the_floor(setup):
+    config = CONFIG.with_changes(gfl_vote_ratio_coarse=2.0, gfl_vote_ratio_fine=0.0)
+    objects, parts = setup.synthetic.gaussian_labels(COARSE), setup.synthetic.gaussian_labels(FINE)
+    count = len(objects)
+    # the features of a perfect field: one direction per object (0: the floor), one per part
+    directions = torch.nn.functional.normalize(torch.randn(int(parts.max()) + 1, config.rest_dim,
+                                                           generator=torch.Generator().manual_seed(0)), dim=1)
+    perfect = torch.zeros(count, config.feature_dim)
+    perfect[np.arange(count), objects] = 1.0
+    perfect[:, config.coarse_dim:] = directions[parts]
+    views = _TrainingViews(setup.masks, setup.train_views, config)
+    centres, targets = compute_global_clusters(setup.scene.gaussians, perfect, views, config)
+    assert (targets[COARSE] >= 0).sum() <= 0.005 * count  # a perfect field is (nearly) left alone
+    assert FINE not in targets  # no votes at a level whose ratio is 0
+    # the floor's 30 largest Gaussians take the first object's feature, as if pulled into it
+    floor = np.flatnonzero(objects == 0)
+    strays = floor[np.argsort(-setup.scene.cloud.log_scales[floor].max(axis=1))[:30]]
+    astray = perfect.clone()
+    astray[strays, :config.coarse_dim] = 0.0
+    astray[strays, 1] = 1.0
+    centres, targets = compute_global_clusters(setup.scene.gaussians, astray, views, config)
+    sent = targets[COARSE][strays]
+    assert (sent >= 0).sum() >= 10
+    assert (centres[COARSE][sent[sent >= 0]].argmax(axis=1) == 0).all()  # back to a floor cluster
+    # without votes (the paper's GFL) nothing is retargeted
+    paper_gfl = config.with_changes(gfl_vote_ratio_coarse=0.0)
+    _, none = compute_global_clusters(setup.scene.gaussians, astray, views, paper_gfl)
+    assert none == {}
 
 
 def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):

@@ -19,8 +19,9 @@ from .config import LEVELS, TrainConfig
 
 
 def segment_means(features: torch.Tensor, segment_ids: torch.Tensor, min_coherence: float = 0.0,
-                  coherence_dims: slice | None = None) -> torch.Tensor:
-    """Mean feature (S, D) of every segment id > 0 present in `segment_ids` (P,), ordered by id.
+                  coherence_dims: slice | None = None, return_ids: bool = False):
+    """Mean feature (S, D) of every segment id > 0 present in `segment_ids` (P,), ordered by id
+    (with `return_ids`: (the ids (S,), the means)).
 
     `min_coherence` > 0: only the segments whose pixels agree, |sum f_p| / sum |f_p| >= it over
     `coherence_dims` (all dims when None). A mask that merges two segments the field already
@@ -28,18 +29,16 @@ def segment_means(features: torch.Tensor, segment_ids: torch.Tensor, min_coheren
     HDBSCAN's single linkage, bridges them into one that GFL then fuses."""
     valid = segment_ids > 0
     ids = segment_ids[valid]
-    if ids.numel() == 0:
-        return features.new_zeros((0, features.shape[1]))
     unique, inverse = torch.unique(ids, return_inverse=True)
     sums = features.new_zeros((len(unique), features.shape[1])).index_add_(0, inverse, features[valid])
     counts = torch.bincount(inverse, minlength=len(unique)).to(features.dtype)
-    means = sums / counts[:, None]
-    if min_coherence <= 0.0:
-        return means
-    dims = slice(None) if coherence_dims is None else coherence_dims
-    norms = features.new_zeros(len(unique)).index_add_(0, inverse, features[valid][:, dims].norm(dim=1))
-    coherence = sums[:, dims].norm(dim=1) / norms.clamp_min(1e-12)
-    return means[coherence >= min_coherence]
+    means = sums / counts[:, None].clamp_min(1)
+    if min_coherence > 0.0 and len(unique):
+        dims = slice(None) if coherence_dims is None else coherence_dims
+        norms = features.new_zeros(len(unique)).index_add_(0, inverse, features[valid][:, dims].norm(dim=1))
+        coherent = sums[:, dims].norm(dim=1) / norms.clamp_min(1e-12) >= min_coherence
+        unique, means = unique[coherent], means[coherent]
+    return (unique, means) if return_ids else means
 
 
 def min_cluster_size(config: TrainConfig, view_count: int) -> int:
@@ -47,34 +46,37 @@ def min_cluster_size(config: TrainConfig, view_count: int) -> int:
 
 
 def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
-                    cluster_dims: slice | None = None) -> np.ndarray:
-    """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0).
+                    cluster_dims: slice | None = None, return_labels: bool = False):
+    """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0)
+    (with `return_labels`: (the centres, each mean's cluster (M,), -1 for noise)).
 
     `cluster_dims`: group the means by these dims only (normalised on their own); the centres are
     still the mean of the whole (normalised) means of each group."""
     means = np.asarray(means, dtype=np.float64)
-    if len(means) < max(min_size, 2):
-        return np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
-    unit = unit_rows(means)
-    grouped_by = unit if cluster_dims is None else unit_rows(means[:, cluster_dims])
-    labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
-                     copy=True).fit_predict(grouped_by)
-    centres = [unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)]
-    if not centres:
-        return np.zeros((0, unit.shape[1]), dtype=np.float32)
-    centres = np.stack(centres)
-    return (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    labels = np.full(len(means), -1, dtype=np.int64)
+    centres = np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
+    if len(means) >= max(min_size, 2):
+        unit = unit_rows(means)
+        grouped_by = unit if cluster_dims is None else unit_rows(means[:, cluster_dims])
+        labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
+                         copy=True).fit_predict(grouped_by).astype(np.int64)
+        if labels.max() >= 0:
+            centres = np.stack([unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)])
+            centres = (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return (centres, labels) if return_labels else centres
 
 
 def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: TrainConfig,
-                    view_count: int) -> dict[str, np.ndarray]:
-    """{level: (C, D_level) centres} from the per-view segment means of each level."""
+                    view_count: int) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
+    """({level: (C, D_level) centres}, {level: per view, the cluster of each of its segment means
+    (-1: noise)}) from the per-view segment means of each level."""
     size = min_cluster_size(config, view_count)
-    clusters = {}
+    clusters, labels_per_view = {}, {}
     for level in LEVELS:
-        parts = [m.detach().cpu().numpy() for m in means_per_level[level] if len(m)]
+        parts = [m.detach().cpu().numpy() for m in means_per_level[level]]
         width = config.level_slice(level).stop - config.level_slice(level).start
         stacked = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
-        clusters[level] = cluster_centres(stacked, config.hdbscan_epsilon(level), size,
-                                          config.cluster_dims(level))
-    return clusters
+        clusters[level], labels = cluster_centres(stacked, config.hdbscan_epsilon(level), size,
+                                                  config.cluster_dims(level), return_labels=True)
+        labels_per_view[level] = np.split(labels, np.cumsum([len(part) for part in parts])[:-1])
+    return clusters, labels_per_view

@@ -63,14 +63,21 @@ def contrastive_loss(rendered: torch.Tensor, segment_ids: dict[str, torch.Tensor
 
 
 def gfl_loss(level_feats: torch.Tensor, centres: torch.Tensor, tau_global: float,
-             tau_level: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_pos_GFL, L_neg_GFL) of one level: pull each Gaussian to its best global cluster, push from the rest."""
+             tau_level: float, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_pos_GFL, L_neg_GFL) of one level: pull each Gaussian to its best global cluster, push from the rest.
+
+    `targets` (N,): where >= 0, the cluster to pull that Gaussian to instead (however far it is)."""
     if centres.shape[0] == 0:
         zero = level_feats.sum() * 0.0
         return zero, zero
     similarity = cosine_matrix(level_feats, centres)  # (N, C)
     best, best_index = similarity.max(dim=1)
-    positive = -torch.where(best > tau_global, best, torch.zeros_like(best)).mean()
+    pulled = torch.where(best > tau_global, best, torch.zeros_like(best))
+    if targets is not None:
+        retargeted = targets >= 0
+        best_index = torch.where(retargeted, targets, best_index)
+        pulled = torch.where(retargeted, similarity.gather(1, best_index[:, None])[:, 0], pulled)
+    positive = -pulled.mean()
     others = torch.ones_like(similarity, dtype=torch.bool)
     others[torch.arange(len(best_index), device=best_index.device), best_index] = False
     too_close = others & (similarity > tau_level)

@@ -34,6 +34,11 @@ from .field import FIELD_FORMAT_VERSION, FeatureField
 CHECKPOINT_NAME = "checkpoint.pt"
 # Pixels rendered per call in the no-grad GFL pass; bounds its memory on big views.
 RENDER_CHUNK_PIXELS = 65_536
+# A Gaussian is only pulled away from its nearest GFL cluster on at least this much evidence:
+# its compositing weight summed over GFL-grid pixels of the winning cluster (one = a pixel's colour).
+MIN_GFL_VOTE = 1.0
+# Size-aware spatial neighbours are looked for among this many times K nearest centres.
+SIZE_SEARCH_FACTOR = 4
 
 
 class TrainingCancelled(Exception):
@@ -174,19 +179,42 @@ def _initial_features(count: int, config: TrainConfig, generator: torch.Generato
     return torch.cat([coarse, rest], dim=1)
 
 
-def _neighbour_table(positions: np.ndarray, k: int) -> np.ndarray:
-    """K nearest neighbours (excluding itself) of every Gaussian, from one KD-tree built once."""
+def neighbour_table(positions: np.ndarray, k: int, sizes: np.ndarray | None = None,
+                     max_size_ratio: float = 0.0) -> np.ndarray:
+    """K nearest neighbours (excluding itself) of every Gaussian, from one KD-tree built once.
+
+    With `max_size_ratio` > 0, only neighbours whose size (`sizes`) is within that factor of the
+    Gaussian's own count, searched among the `SIZE_SEARCH_FACTOR * k` nearest; a Gaussian with
+    fewer such neighbours lists itself in the free places (cos(f, f) = 1 has no gradient).
+    """
     k = min(k, len(positions) - 1)
     if k <= 0:
         return np.zeros((len(positions), 0), dtype=np.int64)
-    _, index = cKDTree(positions).query(positions, k=k + 1)
-    return np.asarray(index[:, 1:], dtype=np.int64)
+    if max_size_ratio <= 0 or sizes is None:
+        _, index = cKDTree(positions).query(positions, k=k + 1)
+        return np.asarray(index[:, 1:], dtype=np.int64)
+    candidates = min(SIZE_SEARCH_FACTOR * k, len(positions) - 1)
+    _, index = cKDTree(positions).query(positions, k=candidates + 1)
+    index = np.asarray(index[:, 1:], dtype=np.int64)
+    log_sizes = np.log(np.maximum(sizes, 1e-12))
+    alike = np.abs(log_sizes[index] - log_sizes[:, None]) <= np.log(max_size_ratio)
+    # the first k alike candidates in distance order: a stable sort puts them in front
+    order = np.argsort(~alike, axis=1, kind="stable")[:, :k]
+    chosen = np.take_along_axis(index, order, axis=1)
+    keep = np.take_along_axis(alike, order, axis=1)
+    return np.where(keep, chosen, np.arange(len(positions))[:, None])
 
 
 def compute_global_clusters(gaussians, features: torch.Tensor, views: "_TrainingViews",
-                            config: TrainConfig) -> dict[str, np.ndarray]:
-    """Render every view (no grad) on the `gfl_pixel_stride` grid, average per segment, cluster."""
+                            config: TrainConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Render every view (no grad) on the `gfl_pixel_stride` grid, average per segment, cluster.
+
+    Returns ({level: (C, D_level) centres}, {level: (N,) the cluster GFL pulls each Gaussian to
+    instead of its nearest one, -1 where it keeps the nearest}); the second is empty unless
+    `config.gfl_vote_ratio(level)` > 0 at some level (`_cluster_votes`)."""
     means: dict[str, list[torch.Tensor]] = {level: [] for level in LEVELS}
+    segments: dict[str, list[np.ndarray]] = {level: [] for level in LEVELS}
+    grids: list[tuple] = []
     stride = max(1, config.gfl_pixel_stride)
     with torch.no_grad():
         for view in views:
@@ -197,14 +225,67 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
             flat = flat[(view.ids[COARSE][flat] > 0) | (view.ids[FINE][flat] > 0)]
             if flat.size == 0:
                 continue
+            grids.append((view, flat))
             rendered = torch.cat([
                 _render_pixels(gaussians, features, view.camera, flat[start:start + RENDER_CHUNK_PIXELS]).features
                 for start in range(0, flat.size, RENDER_CHUNK_PIXELS)])
             for level in LEVELS:
                 level_ids = torch.from_numpy(view.ids[level][flat]).to(rendered.device)
-                means[level].append(gfl_module.segment_means(losses.level_features(rendered, config, level), level_ids,
-                                                             config.gfl_min_segment_coherence, config.cluster_dims(level)))
-    return gfl_module.global_clusters(means, config, len(views))
+                ids, level_means = gfl_module.segment_means(
+                    losses.level_features(rendered, config, level), level_ids, config.gfl_min_segment_coherence,
+                    config.cluster_dims(level), return_ids=True)
+                means[level].append(level_means)
+                segments[level].append(ids.cpu().numpy())
+    centres, labels = gfl_module.global_clusters(means, config, len(views))
+    voting = [level for level in LEVELS if config.gfl_vote_ratio(level) > 0 and len(centres[level])]
+    if not voting:
+        return centres, {}
+    votes = _cluster_votes(gaussians, grids, segments, labels,
+                           {level: len(centres[level]) if level in voting else 0 for level in LEVELS}, features.device)
+    targets = {}
+    for level in voting:
+        level_centres = torch.from_numpy(centres[level]).to(features.device)
+        unit = torch.nn.functional.normalize(losses.level_features(features, config, level), dim=1)
+        nearest = (unit @ level_centres.T).argmax(dim=1)
+        # one thing often has several clusters; those within the level's margin of the nearest
+        # one vote together, and only a cluster the contrastive loss would push apart can win
+        alike = (level_centres @ level_centres.T >= config.tau(level))[nearest]
+        own_votes = (votes[level] * alike).sum(dim=1)
+        other_votes, other = votes[level].masked_fill(alike, 0.0).max(dim=1)
+        outvoted = (other_votes > config.gfl_vote_ratio(level) * own_votes) & (other_votes >= MIN_GFL_VOTE)
+        targets[level] = torch.where(outvoted, other, torch.full_like(other, -1)).cpu().numpy()
+    return centres, targets
+
+
+def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.ndarray]],
+                   labels: dict[str, list[np.ndarray]], cluster_counts: dict[str, int], device) -> dict[str, torch.Tensor]:
+    """{level: (N, C) how much of each Gaussian's colour lands, over the views' GFL pixel grids, on
+    pixels whose segment is in each global cluster}: every pixel counts the same, however densely
+    its mask is sampled. d(sum_p X(p)[cluster of p]) / dX_i = sum_p alpha_i T_i [cluster of p]."""
+    offsets = np.cumsum([0] + [cluster_counts[level] for level in LEVELS])
+    gaussian_count = len(gaussians.means)
+    weights = torch.zeros((gaussian_count, int(offsets[-1])), device=device, requires_grad=True)
+    if offsets[-1] > 0:
+        for position, (view, flat) in enumerate(grids):
+            columns = []
+            for level_index, level in enumerate(LEVELS):
+                if cluster_counts[level] == 0:
+                    continue
+                ids, clusters = segments[level][position], labels[level][position]
+                lookup = np.full(int(max(view.ids[level].max(), ids.max(initial=0))) + 1, -1, dtype=np.int64)
+                lookup[ids] = np.where(clusters >= 0, clusters + offsets[level_index], -1)
+                columns.append(lookup[view.ids[level][flat]])
+            for start in range(0, flat.size, RENDER_CHUNK_PIXELS):
+                chunk = slice(start, start + RENDER_CHUNK_PIXELS)
+                rendered = _render_pixels(gaussians, weights, view.camera, flat[chunk]).features
+                picked = torch.zeros_like(rendered)
+                for level_columns in columns:
+                    column = torch.from_numpy(level_columns[chunk]).to(device)
+                    rows = torch.nonzero(column >= 0)[:, 0]
+                    picked[rows, column[rows]] = 1.0
+                (rendered * picked).sum().backward()
+    grad = weights.grad if weights.grad is not None else torch.zeros_like(weights)
+    return {level: grad[:, offsets[i]:offsets[i + 1]].detach() for i, level in enumerate(LEVELS)}
 
 
 def _save_checkpoint(path: str, state: dict) -> None:
@@ -236,6 +317,7 @@ class _TrainingState:
     rng: np.random.Generator
     generator: torch.Generator
     clusters: dict[str, np.ndarray] = field(default_factory=dict)
+    gfl_targets: dict[str, np.ndarray] = field(default_factory=dict)  # compute_global_clusters' second result
     iteration: int = 0
 
 
@@ -277,6 +359,8 @@ def _restore_checkpoint(path: str, state: _TrainingState, config: TrainConfig, s
     state.rng.bit_generator.state = json.loads(saved["numpy_rng_json"])
     state.generator.set_state(saved["torch_rng"])
     state.clusters = {level: saved[f"clusters_{level}"].numpy() for level in LEVELS if f"clusters_{level}" in saved}
+    state.gfl_targets = {level: saved[f"gfl_targets_{level}"].numpy() for level in LEVELS
+                         if f"gfl_targets_{level}" in saved}
     state.iteration = int(saved["iteration"])
 
 
@@ -286,6 +370,7 @@ def _checkpoint(state: _TrainingState, config: TrainConfig, scene_hash: str, see
              "torch_rng": state.generator.get_state(), "settings_json": json.dumps(config.to_dict(), sort_keys=True),
              "scene_hash": scene_hash, "seed": seed}
     saved.update({f"clusters_{level}": torch.from_numpy(centres) for level, centres in state.clusters.items()})
+    saved.update({f"gfl_targets_{level}": torch.from_numpy(targets) for level, targets in state.gfl_targets.items()})
     return saved
 
 
@@ -318,8 +403,10 @@ def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sa
         gfl_total = features.new_zeros(())
         for level in LEVELS:
             centres = torch.from_numpy(state.clusters[level]).to(device)
+            targets = state.gfl_targets.get(level)
             pos, neg = losses.gfl_loss(losses.level_features(features, config, level), centres,
-                                       config.tau_global, config.tau(level))
+                                       config.tau_global, config.tau(level),
+                                       None if targets is None else torch.from_numpy(targets).to(device))
             gfl_total = gfl_total + pos + neg
         terms["gfl"] = config.lambda_gfl * gfl_total
     if config.hypersphere:
@@ -349,7 +436,8 @@ def _optimizer_step(state: _TrainingState, terms: dict[str, torch.Tensor]) -> di
 def _final_field(scene, state: _TrainingState, training_views: _TrainingViews, views: list, mask_store,
                  config: TrainConfig, seed: int, last_losses: dict) -> FeatureField:
     final_features = state.features.detach()
-    final_clusters = compute_global_clusters(scene.gaussians, final_features, training_views, config)
+    final_clusters, _ = compute_global_clusters(scene.gaussians, final_features, training_views,
+                                                config.with_changes(gfl_vote_ratio_coarse=0.0, gfl_vote_ratio_fine=0.0))
     return FeatureField(
         features=final_features.cpu().numpy(), clusters=final_clusters,
         metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,
@@ -374,8 +462,9 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
     views = _views_to_train(scene, mask_store, views)
     training_views, sampled_views = _read_masks(scene, mask_store, views, config)
     state = _initial_state(len(scene.cloud), config, seed, scene.gaussians.means.device)
-    neighbours = torch.from_numpy(_neighbour_table(scene.cloud.positions, config.spatial_neighbours)).to(
-        state.features.device)
+    neighbours = torch.from_numpy(neighbour_table(
+        scene.cloud.positions, config.spatial_neighbours, np.exp(scene.cloud.log_scales).max(axis=1),
+        config.spatial_max_size_ratio)).to(state.features.device)
     checkpoint_path = None
     if checkpoint_dir is not None:
         os.makedirs(checkpoint_dir, exist_ok=True)
@@ -390,7 +479,8 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
             raise TrainingCancelled(f"training cancelled at iteration {iteration}")
         if _gfl_refresh_due(config, iteration):
             report(TrainingProgress("clustering", iteration, config.iterations, dict(last_losses)))
-            state.clusters = compute_global_clusters(scene.gaussians, state.features.detach(), training_views, config)
+            state.clusters, state.gfl_targets = compute_global_clusters(scene.gaussians, state.features.detach(),
+                                                                        training_views, config)
         terms = _loss_terms(scene, state, training_views, sampled_views, neighbours, config, iteration)
         last_losses = _optimizer_step(state, terms)
         done = state.iteration
