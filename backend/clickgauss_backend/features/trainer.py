@@ -180,22 +180,22 @@ def _initial_features(count: int, config: TrainConfig, generator: torch.Generato
 
 
 def neighbour_table(positions: np.ndarray, k: int, sizes: np.ndarray | None = None,
-                     max_size_ratio: float = 0.0) -> np.ndarray:
+                    max_size_ratio: float = 0.0) -> np.ndarray:
     """K nearest neighbours (excluding itself) of every Gaussian, from one KD-tree built once.
 
     With `max_size_ratio` > 0, only neighbours whose size (`sizes`) is within that factor of the
-    Gaussian's own count, searched among the `SIZE_SEARCH_FACTOR * k` nearest; a Gaussian with
-    fewer such neighbours lists itself in the free places (cos(f, f) = 1 has no gradient).
+    Gaussian's own count; they are searched among the `SIZE_SEARCH_FACTOR * k` nearest, and a
+    Gaussian with fewer such neighbours lists itself in the free places (cos(f, f) = 1 has no gradient).
     """
     k = min(k, len(positions) - 1)
     if k <= 0:
         return np.zeros((len(positions), 0), dtype=np.int64)
-    if max_size_ratio <= 0 or sizes is None:
-        _, index = cKDTree(positions).query(positions, k=k + 1)
-        return np.asarray(index[:, 1:], dtype=np.int64)
-    candidates = min(SIZE_SEARCH_FACTOR * k, len(positions) - 1)
+    by_size = max_size_ratio > 0 and sizes is not None
+    candidates = min(SIZE_SEARCH_FACTOR * k, len(positions) - 1) if by_size else k
     _, index = cKDTree(positions).query(positions, k=candidates + 1)
     index = np.asarray(index[:, 1:], dtype=np.int64)
+    if not by_size:
+        return index
     log_sizes = np.log(np.maximum(sizes, 1e-12))
     alike = np.abs(log_sizes[index] - log_sizes[:, None]) <= np.log(max_size_ratio)
     # the first k alike candidates in distance order: a stable sort puts them in front
@@ -206,12 +206,12 @@ def neighbour_table(positions: np.ndarray, k: int, sizes: np.ndarray | None = No
 
 
 def compute_global_clusters(gaussians, features: torch.Tensor, views: "_TrainingViews",
-                            config: TrainConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                            config: TrainConfig, vote: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Render every view (no grad) on the `gfl_pixel_stride` grid, average per segment, cluster.
 
     Returns ({level: (C, D_level) centres}, {level: (N,) the cluster GFL pulls each Gaussian to
-    instead of its nearest one, -1 where it keeps the nearest}); the second is empty unless
-    `config.gfl_vote_ratio(level)` > 0 at some level (`_cluster_votes`)."""
+    instead of its nearest one, -1 where it keeps the nearest}); the second is empty without
+    `vote` or unless `config.gfl_vote_ratio(level)` > 0 at some level (`_vote_targets`)."""
     means: dict[str, list[torch.Tensor]] = {level: [] for level in LEVELS}
     segments: dict[str, list[np.ndarray]] = {level: [] for level in LEVELS}
     grids: list[tuple] = []
@@ -237,24 +237,27 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
                 means[level].append(level_means)
                 segments[level].append(ids.cpu().numpy())
     centres, labels = gfl_module.global_clusters(means, config, len(views))
-    voting = [level for level in LEVELS if config.gfl_vote_ratio(level) > 0 and len(centres[level])]
+    voting = [level for level in LEVELS if vote and config.gfl_vote_ratio(level) > 0 and len(centres[level])]
     if not voting:
         return centres, {}
     votes = _cluster_votes(gaussians, grids, segments, labels,
                            {level: len(centres[level]) if level in voting else 0 for level in LEVELS}, features.device)
-    targets = {}
-    for level in voting:
-        level_centres = torch.from_numpy(centres[level]).to(features.device)
-        unit = torch.nn.functional.normalize(losses.level_features(features, config, level), dim=1)
-        nearest = (unit @ level_centres.T).argmax(dim=1)
-        # one thing often has several clusters; those within the level's margin of the nearest
-        # one vote together, and only a cluster the contrastive loss would push apart can win
-        alike = (level_centres @ level_centres.T >= config.tau(level))[nearest]
-        own_votes = (votes[level] * alike).sum(dim=1)
-        other_votes, other = votes[level].masked_fill(alike, 0.0).max(dim=1)
-        outvoted = (other_votes > config.gfl_vote_ratio(level) * own_votes) & (other_votes >= MIN_GFL_VOTE)
-        targets[level] = torch.where(outvoted, other, torch.full_like(other, -1)).cpu().numpy()
-    return centres, targets
+    return centres, {level: _vote_targets(features, centres[level], votes[level], config, level) for level in voting}
+
+
+def _vote_targets(features: torch.Tensor, centres: np.ndarray, votes: torch.Tensor, config: TrainConfig,
+                  level: str) -> np.ndarray:
+    """(N,) the cluster whose pixels outvote each Gaussian's nearest cluster, -1 where none does."""
+    level_centres = torch.from_numpy(centres).to(features.device)
+    unit = torch.nn.functional.normalize(losses.level_features(features, config, level), dim=1)
+    nearest = (unit @ level_centres.T).argmax(dim=1)
+    # one thing often has several clusters; those within the level's margin of the nearest one
+    # vote together, and only a cluster the contrastive loss would push apart can win
+    alike = (level_centres @ level_centres.T >= config.tau(level))[nearest]
+    own_votes = (votes * alike).sum(dim=1)
+    other_votes, other = votes.masked_fill(alike, 0.0).max(dim=1)
+    outvoted = (other_votes > config.gfl_vote_ratio(level) * own_votes) & (other_votes >= MIN_GFL_VOTE)
+    return torch.where(outvoted, other, torch.full_like(other, -1)).cpu().numpy()
 
 
 def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.ndarray]],
@@ -436,8 +439,7 @@ def _optimizer_step(state: _TrainingState, terms: dict[str, torch.Tensor]) -> di
 def _final_field(scene, state: _TrainingState, training_views: _TrainingViews, views: list, mask_store,
                  config: TrainConfig, seed: int, last_losses: dict) -> FeatureField:
     final_features = state.features.detach()
-    final_clusters, _ = compute_global_clusters(scene.gaussians, final_features, training_views,
-                                                config.with_changes(gfl_vote_ratio_coarse=0.0, gfl_vote_ratio_fine=0.0))
+    final_clusters, _ = compute_global_clusters(scene.gaussians, final_features, training_views, config, vote=False)
     return FeatureField(
         features=final_features.cpu().numpy(), clusters=final_clusters,
         metadata={"version": FIELD_FORMAT_VERSION, "scene_hash": scene.content_hash,
