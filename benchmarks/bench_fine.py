@@ -1,6 +1,6 @@
 """Fine-level accuracy on scenes nobody tuned on: the synthetic "hard" preset, several seeds.
 
-    OMP_NUM_THREADS=1 backend/.venv/bin/python benchmarks/bench_fine.py [--seeds evaluation|tuning|N ...] \
+    OMP_NUM_THREADS=1 backend/.venv/bin/python benchmarks/bench_fine.py [--seeds evaluation|tuning|diagnosed|N ...] \
         [--variants full ...] [--work DIR] [--out benchmarks/results/bench_fine_cpu.json] [--reuse]
 
 Every seed is another scene of the "hard" preset (`synthetic.scene.PRESETS["hard"]`): 5-8 objects
@@ -8,10 +8,12 @@ picked from `synthetic.varied_objects` with thin parts touching larger siblings 
 drawers, stems, bases), ~19k Gaussians, 40 training + 8 held-out views at 192x144, masks noisier
 than the demo's. Two fixed lists of seeds:
 
-- TUNING_SEEDS: the only scenes looked at while developing the method's defaults and the
-  adaptive threshold (diagnostics, ablations).
-- EVALUATION_SEEDS: never used while tuning; only run to report the numbers
-  (benchmarks/RESULTS.md). Add no seed to the tuning list from here.
+- TUNING_SEEDS: the only scenes on which the method's defaults and the adaptive threshold were
+  chosen (diagnostics, ablations).
+- EVALUATION_SEEDS: never looked at while developing; only run to report the numbers
+  (benchmarks/RESULTS.md). Add no seed to the other lists from here.
+- DIAGNOSED_SEEDS: the evaluation seeds of sessions 5-8, whose failures sessions 8 and 9 read to
+  find causes (no setting was chosen on them); reported apart, no longer untouched.
 
 Per seed and variant: train with the `cpu-fast` preset (training seed `--train-seed`) plus the
 variant's settings, then evaluate with `features.evaluate.evaluate_field` on the held-out views
@@ -51,15 +53,19 @@ from bench_train import training_inputs  # noqa: E402  (a sibling script, not a 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCENE_PRESET = "hard"
 TUNING_SEEDS = (1, 2, 3, 4)  # 3 and 4 from session 8 on
-EVALUATION_SEEDS = (101, 102, 103)
+EVALUATION_SEEDS = (104, 105, 106)  # from session 9 on
+DIAGNOSED_SEEDS = (101, 102, 103)
 # The preset as it is ("full"), and changes measured against it (TrainConfig overrides on top of
 # the preset): "masks as given": the masks not snapped to the image's colours (the preset before
 # session 7); "paper's equal mask shares": every coarse mask the same share of the samples (the
 # preset before issue 17: `sampling_exponent_coarse` 1); "GFL coherent segments": HDBSCAN groups
-# only segments whose pixels agree (`gfl_min_segment_coherence`, off in every preset).
+# only segments whose pixels agree (`gfl_min_segment_coherence`, off in every preset); "no noise
+# votes", "no cluster split": the preset before session 9 without one of its two GFL changes.
 VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colours": False},
                              "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
-                             "GFL coherent segments": {"gfl_min_segment_coherence": 0.9}}
+                             "GFL coherent segments": {"gfl_min_segment_coherence": 0.9},
+                             "no noise votes": {"gfl_noise_vote_ratio": 0.0},
+                             "no cluster split": {"gfl_split_below": 0.0}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 
 
@@ -68,6 +74,8 @@ def seed_list(values: list[str]) -> list[int]:
         return list(EVALUATION_SEEDS)
     if values == ["tuning"]:
         return list(TUNING_SEEDS)
+    if values == ["diagnosed"]:
+        return list(DIAGNOSED_SEEDS)
     return [int(v) for v in values]
 
 
@@ -181,7 +189,7 @@ def mean_rows(report: dict) -> list[tuple[str, str, list]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", nargs="+", default=["evaluation"],
-                        help="'evaluation' (default), 'tuning', or scene seeds")
+                        help="'evaluation' (default), 'tuning', 'diagnosed', or scene seeds")
     parser.add_argument("--variants", nargs="+", default=["full"], choices=list(VARIANTS), metavar="NAME",
                         help=f"which variants to train (default: full; known: {', '.join(VARIANTS)})")
     parser.add_argument("--settings", type=json.loads, default={},
@@ -205,7 +213,8 @@ def main(argv=None) -> int:
               "command": " ".join(["benchmarks/bench_fine.py", *(argv if argv is not None else sys.argv[1:])]),
               "scene_preset": SCENE_PRESET, "train_preset": PRESET_CPU_FAST, "train_seed": args.train_seed,
               "settings": args.settings, "fixed_thresholds": DEFAULT_THRESHOLDS,
-              "tuning_seeds": list(TUNING_SEEDS), "evaluation_seeds": list(EVALUATION_SEEDS), "seeds": {}}
+              "tuning_seeds": list(TUNING_SEEDS), "evaluation_seeds": list(EVALUATION_SEEDS),
+              "diagnosed_seeds": list(DIAGNOSED_SEEDS), "seeds": {}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         report["seeds"][str(seed)] = run_seed(Path(args.work) / f"seed{seed}", seed, args.variants, args.settings,

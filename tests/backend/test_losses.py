@@ -135,6 +135,24 @@ def test_gfl_pulls_a_retargeted_feature_to_its_target_however_far():
     assert F.cosine_similarity(stepped, centres[0], dim=0) < F.cosine_similarity(stray.detach(), centres[0], dim=0)
 
 
+def test_gfl_pulls_an_unclustered_feature_nowhere_and_pushes_it_from_its_nearest_cluster():
+    centres = torch.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    # a handle at cosine 0.8 to the body's cluster (over the margin 0.5, under tau_global 0.9)
+    handle = unit(0.8, 0, 0.6).clone().requires_grad_()
+    positive, negative = losses.gfl_loss(handle[None], centres, 0.9, 0.5, torch.tensor([-1]))
+    assert positive.item() == 0 and negative.item() == 0  # the paper's GFL: the nearest holds it
+    positive, negative = losses.gfl_loss(handle[None], centres, 0.9, 0.5, torch.tensor([losses.UNCLUSTERED]))
+    assert positive.item() == 0 and negative.item() > 0
+    negative.backward()
+    stepped = handle.detach() - 0.1 * handle.grad
+    assert F.cosine_similarity(stepped, centres[0], dim=0) < F.cosine_similarity(handle.detach(), centres[0], dim=0)
+    # close to a cluster it is not pulled in either
+    near = unit(1, 0.1, 0)[None]
+    pulled, _ = losses.gfl_loss(near, centres, 0.9, 0.5, torch.tensor([-1]))
+    free, _ = losses.gfl_loss(near, centres, 0.9, 0.5, torch.tensor([losses.UNCLUSTERED]))
+    assert pulled.item() < -0.9 and free.item() == 0
+
+
 def test_gfl_without_clusters_is_zero():
     feats = torch.randn(5, 12, requires_grad=True)
     positive, negative = losses.gfl_loss(feats, torch.zeros((0, 12)), 0.9, 0.5)
@@ -258,3 +276,35 @@ def test_fine_clusters_on_rest_dims_keep_sibling_parts_apart():
     rest_of_centres = by_rest[:, 12:] / np.linalg.norm(by_rest[:, 12:], axis=1, keepdims=True)
     for part in (head, hat, axes[2]):
         assert (rest_of_centres @ part).max() > 0.95  # one centre per part
+
+
+def test_a_cluster_chained_through_merged_segments_is_split_in_two():
+    """A neck and its cap (cosine 0.3 apart) seen separately in most views and merged in some: the
+    merged masks' segment means fill the space between, and HDBSCAN makes one cluster of both;
+    `split_below` cuts it where its two halves are further apart than that, and leaves a tight
+    cluster (another object) whole."""
+    rng = np.random.default_rng(0)
+    axes = np.eye(12)
+    neck, cap = axes[0], 0.3 * axes[0] + np.sqrt(1 - 0.3 ** 2) * axes[1]
+
+    def segments(low_share, high_share, count, direction_a=neck, direction_b=cap):
+        share = rng.uniform(low_share, high_share, (count, 1))
+        rows = share * direction_a + (1 - share) * direction_b + 0.05 * rng.standard_normal((count, 12))
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    means = np.concatenate([segments(0.85, 1.0, 15), segments(0.0, 0.15, 25),   # the neck's, the cap's own
+                            segments(0.15, 0.85, 15),                           # merged masks
+                            segments(1.0, 1.0, 20, direction_a=axes[5])])       # another object
+    necks, caps, other = slice(0, 15), slice(15, 40), slice(55, 75)
+    _, chained = gfl.cluster_centres(means, epsilon=1e-3, min_size=10, return_labels=True)
+    assert len(set(chained[necks]) | set(chained[caps])) == 1
+
+    centres, labels = gfl.cluster_centres(means, epsilon=1e-3, min_size=10, return_labels=True, split_below=0.8)
+    assert len(centres) == 3
+    neck_label, cap_label = (np.bincount(labels[part][labels[part] >= 0]).argmax() for part in (necks, caps))
+    assert neck_label != cap_label
+    assert (labels[necks] == neck_label).mean() >= 0.9 and (labels[caps] == cap_label).mean() >= 0.9
+    assert centres[neck_label] @ neck > centres[neck_label] @ cap and centres[cap_label] @ cap > centres[cap_label] @ neck
+    assert len(set(labels[other])) == 1 and labels[other][0] not in (neck_label, cap_label)
+    # the split needs both halves large enough: nothing to cut in a cluster of tight points
+    assert (gfl.split_chained(means[other], np.zeros(20, dtype=np.int64), 0.8, 5) == 0).all()

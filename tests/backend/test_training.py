@@ -13,6 +13,7 @@ from clickgauss_core import wire
 from clickgauss_core.errors import ClickGaussInputError
 from clickgauss_core.protocol import COARSE, DONE, FINE, PRESET_TINY
 
+from clickgauss_backend.features import losses
 from clickgauss_backend.features.config import TrainConfig
 from clickgauss_backend.features.evaluate import evaluate_level, plan_clicks, visible_gaussians
 from clickgauss_backend.features.field import FeatureField
@@ -228,7 +229,7 @@ def test_spatial_neighbours_of_alike_size_leave_a_large_gaussian_out_of_small_on
 
 
 def test_gfl_votes_send_a_stray_floor_gaussian_back_to_the_floor(setup):
-    config = CONFIG.with_changes(gfl_vote_ratio_coarse=2.0, gfl_vote_ratio_fine=0.0)
+    config = CONFIG.with_changes(gfl_vote_ratio_coarse=2.0, gfl_vote_ratio_fine=0.0, gfl_noise_vote_ratio=0.0)
     objects, parts = setup.synthetic.gaussian_labels(COARSE), setup.synthetic.gaussian_labels(FINE)
     count = len(objects)
     # the features of a perfect field: one direction per object (0: the floor), one per part
@@ -255,6 +256,33 @@ def test_gfl_votes_send_a_stray_floor_gaussian_back_to_the_floor(setup):
     paper_gfl = config.with_changes(gfl_vote_ratio_coarse=0.0)
     _, none = compute_global_clusters(setup.scene.gaussians, astray, views, paper_gfl)
     assert none == {}
+
+
+def test_gfl_noise_votes_leave_a_part_without_a_cluster_out_of_every_cluster(setup):
+    """A part whose segments HDBSCAN leaves as noise (here: its Gaussians' features scattered, so
+    its segment means agree in no two views) is in no cluster: GFL pulls its Gaussians nowhere
+    (`losses.UNCLUSTERED`); the Gaussians of the parts with a cluster keep theirs."""
+    config = CONFIG.with_changes(gfl_vote_ratio_coarse=0.0, gfl_vote_ratio_fine=0.0, gfl_noise_vote_ratio=2.0)
+    objects, parts = setup.synthetic.gaussian_labels(COARSE), setup.synthetic.gaussian_labels(FINE)
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.nn.functional.normalize(torch.randn(int(parts.max()) + 1, config.rest_dim, generator=generator), dim=1)
+    features = torch.zeros(len(objects), config.feature_dim)
+    features[np.arange(len(objects)), objects] = 1.0
+    features[:, config.coarse_dim:] = directions[parts]
+    seen = visible_gaussians(setup.scene.gaussians, [view.camera for view in setup.train_views])
+    scattered = int(np.bincount(parts[seen & (parts > 0)]).argmax())  # the part seen most
+    in_scattered = parts == scattered
+    features[in_scattered, config.coarse_dim:] = torch.nn.functional.normalize(
+        torch.randn(int(in_scattered.sum()), config.rest_dim, generator=generator), dim=1)
+    views = _TrainingViews(setup.masks, setup.train_views, config)
+    _, targets = compute_global_clusters(setup.scene.gaussians, features, views, config)
+    unclustered = targets[FINE] == losses.UNCLUSTERED
+    # (where its pixels share segments with its neighbours' they vote for those clusters: 37 % left out)
+    assert unclustered[in_scattered & seen].mean() >= 0.25
+    assert unclustered[~in_scattered & (parts > 0) & seen].mean() <= 0.02
+    # without the ratio (the paper's GFL) no Gaussian is left out
+    paper_gfl = config.with_changes(gfl_noise_vote_ratio=0.0)
+    assert compute_global_clusters(setup.scene.gaussians, features, views, paper_gfl)[1] == {}
 
 
 def test_sampling_covers_uncovered_surfaces_and_skips_mask_edges(setup):

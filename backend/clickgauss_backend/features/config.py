@@ -4,7 +4,7 @@
 be switched off for ablations. `TrainConfig.preset(name)` returns one of the named variants:
 
 - "paper":    the published recipe, exactly (10,000 pixels, 3,000 iterations, GFL from 2,000).
-- "gpu":      the paper's schedule with our nine changes (OUR_CHANGES: three to the mask terms,
+- "gpu":      the paper's schedule with our eleven changes (OUR_CHANGES: three to the mask terms,
               ROBUST_MASK_TERMS: surface pixels outside every mask are negatives, mask edges are
               not sampled, the negative weight is 1.0 instead of 0.1; one to GFL: the fine
               level's segment means are clustered by their rest dims; two to pixel sampling:
@@ -12,12 +12,13 @@ be switched off for ablations. `TrainConfig.preset(name)` returns one of the nam
               area, and a coarse mask's share grows as the square root of its area; one to
               the masks: snapped to the image's colours before training; one to the spatial
               term: neighbours of alike size only; one more to GFL: a Gaussian goes to the
-              cluster its pixels vote for when that clearly outvotes its nearest). The default
-              on CUDA.
+              cluster its pixels vote for when that clearly outvotes its nearest; two more to
+              GFL: a Gaussian whose pixels lie mostly in segments of no cluster is in none, and a
+              cluster whose halves lie far apart is two). The default on CUDA.
 - "cpu-fast": trains the synthetic "demo" scene in about two minutes on one CPU core (fewer
               pixels and iterations; the GFL start and refresh period scaled by the same ratio;
               Adam's learning rate 0.05 instead of 0.01 because Adam moves each feature by about
-              lr per step and these presets take 5-20x fewer steps), with the same nine changes.
+              lr per step and these presets take 5-20x fewer steps), with the same eleven changes.
               The default on CPU.
 - "tiny":     seconds, for tests (same reasoning). Measured on the tiny test scene (64x48, 8
               views), where mask edges are most of every part's pixels and 150 steps are few:
@@ -31,7 +32,7 @@ be switched off for ablations. `TrainConfig.preset(name)` returns one of the nam
               and 9 (training seed 0: coarse 0.907 / 0.830 -> 0.909 / 0.908, fine 0.699 /
               0.713 -> 0.711 / 0.751).
 
-Why the nine changes: with SAM-like masks the paper's terms leave floors and walls (segmented in
+Why the eleven changes: with SAM-like masks the paper's terms leave floors and walls (segmented in
 only some views, never pushed away from the objects where they are not) sharing the objects'
 features, and let adjacent parts merge (a merged mask's positive pull has no margin, the
 negative push stops at tau and weighs 0.1); and the few masks that merge two sibling parts
@@ -43,7 +44,9 @@ two or three pixels wide lies mostly outside its own wandering masks (see `snap_
 and a large floor Gaussian centred under an object has the object's small Gaussians as its nearest
 centres, so the spatial term pulls it into the object (see `spatial_max_size_ratio`), and the
 object's densely sampled masks pull it too, after which GFL's nearest-cluster pull holds it there
-(see `gfl_vote_ratio_*`).
+(see `gfl_vote_ratio_*`); and a small part beside a large sibling forms no GFL cluster of its own
+while its masks are ragged, and GFL drives it into the sibling's (see `gfl_noise_vote_ratio`);
+and the masks merging two touching parts chain both into one cluster (see `gfl_split_below`).
 Measured on the synthetic benchmark in benchmarks/RESULTS.md, one switch at a time.
 """
 
@@ -136,6 +139,19 @@ class TrainConfig:
     # the nearest-cluster pull then holds it there.
     gfl_vote_ratio_coarse: float = 0.0
     gfl_vote_ratio_fine: float = 0.0
+    # Our extension, off in the paper's recipe (0): a Gaussian whose colour lands on pixels of
+    # segments HDBSCAN left as noise this many times more than on any cluster's is in no cluster:
+    # GFL pulls it nowhere and pushes it from every cluster, its nearest one too. A small part
+    # next to a large sibling (a mug's handle) forms no cluster of its own while its masks are
+    # still ragged; the paper's GFL exempts its nearest cluster (the mug's body) from the push,
+    # pushes it from all the others, and so drives it into the body, where the pull then fuses it.
+    gfl_noise_vote_ratio: float = 0.0
+    # Our extension, off in the paper's recipe (0): a global cluster whose two halves (2-means over
+    # its segment means) have centres at a cosine below this is two clusters (repeatedly;
+    # `gfl.split_chained`). The masks that merge two touching parts (a bottle's neck and cap, in a
+    # third of the views) put segment means between the parts' own, and HDBSCAN's single linkage
+    # chains both parts into one cluster through them.
+    gfl_split_below: float = 0.0
     # Segment means are taken over every `gfl_pixel_stride`-th pixel in x and y (1 = every pixel,
     # as in the paper); larger strides make the no-grad pass cheap on CPU.
     gfl_pixel_stride: int = 1
@@ -248,7 +264,8 @@ ROBUST_MASK_TERMS = dict(unmasked_negatives=True, skip_mask_edges=True, lambda_n
 OUR_CHANGES = dict(ROBUST_MASK_TERMS, fine_clusters_on_rest=True,
                    sampling_min_mask_fraction_coarse=0.003, sampling_min_mask_fraction_fine=0.0015,
                    sampling_exponent_coarse=0.5, snap_masks_to_colours=True, spatial_max_size_ratio=2.0,
-                   gfl_vote_ratio_coarse=3.0, gfl_vote_ratio_fine=3.0)
+                   gfl_vote_ratio_coarse=3.0, gfl_vote_ratio_fine=3.0, gfl_noise_vote_ratio=2.0,
+                   gfl_split_below=0.8)
 
 
 def default_preset(device: str) -> str:
@@ -292,7 +309,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "min_cluster_size_per_view": (0.0, 10.0), "gfl_pixel_stride": (1, 1024),
     "spatial_samples": (1, 10_000_000), "spatial_neighbours": (1, 64),
     "spatial_max_size_ratio": (0.0, 1000.0), "gfl_vote_ratio_coarse": (0.0, 1000.0),
-    "gfl_vote_ratio_fine": (0.0, 1000.0),
+    "gfl_vote_ratio_fine": (0.0, 1000.0), "gfl_noise_vote_ratio": (0.0, 1000.0), "gfl_split_below": (0.0, 1.0),
 }
 SETTING_TYPES: dict[str, type] = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
 MAX_NAMES_IN_ERROR = 5

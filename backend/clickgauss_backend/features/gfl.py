@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import HDBSCAN
+from sklearn.cluster import HDBSCAN, KMeans
 
 from clickgauss_core.click import assign_to_clusters, unit_rows  # noqa: F401 (assign_to_clusters: re-exported)
 
@@ -46,12 +46,14 @@ def min_cluster_size(config: TrainConfig, view_count: int) -> int:
 
 
 def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
-                    cluster_dims: slice | None = None, return_labels: bool = False):
+                    cluster_dims: slice | None = None, return_labels: bool = False,
+                    split_below: float = 0.0):
     """HDBSCAN over L2-normalised segment means -> (C, D) unit cluster centres (C may be 0)
     (with `return_labels`: (the centres, each mean's cluster (M,), -1 for noise)).
 
     `cluster_dims`: group the means by these dims only (normalised on their own); the centres are
-    still the mean of the whole (normalised) means of each group."""
+    still the mean of the whole (normalised) means of each group. `split_below` > 0: a cluster
+    whose two halves (`split_chained`) lie further apart than that cosine is split in two."""
     means = np.asarray(means, dtype=np.float64)
     labels = np.full(len(means), -1, dtype=np.int64)
     centres = np.zeros((0, means.shape[1] if means.ndim == 2 else 0), dtype=np.float32)
@@ -60,10 +62,37 @@ def cluster_centres(means: np.ndarray, epsilon: float, min_size: int,
         grouped_by = unit if cluster_dims is None else unit_rows(means[:, cluster_dims])
         labels = HDBSCAN(min_cluster_size=min_size, cluster_selection_epsilon=epsilon,
                          copy=True).fit_predict(grouped_by).astype(np.int64)
+        if split_below > 0:
+            labels = split_chained(grouped_by, labels, split_below, max(2, min_size // 2))
         if labels.max() >= 0:
             centres = np.stack([unit[labels == label].mean(axis=0) for label in range(labels.max() + 1)])
             centres = (centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     return (centres, labels) if return_labels else centres
+
+
+def split_chained(points: np.ndarray, labels: np.ndarray, split_below: float, min_half: int) -> np.ndarray:
+    """Labels with every cluster split (repeatedly, by 2-means) while its two halves have at least
+    `min_half` members each and centres at cosine < `split_below`.
+
+    HDBSCAN links two groups through the points between them: the segments of the masks that
+    merge two touching parts (a bottle's neck and its cap in a third of the views) sit between
+    the parts' own segments and chain them into one cluster, which GFL then fuses."""
+    labels = labels.copy()
+    pending = list(range(labels.max() + 1))
+    while pending:
+        label = pending.pop()
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2 * min_half:
+            continue
+        halves = KMeans(n_clusters=2, n_init=4, random_state=0).fit(points[members]).labels_
+        sizes = np.bincount(halves, minlength=2)
+        half_centres = unit_rows(np.stack([points[members[halves == h]].mean(axis=0) for h in (0, 1)]))
+        if sizes.min() < min_half or float(half_centres[0] @ half_centres[1]) >= split_below:
+            continue
+        new_label = labels.max() + 1
+        labels[members[halves == 1]] = new_label
+        pending += [label, new_label]
+    return labels
 
 
 def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: TrainConfig,
@@ -77,6 +106,7 @@ def global_clusters(means_per_level: dict[str, list[torch.Tensor]], config: Trai
         width = config.level_slice(level).stop - config.level_slice(level).start
         stacked = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
         clusters[level], labels = cluster_centres(stacked, config.hdbscan_epsilon(level), size,
-                                                  config.cluster_dims(level), return_labels=True)
+                                                  config.cluster_dims(level), return_labels=True,
+                                                  split_below=config.gfl_split_below)
         labels_per_view[level] = np.split(labels, np.cumsum([len(part) for part in parts])[:-1])
     return clusters, labels_per_view

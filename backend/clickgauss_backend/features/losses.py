@@ -14,6 +14,7 @@ from .config import LEVELS, TrainConfig
 from clickgauss_core.protocol import FINE
 
 OUTSIDE_EVERY_MASK = -1
+UNCLUSTERED = -2  # a `gfl_loss` target: the Gaussian belongs to no global cluster
 
 
 def level_features(features: torch.Tensor, config: TrainConfig, level: str,
@@ -66,20 +67,26 @@ def gfl_loss(level_feats: torch.Tensor, centres: torch.Tensor, tau_global: float
              tau_level: float, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_pos_GFL, L_neg_GFL) of one level: pull each Gaussian to its best global cluster, push from the rest.
 
-    `targets` (N,): where >= 0, the cluster to pull that Gaussian to instead (however far it is)."""
+    `targets` (N,): where >= 0, the cluster to pull that Gaussian to instead (however far it is);
+    where UNCLUSTERED, no cluster: the Gaussian is pulled nowhere and pushed from every cluster."""
     if centres.shape[0] == 0:
         zero = level_feats.sum() * 0.0
         return zero, zero
     similarity = cosine_matrix(level_feats, centres)  # (N, C)
     best, best_index = similarity.max(dim=1)
     pulled = torch.where(best > tau_global, best, torch.zeros_like(best))
+    assigned = torch.ones_like(best, dtype=torch.bool)
     if targets is not None:
         retargeted = targets >= 0
         best_index = torch.where(retargeted, targets, best_index)
         pulled = torch.where(retargeted, similarity.gather(1, best_index[:, None])[:, 0], pulled)
+        # a Gaussian in no cluster is pulled nowhere, and its nearest cluster may not hold it either
+        assigned = targets != UNCLUSTERED
+        pulled = torch.where(assigned, pulled, torch.zeros_like(pulled))
     positive = -pulled.mean()
     others = torch.ones_like(similarity, dtype=torch.bool)
-    others[torch.arange(len(best_index), device=best_index.device), best_index] = False
+    rows = torch.arange(len(best_index), device=best_index.device)
+    others[rows[assigned], best_index[assigned]] = False
     too_close = others & (similarity > tau_level)
     negative = (similarity * too_close).sum(dim=1).mean() / centres.shape[0]
     return positive, negative

@@ -37,6 +37,8 @@ RENDER_CHUNK_PIXELS = 65_536
 # A Gaussian is only pulled away from its nearest GFL cluster on at least this much evidence:
 # its compositing weight summed over GFL-grid pixels of the winning cluster (one = a pixel's colour).
 MIN_GFL_VOTE = 1.0
+# ... and is left out of every cluster on this much (a Gaussian barely seen keeps its cluster).
+MIN_NOISE_VOTE = 0.05
 # Size-aware spatial neighbours are looked for among this many times K nearest centres.
 SIZE_SEARCH_FACTOR = 4
 
@@ -237,18 +239,22 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
                 means[level].append(level_means)
                 segments[level].append(ids.cpu().numpy())
     centres, labels = gfl_module.global_clusters(means, config, len(views))
-    voting = [level for level in LEVELS if vote and config.gfl_vote_ratio(level) > 0 and len(centres[level])]
+    voting = [level for level in LEVELS if vote and len(centres[level])
+              and (config.gfl_vote_ratio(level) > 0 or config.gfl_noise_vote_ratio > 0)]
     if not voting:
         return centres, {}
     votes = _cluster_votes(gaussians, grids, segments, labels,
-                           {level: len(centres[level]) if level in voting else 0 for level in LEVELS}, features.device)
+                           {level: len(centres[level]) if level in voting else None for level in LEVELS}, features.device)
     return centres, {level: _vote_targets(features, centres[level], votes[level], config, level) for level in voting}
 
 
 def _vote_targets(features: torch.Tensor, centres: np.ndarray, votes: torch.Tensor, config: TrainConfig,
                   level: str) -> np.ndarray:
-    """(N,) the cluster whose pixels outvote each Gaussian's nearest cluster, -1 where none does."""
+    """(N,) the cluster whose pixels outvote each Gaussian's nearest cluster, UNCLUSTERED where the
+    pixels of segments in no cluster do, -1 where neither does. `votes` (N, C + 1): the last column
+    is the noise segments'."""
     level_centres = torch.from_numpy(centres).to(features.device)
+    votes, noise_votes = votes[:, :-1], votes[:, -1]
     unit = torch.nn.functional.normalize(losses.level_features(features, config, level), dim=1)
     nearest = (unit @ level_centres.T).argmax(dim=1)
     # one thing often has several clusters; those within the level's margin of the nearest one
@@ -256,27 +262,39 @@ def _vote_targets(features: torch.Tensor, centres: np.ndarray, votes: torch.Tens
     alike = (level_centres @ level_centres.T >= config.tau(level))[nearest]
     own_votes = (votes * alike).sum(dim=1)
     other_votes, other = votes.masked_fill(alike, 0.0).max(dim=1)
-    outvoted = (other_votes > config.gfl_vote_ratio(level) * own_votes) & (other_votes >= MIN_GFL_VOTE)
-    return torch.where(outvoted, other, torch.full_like(other, -1)).cpu().numpy()
+    targets = torch.full_like(other, -1)
+    ratio = config.gfl_vote_ratio(level)
+    if ratio > 0:
+        outvoted = (other_votes > ratio * own_votes) & (other_votes >= MIN_GFL_VOTE)
+        targets = torch.where(outvoted, other, targets)
+    noise_ratio = config.gfl_noise_vote_ratio
+    if noise_ratio > 0:
+        unclustered = ((noise_votes > noise_ratio * torch.maximum(own_votes, other_votes))
+                       & (noise_votes >= MIN_NOISE_VOTE))
+        targets = torch.where(unclustered, torch.full_like(other, losses.UNCLUSTERED), targets)
+    return targets.cpu().numpy()
 
 
 def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.ndarray]],
-                   labels: dict[str, list[np.ndarray]], cluster_counts: dict[str, int], device) -> dict[str, torch.Tensor]:
-    """{level: (N, C) how much of each Gaussian's colour lands, over the views' GFL pixel grids, on
-    pixels whose segment is in each global cluster}: every pixel counts the same, however densely
-    its mask is sampled. d(sum_p X(p)[cluster of p]) / dX_i = sum_p alpha_i T_i [cluster of p]."""
-    offsets = np.cumsum([0] + [cluster_counts[level] for level in LEVELS])
+                   labels: dict[str, list[np.ndarray]], cluster_counts: dict[str, int | None], device) -> dict[str, torch.Tensor]:
+    """{level: (N, C + 1) how much of each Gaussian's colour lands, over the views' GFL pixel grids,
+    on pixels whose segment is in each global cluster, and (last column) in none}, for the levels
+    whose count is not None: every pixel counts the same, however densely its mask is sampled.
+    d(sum_p X(p)[cluster of p]) / dX_i = sum_p alpha_i T_i [cluster of p]."""
+    columns_per_level = [0 if cluster_counts[level] is None else cluster_counts[level] + 1 for level in LEVELS]
+    offsets = np.cumsum([0] + columns_per_level)
     gaussian_count = len(gaussians.means)
     weights = torch.zeros((gaussian_count, int(offsets[-1])), device=device, requires_grad=True)
     if offsets[-1] > 0:
         for position, (view, flat) in enumerate(grids):
             columns = []
             for level_index, level in enumerate(LEVELS):
-                if cluster_counts[level] == 0:
+                if cluster_counts[level] is None:
                     continue
+                noise_column = offsets[level_index + 1] - 1
                 ids, clusters = segments[level][position], labels[level][position]
                 lookup = np.full(int(max(view.ids[level].max(), ids.max(initial=0))) + 1, -1, dtype=np.int64)
-                lookup[ids] = np.where(clusters >= 0, clusters + offsets[level_index], -1)
+                lookup[ids] = np.where(clusters >= 0, clusters + offsets[level_index], noise_column)
                 columns.append(lookup[view.ids[level][flat]])
             for start in range(0, flat.size, RENDER_CHUNK_PIXELS):
                 chunk = slice(start, start + RENDER_CHUNK_PIXELS)
@@ -288,7 +306,8 @@ def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.nd
                     picked[rows, column[rows]] = 1.0
                 (rendered * picked).sum().backward()
     grad = weights.grad if weights.grad is not None else torch.zeros_like(weights)
-    return {level: grad[:, offsets[i]:offsets[i + 1]].detach() for i, level in enumerate(LEVELS)}
+    return {level: grad[:, offsets[i]:offsets[i + 1]].detach() for i, level in enumerate(LEVELS)
+            if cluster_counts[level] is not None}
 
 
 def _save_checkpoint(path: str, state: dict) -> None:
