@@ -60,12 +60,14 @@ DIAGNOSED_SEEDS = (101, 102, 103)
 # session 7); "paper's equal mask shares": every coarse mask the same share of the samples (the
 # preset before issue 17: `sampling_exponent_coarse` 1); "GFL coherent segments": HDBSCAN groups
 # only segments whose pixels agree (`gfl_min_segment_coherence`, off in every preset); "no noise
-# votes", "no cluster split": the preset before session 9 without one of its two GFL changes.
+# votes", "no cluster split": the preset without one of session 9's two GFL changes; "session 8's
+# preset": without both.
 VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colours": False},
                              "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
                              "GFL coherent segments": {"gfl_min_segment_coherence": 0.9},
                              "no noise votes": {"gfl_noise_vote_ratio": 0.0},
-                             "no cluster split": {"gfl_split_below": 0.0}}
+                             "no cluster split": {"gfl_split_below": 0.0},
+                             "session 8's preset": {"gfl_noise_vote_ratio": 0.0, "gfl_split_below": 0.0}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 
 
