@@ -212,8 +212,9 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
     """Render every view (no grad) on the `gfl_pixel_stride` grid, average per segment, cluster.
 
     Returns ({level: (C, D_level) centres}, {level: (N,) the cluster GFL pulls each Gaussian to
-    instead of its nearest one, -1 where it keeps the nearest}); the second is empty without
-    `vote` or unless `config.gfl_vote_ratio(level)` > 0 at some level (`_vote_targets`)."""
+    instead of its nearest one, UNCLUSTERED where none, -1 where it keeps the nearest}); the second
+    is empty without `vote`, and holds the levels whose `config.gfl_vote_ratio(level)` or
+    `config.gfl_noise_vote_ratio` is > 0 (`_vote_targets`)."""
     means: dict[str, list[torch.Tensor]] = {level: [] for level in LEVELS}
     segments: dict[str, list[np.ndarray]] = {level: [] for level in LEVELS}
     grids: list[tuple] = []
@@ -338,8 +339,9 @@ class _TrainingState:
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
     generator: torch.Generator
-    clusters: dict[str, np.ndarray] = field(default_factory=dict)
-    gfl_targets: dict[str, np.ndarray] = field(default_factory=dict)  # compute_global_clusters' second result
+    # compute_global_clusters' results, on the features' device (GFL reads them every iteration)
+    clusters: dict[str, torch.Tensor] = field(default_factory=dict)
+    gfl_targets: dict[str, torch.Tensor] = field(default_factory=dict)
     iteration: int = 0
 
 
@@ -380,8 +382,9 @@ def _restore_checkpoint(path: str, state: _TrainingState, config: TrainConfig, s
     state.optimizer.load_state_dict(saved["optimizer"])
     state.rng.bit_generator.state = json.loads(saved["numpy_rng_json"])
     state.generator.set_state(saved["torch_rng"])
-    state.clusters = {level: saved[f"clusters_{level}"].numpy() for level in LEVELS if f"clusters_{level}" in saved}
-    state.gfl_targets = {level: saved[f"gfl_targets_{level}"].numpy() for level in LEVELS
+    device = state.features.device
+    state.clusters = {level: saved[f"clusters_{level}"].to(device) for level in LEVELS if f"clusters_{level}" in saved}
+    state.gfl_targets = {level: saved[f"gfl_targets_{level}"].to(device) for level in LEVELS
                          if f"gfl_targets_{level}" in saved}
     state.iteration = int(saved["iteration"])
 
@@ -391,8 +394,8 @@ def _checkpoint(state: _TrainingState, config: TrainConfig, scene_hash: str, see
              "iteration": state.iteration, "numpy_rng_json": json.dumps(state.rng.bit_generator.state),
              "torch_rng": state.generator.get_state(), "settings_json": json.dumps(config.to_dict(), sort_keys=True),
              "scene_hash": scene_hash, "seed": seed}
-    saved.update({f"clusters_{level}": torch.from_numpy(centres) for level, centres in state.clusters.items()})
-    saved.update({f"gfl_targets_{level}": torch.from_numpy(targets) for level, targets in state.gfl_targets.items()})
+    saved.update({f"clusters_{level}": centres.cpu() for level, centres in state.clusters.items()})
+    saved.update({f"gfl_targets_{level}": targets.cpu() for level, targets in state.gfl_targets.items()})
     return saved
 
 
@@ -424,11 +427,8 @@ def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sa
     if config.gfl and state.clusters and iteration >= config.gfl_start:
         gfl_total = features.new_zeros(())
         for level in LEVELS:
-            centres = torch.from_numpy(state.clusters[level]).to(device)
-            targets = state.gfl_targets.get(level)
-            pos, neg = losses.gfl_loss(losses.level_features(features, config, level), centres,
-                                       config.tau_global, config.tau(level),
-                                       None if targets is None else torch.from_numpy(targets).to(device))
+            pos, neg = losses.gfl_loss(losses.level_features(features, config, level), state.clusters[level],
+                                       config.tau_global, config.tau(level), state.gfl_targets.get(level))
             gfl_total = gfl_total + pos + neg
         terms["gfl"] = config.lambda_gfl * gfl_total
     if config.hypersphere:
@@ -482,10 +482,11 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
     report = progress or (lambda _event: None)
     views = _views_to_train(scene, mask_store, views)
     training_views, sampled_views = _read_masks(scene, mask_store, views, config)
-    state = _initial_state(len(scene.cloud), config, seed, scene.gaussians.means.device)
+    device = scene.gaussians.means.device
+    state = _initial_state(len(scene.cloud), config, seed, device)
     neighbours = torch.from_numpy(neighbour_table(
         scene.cloud.positions, config.spatial_neighbours, np.exp(scene.cloud.log_scales).max(axis=1),
-        config.spatial_max_size_ratio)).to(state.features.device)
+        config.spatial_max_size_ratio)).to(device)
     checkpoint_path = None
     if checkpoint_dir is not None:
         os.makedirs(checkpoint_dir, exist_ok=True)
@@ -500,8 +501,9 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
             raise TrainingCancelled(f"training cancelled at iteration {iteration}")
         if _gfl_refresh_due(config, iteration):
             report(TrainingProgress("clustering", iteration, config.iterations, dict(last_losses)))
-            state.clusters, state.gfl_targets = compute_global_clusters(scene.gaussians, state.features.detach(),
-                                                                        training_views, config)
+            clusters, targets = compute_global_clusters(scene.gaussians, state.features.detach(), training_views, config)
+            state.clusters = {level: torch.from_numpy(centres).to(device) for level, centres in clusters.items()}
+            state.gfl_targets = {level: torch.from_numpy(chosen).to(device) for level, chosen in targets.items()}
         terms = _loss_terms(scene, state, training_views, sampled_views, neighbours, config, iteration)
         last_losses = _optimizer_step(state, terms)
         done = state.iteration
