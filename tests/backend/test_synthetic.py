@@ -373,3 +373,41 @@ def test_hard_scene_writes_the_objects_its_seed_picked(tmp_path):
     assert len(np.unique(scene.part_maps)) > len(scene.object_names)  # parts visible in the views
     with pytest.raises(ValueError, match="objects must be one of room, varied"):
         generate_scene(tmp_path / "bad", preset="tiny", objects="castle")
+
+
+def test_hard_scenes_leave_out_the_gaussians_no_view_can_see():
+    """Without hidden surfaces: nothing inside another part (a cabinet's front behind its drawers,
+    a drawer's back inside the body), under an object on the floor, or on a face resting on it;
+    every visible face keeps its density, and every part stays solid."""
+    assert PRESETS["hard"].hidden_surfaces is False and PRESETS["demo"].hidden_surfaces is True
+    objects = varied_objects(np.random.default_rng([5, 4]))   # has a cabinet and a floor lamp
+    names = [p.name for o in objects for p in o.parts]
+    assert {"cabinet top drawer", "floor lamp base"} <= set(names)
+    full = build_room_cloud(19000, np.random.default_rng(1), objects=objects)
+    visible = build_room_cloud(19000, np.random.default_rng(1), objects=objects, hidden_surfaces=False)
+    assert len(visible.cloud) < len(full.cloud) == 19000
+    parts = [p for o in objects for p in o.parts]
+    positions, labels = visible.cloud.positions, visible.part_labels
+    for label, part in enumerate(parts, start=1):
+        others = labels != label
+        inside = np.zeros(len(positions), dtype=bool)
+        for surface in part.surfaces:   # no margin: strictly inside
+            inside[others] |= surface.contains(positions[others], np.zeros(others.sum()))
+        assert not inside.any(), (part.name, int(inside.sum()))
+    on_objects = labels > 0
+    assert positions[on_objects, 2].min() > 0.0           # no object face left resting on the floor
+    drawer = parts[names.index("cabinet top drawer")].surfaces[0]
+    body = parts[names.index("cabinet body")].surfaces[0]
+    drawer_front = drawer.center[1] - drawer.size[1] / 2
+    body_front = body.center[1] - body.size[1] / 2
+    for cloud, behind in ((full, True), (visible, False)):
+        mine = cloud.cloud.positions[cloud.part_labels == names.index("cabinet top drawer") + 1]
+        back_face = np.abs(mine[:, 1] - body_front) < 0.005
+        front_face = np.abs(mine[:, 1] - drawer_front) < 0.005
+        assert front_face.sum() > 50 and bool(back_face.sum() > 50) == behind
+    counts = np.bincount(labels, minlength=len(names) + 1)[1:]
+    assert counts.min() >= 30, dict(zip(names, counts))
+    # The floor keeps its density away from the objects: only what lies under them is gone.
+    floor_full = (full.background_regions == 1).sum()
+    floor_visible = (visible.background_regions == 1).sum()
+    assert 0.95 * floor_full < floor_visible < floor_full

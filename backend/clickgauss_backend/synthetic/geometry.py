@@ -41,6 +41,10 @@ class Box:
         normals[np.arange(n), axis] = sign
         return np.asarray(self.center) + local * size, normals
 
+    def contains(self, points: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        half = 0.5 * np.asarray(self.size)
+        return np.all(np.abs(points - np.asarray(self.center)) <= half + margin[:, None], axis=1)
+
 
 @dataclass(frozen=True)
 class Frustum:
@@ -87,6 +91,13 @@ class Frustum:
         normals[on_cap] = np.stack([np.zeros(n), np.zeros(n), np.where(which == 1, -1.0, 1.0)], axis=1)[on_cap]
         return points + np.asarray(self.base), normals
 
+    def contains(self, points: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        local = points - np.asarray(self.base)
+        t = np.clip(local[:, 2] / self.height, 0.0, 1.0)
+        radius = self.radius_bottom + t * (self.radius_top - self.radius_bottom)
+        return ((local[:, 2] >= -margin) & (local[:, 2] <= self.height + margin)
+                & (np.hypot(local[:, 0], local[:, 1]) <= radius + margin))
+
 
 @dataclass(frozen=True)
 class Ellipsoid:
@@ -106,6 +117,10 @@ class Ellipsoid:
         normals = direction / radii  # gradient of the implicit function at the mapped point
         normals /= np.linalg.norm(normals, axis=1, keepdims=True)
         return np.asarray(self.center) + direction * radii, normals
+
+    def contains(self, points: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        radii = np.asarray(self.radii)[None, :] + margin[:, None]
+        return (((points - np.asarray(self.center)) / radii) ** 2).sum(axis=1) <= 1.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,12 @@ class TorusArc:
         points = np.asarray(self.center) + self.major_radius * ring + self.minor_radius * normals
         return points, normals
 
+    def contains(self, points: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        local = points - np.asarray(self.center)
+        theta = np.clip(np.arctan2(local[:, 2], local[:, 0]), self.angle_from, self.angle_to)
+        on_circle = self.major_radius * np.stack([np.cos(theta), np.zeros(len(local)), np.sin(theta)], axis=1)
+        return np.linalg.norm(local - on_circle, axis=1) <= self.minor_radius + margin
+
 
 @dataclass(frozen=True)
 class Rectangle:
@@ -152,6 +173,11 @@ class Rectangle:
         normals = np.zeros((n, 3))
         normals[:, self.normal_axis] = self.normal_sign
         return points, normals
+
+    def contains(self, points: np.ndarray, margin: np.ndarray) -> np.ndarray:
+        """Behind the rectangle (the room's floor and walls are the faces of solid half-spaces)."""
+        axis = self.normal_axis
+        return (points[:, axis] - self.center[axis]) * self.normal_sign <= margin
 
 
 # -- the scene layout ------------------------------------------------------------------------------
@@ -243,6 +269,11 @@ class LabelledCloud:
     part_objects: np.ndarray       # (P+1,) int32: part label -> object label (entry 0 = background)
 
 
+# A Gaussian is "inside" a solid when its centre is within this many of its own thickness (its
+# normal-axis standard deviation) of it: centres are jittered off their surface by 0.3 of it.
+HIDDEN_MARGIN = 3.0
+
+
 def _split_count(total: int, weights: np.ndarray) -> np.ndarray:
     """Integer counts proportional to `weights` summing exactly to `total` (largest remainder)."""
     exact = total * weights / weights.sum()
@@ -284,10 +315,30 @@ def _frames_to_quats(rng, normals) -> np.ndarray:
     return np.stack([w * c - z * s, x * c + y * s, y * c - x * s, w * s + z * c], axis=1)
 
 
+def _hidden(positions, log_scales, part_labels, background_regions, parts, bg_surfaces) -> np.ndarray:
+    """(N,) True for a Gaussian whose centre lies inside a solid it is not part of: another part's,
+    or (for an object's Gaussians) behind the floor or a wall; within HIDDEN_MARGIN of its own thickness."""
+    margin = HIDDEN_MARGIN * np.exp(log_scales[:, 2])
+    hidden = np.zeros(len(positions), dtype=bool)
+    owners = [(index + 1, part.surfaces) for index, part in enumerate(parts)] + [(0, bg_surfaces)]
+    for label, surfaces in owners:
+        others = part_labels != label if label else background_regions == 0
+        for surface in surfaces:
+            hidden[others] |= surface.contains(positions[others], margin[others])
+    return hidden
+
+
 def build_room_cloud(n_gaussians: int, rng: np.random.Generator, background_fraction: float = 0.35,
-                     objects: tuple[SceneObject, ...] | None = None) -> LabelledCloud:
+                     objects: tuple[SceneObject, ...] | None = None, hidden_surfaces: bool = True) -> LabelledCloud:
     """The labelled room as a 3DGS cloud (SH degree 3, normals, mostly-opaque flat Gaussians), with
-    `objects` in it (default: the demo room's `room_objects()`)."""
+    `objects` in it (default: the demo room's `room_objects()`).
+
+    `hidden_surfaces` False leaves out the Gaussians that no view could see in a real scene: those
+    inside another part (a cabinet's front behind its drawers, a stem inside its ring), under an
+    object on the floor and on an object's face resting on the floor; a trained 3DGS scene has
+    none there. Kept, they show through the surface in front of them wherever sorting by centre
+    composites them first (the floor's large splats over a lamp's base disc), so `n_gaussians`
+    is then the count before they are left out."""
     objects = room_objects() if objects is None else objects
     parts = [part for obj in objects for part in obj.parts]
     part_objects = np.array([0] + [k + 1 for k, obj in enumerate(objects) for _ in obj.parts], dtype=np.int32)
@@ -327,6 +378,10 @@ def build_room_cloud(n_gaussians: int, rng: np.random.Generator, background_frac
     object_labels = np.repeat([c[5] for c in chunks], counts).astype(np.int32)
     part_labels = np.repeat([c[6] for c in chunks], counts).astype(np.int32)
     background_regions = np.repeat([c[7] for c in chunks], counts).astype(np.int32)
+    if not hidden_surfaces:
+        keep = ~_hidden(positions, log_scales, part_labels, background_regions, parts, bg_surfaces)
+        positions, normals, log_scales, quats, colors = (a[keep] for a in (positions, normals, log_scales, quats, colors))
+        object_labels, part_labels, background_regions = object_labels[keep], part_labels[keep], background_regions[keep]
     n = len(positions)
 
     # Mostly opaque, some faint: like a trained scene's opacity histogram.

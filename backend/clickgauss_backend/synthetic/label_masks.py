@@ -121,7 +121,7 @@ def synthetic_label_masks(synthetic, gaussians, seed: int = 0) -> RenderedLabelM
 
     config = synthetic.config
     labelled = build_room_cloud(config.n_gaussians, np.random.default_rng([synthetic.seed, 0]),
-                                config.background_fraction)
+                                config.background_fraction, hidden_surfaces=config.hidden_surfaces)
     if not np.array_equal(labelled.part_labels, synthetic.gaussian_parts):
         raise ValueError(f"{synthetic.root}: rebuilding the room from its seed gave other labels")
     return RenderedLabelMasks(gaussians, synthetic.gaussian_parts, synthetic.part_objects,
