@@ -64,7 +64,9 @@ DIAGNOSED_SEEDS = (101, 102, 103)
 # preset": without both; "GFL captures from 0.95": GFL pulls a Gaussian into a cluster only from
 # cosine 0.95 (`tau_global`; the paper's 0.9 is a rest-dims cosine of 0.8 between sibling parts;
 # session 10's candidate, not adopted); "clusters from 25 % of the views": HDBSCAN's minimum
-# cluster size as before session 11 (0.25 of the views instead of the preset's 0.2).
+# cluster size as before session 11 (0.25 of the views instead of the preset's 0.2); "gradient
+# only where the pixel reaches": a pixel's loss moves only the Gaussians it reaches with
+# transmittance >= 0.5 (`gradient_min_transmittance`; session 11's candidate, not adopted).
 VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colours": False},
                              "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
                              "GFL coherent segments": {"gfl_min_segment_coherence": 0.9},
@@ -72,7 +74,8 @@ VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colou
                              "no cluster split": {"gfl_split_below": 0.0},
                              "session 8's preset": {"gfl_noise_vote_ratio": 0.0, "gfl_split_below": 0.0},
                              "GFL captures from 0.95": {"tau_global": 0.95},
-                             "clusters from 25 % of the views": {"min_cluster_size_per_view": 0.25}}
+                             "clusters from 25 % of the views": {"min_cluster_size_per_view": 0.25},
+                             "gradient only where the pixel reaches": {"gradient_min_transmittance": 0.5}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 
 

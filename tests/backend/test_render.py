@@ -332,6 +332,28 @@ def test_feature_gradient_is_the_compositing_weight():
     torch.testing.assert_close(features.grad, torch.tensor([[0.0, (1 - 0.4) * 0.7], [0.0, 0.4]]))
 
 
+def test_gradient_min_transmittance_cuts_only_the_gradient_of_what_lies_behind():
+    # Three layers on the centre pixel: front alpha 0.6 (T 1), middle 0.5 (T 0.4), back 0.9 (T 0.2).
+    g = gaussians([[0.0, 0.0, 3.0], [0.0, 0.0, 4.0], [0.0, 0.0, 5.0]], [[0.3] * 3] * 3, [0.6, 0.5, 0.9])
+    pixel = torch.tensor([[16, 16]])
+    weights = torch.tensor([0.6, 0.4 * 0.5, 0.2 * 0.9])
+
+    def grad_and_value(min_transmittance):
+        features = torch.ones(3, 1, requires_grad=True)
+        out = rasterize(g, features, camera(), pixels=pixel, gradient_min_transmittance=min_transmittance)
+        out.features.sum().backward()
+        return features.grad[:, 0], out.features.detach()
+
+    plain, value = grad_and_value(0.0)
+    torch.testing.assert_close(plain, weights)
+    for cut, reached in ((0.3, [1, 1, 0]), (0.5, [1, 0, 0]), (0.15, [1, 1, 1])):
+        grad, cut_value = grad_and_value(cut)
+        torch.testing.assert_close(grad, weights * torch.tensor(reached, dtype=torch.float32), msg=str(cut))
+        torch.testing.assert_close(cut_value, value)  # the render itself is the same
+    with pytest.raises(ValueError, match="needs the torch rasterizer"):
+        rasterize(g, torch.ones(3, 1, requires_grad=True), camera(), rasterizer="gsplat", gradient_min_transmittance=0.5)
+
+
 # -- interface ------------------------------------------------------------------------------
 
 def test_from_cloud_activates_the_stored_values():

@@ -228,6 +228,14 @@ def test_spatial_neighbours_of_alike_size_leave_a_large_gaussian_out_of_small_on
     assert list(lonely[big]) == [big, big, big]
 
 
+def test_gradient_min_transmittance_reaches_the_training(short_run, setup):
+    # Off in every preset; switched on, the loss's and the votes' renders cut what lies behind
+    # (`render.rasterize`, tested in test_render.py): the same seed then trains other features.
+    cut = setup.train({**SHORT_CHANGES, "gradient_min_transmittance": 0.5}, seed=0)
+    assert cut.config.gradient_min_transmittance == 0.5 and short_run.config.gradient_min_transmittance == 0.0
+    assert not np.allclose(cut.features, short_run.features, atol=1e-3)
+
+
 def test_gfl_votes_send_a_stray_floor_gaussian_back_to_the_floor(setup):
     config = CONFIG.with_changes(gfl_vote_ratio_coarse=2.0, gfl_vote_ratio_fine=0.0, gfl_noise_vote_ratio=0.0)
     objects, parts = setup.synthetic.gaussian_labels(COARSE), setup.synthetic.gaussian_labels(FINE)

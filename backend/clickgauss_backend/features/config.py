@@ -158,6 +158,13 @@ class TrainConfig:
     # as in the paper); larger strides make the no-grad pass cheap on CPU.
     gfl_pixel_stride: int = 1
 
+    # Our extension, off in every preset (0): a pixel's loss moves only the Gaussians it reaches
+    # with a transmittance of at least this (its render is unchanged; GFL's votes count the same
+    # way): a Gaussian seen through the surface in front of it is not that pixel's to move. At 0.5
+    # on the `hard` tuning seeds it saved one thin part and lost another (benchmarks/RESULTS.md,
+    # session 11). Needs our torch rasterizer (`render.rasterize`).
+    gradient_min_transmittance: float = 0.0
+
     # regularisers
     hypersphere: bool = True
     lambda_hypersphere: float = 0.2
@@ -314,7 +321,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "hdbscan_epsilon_coarse": (0.0, 2.0), "hdbscan_epsilon_fine": (0.0, 2.0),
     "min_cluster_size_per_view": (0.0, 10.0), "gfl_pixel_stride": (1, 1024),
     "spatial_samples": (1, 10_000_000), "spatial_neighbours": (1, 64),
-    "spatial_max_size_ratio": (0.0, 1000.0), "gfl_vote_ratio_coarse": (0.0, 1000.0),
+    "spatial_max_size_ratio": (0.0, 1000.0), "gfl_vote_ratio_coarse": (0.0, 1000.0), "gradient_min_transmittance": FRACTION,
     "gfl_vote_ratio_fine": (0.0, 1000.0), "gfl_noise_vote_ratio": (0.0, 1000.0), "gfl_split_below": (0.0, 1.0),
 }
 SETTING_TYPES: dict[str, type] = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}

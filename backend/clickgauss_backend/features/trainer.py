@@ -168,9 +168,10 @@ def _pixel_coordinates(flat_index: np.ndarray, width: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([flat_index % width, flat_index // width], axis=1).astype(np.int64))
 
 
-def _render_pixels(gaussians, features: torch.Tensor, camera, flat_index: np.ndarray):
+def _render_pixels(gaussians, features: torch.Tensor, camera, flat_index: np.ndarray,
+                   gradient_min_transmittance: float = 0.0):
     pixels = _pixel_coordinates(flat_index, camera.width).to(features.device)
-    return rasterize(gaussians, features, camera, pixels=pixels)
+    return rasterize(gaussians, features, camera, pixels=pixels, gradient_min_transmittance=gradient_min_transmittance)
 
 
 def _initial_features(count: int, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
@@ -245,7 +246,8 @@ def compute_global_clusters(gaussians, features: torch.Tensor, views: "_Training
     if not voting:
         return centres, {}
     votes = _cluster_votes(gaussians, grids, segments, labels,
-                           {level: len(centres[level]) if level in voting else None for level in LEVELS}, features.device)
+                           {level: len(centres[level]) if level in voting else None for level in LEVELS}, features.device,
+                           config.gradient_min_transmittance)
     return centres, {level: _vote_targets(features, centres[level], votes[level], config, level) for level in voting}
 
 
@@ -277,10 +279,13 @@ def _vote_targets(features: torch.Tensor, centres: np.ndarray, votes: torch.Tens
 
 
 def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.ndarray]],
-                   labels: dict[str, list[np.ndarray]], cluster_counts: dict[str, int | None], device) -> dict[str, torch.Tensor]:
+                   labels: dict[str, list[np.ndarray]], cluster_counts: dict[str, int | None], device,
+                   min_transmittance: float = 0.0) -> dict[str, torch.Tensor]:
     """{level: (N, C + 1) how much of each Gaussian's colour lands, over the views' GFL pixel grids,
     on pixels whose segment is in each global cluster, and (last column) in none}, for the levels
-    whose count is not None: every pixel counts the same, however densely its mask is sampled.
+    whose count is not None: every pixel counts the same, however densely its mask is sampled;
+    a pixel counts only for the Gaussians it reaches with at least `min_transmittance` (the
+    training's `gradient_min_transmittance`).
     d(sum_p X(p)[cluster of p]) / dX_i = sum_p alpha_i T_i [cluster of p]."""
     columns_per_level = [0 if cluster_counts[level] is None else cluster_counts[level] + 1 for level in LEVELS]
     offsets = np.cumsum([0] + columns_per_level)
@@ -299,7 +304,7 @@ def _cluster_votes(gaussians, grids: list[tuple], segments: dict[str, list[np.nd
                 columns.append(lookup[view.ids[level][flat]])
             for start in range(0, flat.size, RENDER_CHUNK_PIXELS):
                 chunk = slice(start, start + RENDER_CHUNK_PIXELS)
-                rendered = _render_pixels(gaussians, weights, view.camera, flat[chunk]).features
+                rendered = _render_pixels(gaussians, weights, view.camera, flat[chunk], min_transmittance).features
                 picked = torch.zeros_like(rendered)
                 for level_columns in columns:
                     column = torch.from_numpy(level_columns[chunk]).to(device)
@@ -412,7 +417,7 @@ def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sa
     view = training_views.get(sampled_views[int(rng.integers(len(sampled_views)))])
     probability = view.sampling_weight / view.sampling_weight.sum()
     flat = rng.choice(probability.size, size=config.pixels_per_iteration, replace=True, p=probability)
-    result = _render_pixels(scene.gaussians, features, view.camera, flat)
+    result = _render_pixels(scene.gaussians, features, view.camera, flat, config.gradient_min_transmittance)
     rendered = result.features
     segment_ids = {level: torch.from_numpy(view.ids[level][flat]).to(device) for level in LEVELS}
     if config.unmasked_negatives:

@@ -37,11 +37,17 @@ def resolve_rasterizer(gaussians: GaussianTensors, rasterizer: RasterizerName) -
 
 
 def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera, rasterizer: RasterizerName = "auto",
-              background: torch.Tensor | None = None, pixels: torch.Tensor | None = None) -> RenderResult:
+              background: torch.Tensor | None = None, pixels: torch.Tensor | None = None,
+              gradient_min_transmittance: float = 0.0) -> RenderResult:
     """Alpha-composite `features` (N, C) front to back: F(p) = sum_i f_i alpha_i T_i (+ T background).
 
     `pixels`: None renders the whole image; a (P, 2) integer tensor of (x, y) renders only those
     pixels (in that order). Differentiable w.r.t. `features`.
+
+    `gradient_min_transmittance` > 0: the gradient reaches f_i only through the pixels that reach
+    Gaussian i with a transmittance T_i of at least it (the rendered values are unchanged): a
+    Gaussian behind the surface a pixel shows is not that pixel's to move. Our torch rasterizer
+    only (gsplat's backward has no such cut): with "auto" a differentiable render then takes it.
 
     Pixel subsets equal the same pixels of the whole image (torch rasterizer). A cropped camera
     (`camera.cropped`) does too for orthographic cameras; for perspective ones gsplat's
@@ -54,8 +60,13 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
     if pixels is not None and pixels.shape[0] == 0:
         empty = features.new_zeros((0,))
         return RenderResult(features.new_zeros((0, features.shape[1])) + features.sum() * 0, empty, empty)
+    differentiable = torch.is_grad_enabled() and features.requires_grad
+    cut = gradient_min_transmittance if differentiable else 0.0
+    chosen = "torch" if cut > 0 and rasterizer == "auto" else resolve_rasterizer(gaussians, rasterizer)
+    if chosen == "gsplat" and cut > 0:
+        raise ValueError("gradient_min_transmittance needs the torch rasterizer (gsplat's backward has no such cut)")
     # gsplat cannot launch on zero Gaussians; the torch path runs on any device and returns the background.
-    if resolve_rasterizer(gaussians, rasterizer) == "gsplat" and len(gaussians) > 0:
+    if chosen == "gsplat" and len(gaussians) > 0:
         return _rasterize_with_gsplat(gaussians, features, camera, background, pixels)
 
     whole_image = pixels is None
@@ -64,9 +75,9 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
                                 torch.arange(camera.width, device=gaussians.device), indexing="ij")
         pixels = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
     pixels = pixels.to(gaussians.device, torch.int64)
-    if torch.is_grad_enabled() and features.requires_grad:
+    if differentiable:
         # The backward needs W for every pixel at once.
-        rendered, alpha, depth = _render_torch(gaussians, features, camera, background, pixels)
+        rendered, alpha, depth = _render_torch(gaussians, features, camera, background, pixels, cut)
     else:
         # Without autograd, bands of pixels bound the memory of W (full-HD views, GFL renders).
         bands = [_render_torch(gaussians, features, camera, background, band)
@@ -78,9 +89,10 @@ def rasterize(gaussians: GaussianTensors, features: torch.Tensor, camera: Camera
     return RenderResult(rendered, alpha, depth)
 
 
-def _render_torch(gaussians, features, camera, background, pixels):
+def _render_torch(gaussians, features, camera, background, pixels, gradient_min_transmittance: float = 0.0):
     weights = compositing_weights(gaussians, camera, pixels)
-    rendered = weighted_sum(weights, features)
+    backward_weights = weights.reaching(gradient_min_transmittance) if gradient_min_transmittance > 0 else None
+    rendered = weighted_sum(weights, features, backward_weights)
     transmittance = weights.transmittance
     if background is not None:
         rendered = rendered + transmittance[:, None].to(rendered.dtype) * background.to(rendered)

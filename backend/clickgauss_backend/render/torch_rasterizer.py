@@ -68,28 +68,48 @@ class CompositingWeights:
                     (self.num_gaussians, self.num_pixels))
 
 
+    def transmittance_before(self) -> torch.Tensor:
+        """(nnz,) each entry's pixel transmittance just before it: 1 - the weights ahead of it in its
+        row (accumulated in float64: a million summed weights would blur a float32 difference)."""
+        ahead = torch.zeros(self.weights.shape[0] + 1, dtype=torch.float64, device=self.weights.device)
+        torch.cumsum(self.weights.to(torch.float64), 0, out=ahead[1:])
+        rows_start = ahead.index_select(0, self.row_offsets[:-1].long())
+        before = ahead[:-1] - torch.repeat_interleave(rows_start, self.row_offsets.diff().long())
+        return (1.0 - before).to(self.weights.dtype)
+
+    def reaching(self, min_transmittance: float) -> "CompositingWeights":
+        """The same W with the entries the pixel reaches at a transmittance under `min_transmittance`
+        set to zero: what lies behind the surface the pixel shows."""
+        kept = self.weights * (self.transmittance_before() >= min_transmittance).to(self.weights.dtype)
+        return CompositingWeights(row_offsets=self.row_offsets, gaussian_ids=self.gaussian_ids, weights=kept,
+                                  transmittance=self.transmittance, num_gaussians=self.num_gaussians)
+
+
 def _csr(row_offsets, columns, values, shape) -> torch.Tensor:
     return torch.sparse_csr_tensor(row_offsets, columns, values, shape, check_invariants=False)
 
 
 class _WeightedSum(torch.autograd.Function):
-    """F = W f with dF/df = W^T; W is constant (the frozen geometry)."""
+    """F = W f with dF/df = W^T (or the W' given for the backward); W is constant (the frozen geometry)."""
 
     @staticmethod
-    def forward(ctx, features: torch.Tensor, weights: CompositingWeights) -> torch.Tensor:
-        ctx.compositing = weights
+    def forward(ctx, features: torch.Tensor, weights: CompositingWeights,
+                backward_weights: CompositingWeights) -> torch.Tensor:
+        ctx.compositing = backward_weights
         return weights.matrix(features.dtype) @ features
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         weights: CompositingWeights = ctx.compositing
         grad = weights.transposed_matrix(grad_output.dtype) @ grad_output.contiguous()
-        return grad, None
+        return grad, None, None
 
 
-def weighted_sum(weights: CompositingWeights, features: torch.Tensor) -> torch.Tensor:
-    """(P, C) = W @ features, differentiable w.r.t. features."""
-    return _WeightedSum.apply(features, weights)
+def weighted_sum(weights: CompositingWeights, features: torch.Tensor,
+                 backward_weights: CompositingWeights | None = None) -> torch.Tensor:
+    """(P, C) = W @ features, differentiable w.r.t. features; `backward_weights` W' (same pixels and
+    Gaussians) makes the gradient W'^T dF instead: some contributions treated as constants."""
+    return _WeightedSum.apply(features, weights, weights if backward_weights is None else backward_weights)
 
 
 @dataclass
