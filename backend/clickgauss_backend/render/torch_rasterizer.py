@@ -67,7 +67,6 @@ class CompositingWeights:
         return _csr(offsets, rows.index_select(0, order), self.weights.index_select(0, order).to(dtype),
                     (self.num_gaussians, self.num_pixels))
 
-
     def transmittance_before(self) -> torch.Tensor:
         """(nnz,) each entry's pixel transmittance just before it: 1 - the weights ahead of it in its
         row (accumulated in float64: a million summed weights would blur a float32 difference)."""
