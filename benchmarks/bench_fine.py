@@ -66,7 +66,9 @@ DIAGNOSED_SEEDS = (101, 102, 103)
 # session 10's candidate, not adopted); "clusters from 25 % of the views": HDBSCAN's minimum
 # cluster size as before session 11 (0.25 of the views instead of the preset's 0.2); "gradient
 # only where the pixel reaches": a pixel's loss moves only the Gaussians it reaches with
-# transmittance >= 0.5 (`gradient_min_transmittance`; session 11's candidate, not adopted).
+# transmittance >= 0.5 (`gradient_min_transmittance`; session 11's candidate, not adopted);
+# "colour-blind spatial term": the paper's spatial term, every neighbour pulling alike (the preset
+# before session 12's `spatial_colour_sigma`).
 VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colours": False},
                              "paper's equal mask shares": {"sampling_exponent_coarse": 1.0},
                              "GFL coherent segments": {"gfl_min_segment_coherence": 0.9},
@@ -75,7 +77,8 @@ VARIANTS: dict[str, dict] = {"full": {}, "masks as given": {"snap_masks_to_colou
                              "session 8's preset": {"gfl_noise_vote_ratio": 0.0, "gfl_split_below": 0.0},
                              "GFL captures from 0.95": {"tau_global": 0.95},
                              "clusters from 25 % of the views": {"min_cluster_size_per_view": 0.25},
-                             "gradient only where the pixel reaches": {"gradient_min_transmittance": 0.5}}
+                             "gradient only where the pixel reaches": {"gradient_min_transmittance": 0.5},
+                             "colour-blind spatial term": {"spatial_colour_sigma": 0.0}}
 THRESHOLD_MODES = ("fixed", "adaptive")
 
 

@@ -189,6 +189,18 @@ def test_spatial_pulls_neighbours_together():
     assert F.cosine_similarity(stepped[0], stepped[1], dim=0) > F.cosine_similarity(features[0], features[1], dim=0)
 
 
+def test_spatial_pairs_can_be_weighted():
+    # neighbour 1 at full weight, neighbour 2 at none: the term is the weighted mean of the cosines
+    # and the unweighted pair moves nothing
+    features = torch.stack([unit(1, 0, 0), unit(0.5, 1, 0), unit(0, 0, 1)]).float().requires_grad_()
+    value = losses.spatial_loss(features, torch.tensor([0]), torch.tensor([[1, 2]]), torch.tensor([[1.0, 0.0]]))
+    expected = -(F.cosine_similarity(features[0], features[1], dim=0) + 0.0) / 2
+    assert math.isclose(value.item(), expected.item(), rel_tol=1e-6)
+    value.backward()
+    assert torch.count_nonzero(features.grad[2]) == 0
+    assert torch.count_nonzero(features.grad[1]) > 0
+
+
 def test_segment_means_average_each_segment():
     features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [9.0, 9.0]])
     means = gfl.segment_means(features, torch.tensor([4, 4, 7, 0]))

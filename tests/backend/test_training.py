@@ -2,6 +2,7 @@
 an end-to-end click that finds the right object, and the train / click / segment-all CLI."""
 
 import json
+import math
 import subprocess
 from dataclasses import asdict
 
@@ -21,7 +22,8 @@ from clickgauss_backend.features.mask_snapping import SnapSettings
 from clickgauss_backend.features.masks import MaskStore, PrecomputedMasks
 from clickgauss_backend.features.query import click
 from clickgauss_backend.features.pipeline import MaskChoice, TrainingPlaces, TrainingRequest, run_training
-from clickgauss_backend.features.trainer import TrainingCancelled, _TrainingViews, compute_global_clusters, mask_edges, neighbour_table
+from clickgauss_backend.features.trainer import (TrainingCancelled, _TrainingViews, colour_affinity, compute_global_clusters,
+                                                 mask_edges, neighbour_table)
 from clickgauss_backend.splat_scene import SplatScene
 
 CONFIG = TrainConfig.preset(PRESET_TINY)
@@ -226,6 +228,25 @@ def test_spatial_neighbours_of_alike_size_leave_a_large_gaussian_out_of_small_on
     # a Gaussian with too few alike neighbours lists itself in the free places
     lonely = neighbour_table(positions[:9], 3, sizes[:9], max_size_ratio=3.0)
     assert list(lonely[big]) == [big, big, big]
+
+
+def test_colour_affinity_keeps_alike_colours_and_drops_a_colour_edge():
+    # a red Gaussian whose neighbours are a slightly different red and a green one (a part's edge)
+    colours = np.array([[0.80, 0.10, 0.10], [0.83, 0.12, 0.09], [0.10, 0.70, 0.20]])
+    weights = colour_affinity(colours, np.array([[1, 2], [0, 2], [0, 1]]), sigma=0.1)
+    assert weights.shape == (3, 2) and weights.dtype == np.float32
+    assert weights[0, 0] > 0.9 and weights[1, 0] > 0.9   # alike: kept (symmetric)
+    assert weights[0, 1] < 1e-6 and weights[2, 0] < 1e-6  # across the colour edge: gone
+    assert math.isclose(float(colour_affinity(colours[:2], np.array([[1], [0]]), sigma=0.1)[0, 0]),
+                        math.exp(-(0.03 ** 2 + 0.02 ** 2 + 0.01 ** 2) / (2 * 0.1 ** 2)), rel_tol=1e-5)
+
+
+def test_spatial_colour_sigma_reaches_the_training(short_run, setup):
+    # the other side of the preset's choice (weighted pairs or the paper's) trains other features
+    other_sigma = 0.0 if short_run.config.spatial_colour_sigma > 0 else 0.1
+    other = setup.train({**SHORT_CHANGES, "spatial_colour_sigma": other_sigma}, seed=0)
+    assert other.config.spatial_colour_sigma == other_sigma
+    assert not np.allclose(other.features, short_run.features, atol=1e-3)
 
 
 def test_gradient_min_transmittance_reaches_the_training(short_run, setup):

@@ -108,8 +108,11 @@ def rendered_norm_loss(rendered: torch.Tensor, config: TrainConfig) -> torch.Ten
     return total
 
 
-def spatial_loss(features: torch.Tensor, sampled: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
-    """L_spatial: -mean cosine between sampled Gaussians (Ns,) and their K nearest neighbours (Ns, K)."""
+def spatial_loss(features: torch.Tensor, sampled: torch.Tensor, neighbours: torch.Tensor,
+                 pair_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L_spatial: -mean cosine between sampled Gaussians (Ns,) and their K nearest neighbours (Ns, K),
+    each pair's cosine times its weight in `pair_weights` (Ns, K) when given."""
     anchor = F.normalize(features[sampled], dim=-1)[:, None, :]
     near = F.normalize(features[neighbours], dim=-1)
-    return -(anchor * near).sum(dim=-1).mean()
+    cosine = (anchor * near).sum(dim=-1)
+    return -(cosine if pair_weights is None else cosine * pair_weights).mean()

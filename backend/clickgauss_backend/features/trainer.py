@@ -163,6 +163,13 @@ class _TrainingViews:
         return (self.get(index) for index in range(len(self)))
 
 
+def colour_affinity(colours: np.ndarray, neighbours: np.ndarray, sigma: float) -> np.ndarray:
+    """(N, K) float32 exp(-|c_i - c_j|^2 / (2 sigma^2)) between each Gaussian's base colour (N, 3)
+    and each of its neighbours' (`neighbours` (N, K))."""
+    difference = colours[:, None, :] - colours[neighbours]
+    return np.exp(-(difference ** 2).sum(axis=-1) / (2.0 * sigma ** 2)).astype(np.float32)
+
+
 def _pixel_coordinates(flat_index: np.ndarray, width: int) -> torch.Tensor:
     """(P,) flat pixel indices -> (P, 2) int64 (x, y), the rasterizer's `pixels=` layout."""
     return torch.from_numpy(np.stack([flat_index % width, flat_index // width], axis=1).astype(np.int64))
@@ -410,7 +417,8 @@ def _gfl_refresh_due(config: TrainConfig, iteration: int) -> bool:
 
 
 def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sampled_views: list[int],
-                neighbours: torch.Tensor, config: TrainConfig, iteration: int) -> dict[str, torch.Tensor]:
+                neighbours: torch.Tensor, config: TrainConfig, iteration: int,
+                neighbour_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One iteration's weighted loss terms: a view's pixels sampled, rendered, compared."""
     features, rng, device = state.features, state.rng, state.features.device
     gaussian_count = features.shape[0]
@@ -444,7 +452,8 @@ def _loss_terms(scene, state: _TrainingState, training_views: _TrainingViews, sa
         terms["rendered_norm"] = config.lambda_rendered_norm * losses.rendered_norm_loss(rendered[in_pairs], config)
     if config.spatial and neighbours.shape[1] > 0:
         sampled = torch.from_numpy(rng.integers(gaussian_count, size=min(config.spatial_samples, gaussian_count))).to(device)
-        terms["spatial"] = config.lambda_spatial * losses.spatial_loss(features, sampled, neighbours[sampled])
+        terms["spatial"] = config.lambda_spatial * losses.spatial_loss(
+            features, sampled, neighbours[sampled], None if neighbour_weights is None else neighbour_weights[sampled])
     return terms
 
 
@@ -492,6 +501,10 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
     neighbours = torch.from_numpy(neighbour_table(
         scene.cloud.positions, config.spatial_neighbours, np.exp(scene.cloud.log_scales).max(axis=1),
         config.spatial_max_size_ratio)).to(device)
+    neighbour_weights = None
+    if config.spatial_colour_sigma > 0:
+        neighbour_weights = torch.from_numpy(colour_affinity(
+            np.asarray(scene.cloud.colors), neighbours.cpu().numpy(), config.spatial_colour_sigma)).to(device)
     checkpoint_path = None
     if checkpoint_dir is not None:
         os.makedirs(checkpoint_dir, exist_ok=True)
@@ -509,7 +522,8 @@ def train_feature_field(scene, mask_store, config: TrainConfig | None = None,
             clusters, targets = compute_global_clusters(scene.gaussians, state.features.detach(), training_views, config)
             state.clusters = {level: torch.from_numpy(centres).to(device) for level, centres in clusters.items()}
             state.gfl_targets = {level: torch.from_numpy(chosen).to(device) for level, chosen in targets.items()}
-        terms = _loss_terms(scene, state, training_views, sampled_views, neighbours, config, iteration)
+        terms = _loss_terms(scene, state, training_views, sampled_views, neighbours, config, iteration,
+                            neighbour_weights)
         last_losses = _optimizer_step(state, terms)
         done = state.iteration
         if done % report_every == 0 or done == config.iterations:
